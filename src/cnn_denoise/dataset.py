@@ -1,0 +1,145 @@
+"""Load the course's dataset zip safely, validate it, and split it into train and test.
+
+The zip holds one torch file, i.e. a pickle: it is loaded with `weights_only=True`, which
+refuses anything but tensors and plain containers, so a hostile file cannot run code. It is
+read in memory, so no member is ever written to disk, and members whose names would escape
+their folder, or that would inflate past the limits (zip bombs), refuse the whole zip.
+
+Accepted layouts: a list of (x, y) pairs (the course's), a pair of stacked tensors (X, Y),
+or a dict {"x": X, "y": Y}; each signal [1, N] or [N], stacked ones [Q, 1, N] or [Q, N].
+The result is always {"x": [Q, 1, N], "y": [Q, 1, N]} float32.
+"""
+
+import io
+import pickle
+import zipfile
+from pathlib import PurePosixPath, PureWindowsPath
+
+import torch
+
+from .errors import PipelineError
+
+TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".tar", ".torch")
+MAX_MEMBER_BYTES = 4 << 30  # refuse a member that inflates past 4 GiB
+MAX_RATIO = 200  # refuse a member compressed more than 200:1
+MAX_MEMBERS = 10_000
+
+
+def _unsafe_name(name: str) -> bool:
+    posix, win = PurePosixPath(name), PureWindowsPath(name)
+    return posix.is_absolute() or win.is_absolute() or bool(win.drive) or ".." in posix.parts or ".." in win.parts
+
+
+def _ignored(name: str) -> bool:
+    base = PurePosixPath(name).name
+    return name.startswith("__MACOSX/") or base.startswith(".")
+
+
+def read_torch_member(path) -> object:
+    """Return the object stored in the zip's only torch file, loaded with weights_only=True."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PipelineError(f"{path} is not a readable zip ({exc}); fix data.url or delete it and run dvc repro again") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise PipelineError(f"{path} has {len(infos)} members (limit {MAX_MEMBERS}); this is not the course's dataset zip")
+        for info in infos:
+            if _unsafe_name(info.filename):
+                raise PipelineError(f"{path}: member {info.filename!r} points outside its folder (zip slip); refusing this zip")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise PipelineError(f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); refusing a possible zip bomb")
+            if info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise PipelineError(f"{path}: member {info.filename!r} is compressed {info.file_size // max(info.compress_size, 1)}:1 (limit {MAX_RATIO}:1); refusing a possible zip bomb")
+        files = [i for i in infos if not i.is_dir() and not _ignored(i.filename)]
+        found = [i for i in files if PurePosixPath(i.filename).suffix.lower() in TORCH_SUFFIXES]
+        if len(found) != 1:
+            names = ", ".join(i.filename for i in files) or "nothing"
+            what = "no torch file" if not found else f"{len(found)} torch files"
+            raise PipelineError(f"{path} holds {what} (members: {names}); the zip must hold exactly one {'/'.join(TORCH_SUFFIXES)} file")
+        try:
+            data = zf.read(found[0])
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise PipelineError(f"{path}: member {found[0].filename!r} is corrupt ({exc}); fix data.url or re-download") from exc
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"{path}: {found[0].filename} holds more than tensors and refuses to load with weights_only=True ({first}); use a file of plain tensors") from exc
+    except (RuntimeError, EOFError, ValueError) as exc:
+        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
+
+
+def _as_rows(t, what: str) -> torch.Tensor:
+    """A stack [Q, 1, N] or [Q, N] as [Q, 1, N]."""
+    if not isinstance(t, torch.Tensor):
+        raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
+    if t.dim() == 2:
+        t = t.unsqueeze(1)
+    if t.dim() != 3 or t.shape[1] != 1:
+        raise PipelineError(f"dataset: {what} has shape {tuple(t.shape)}, expected [Q, 1, N] or [Q, N] (mono audio)")
+    return t
+
+
+def _signal(t, what: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
+    if t.dim() != 2 or t.shape[0] != 1:
+        raise PipelineError(f"dataset: {what} has shape {tuple(t.shape)}, expected [1, N] or [N] (mono audio)")
+    return t
+
+
+def to_pairs(obj) -> dict:
+    """Normalise any accepted layout to {"x": [Q,1,N], "y": [Q,1,N]} and validate it."""
+    if isinstance(obj, dict) and {"x", "y"} <= set(obj):
+        X, Y = _as_rows(obj["x"], "x"), _as_rows(obj["y"], "y")
+    elif isinstance(obj, (list, tuple)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] != 1 for t in obj):
+        X, Y = _as_rows(obj[0], "X"), _as_rows(obj[1], "Y")
+    elif isinstance(obj, (list, tuple)) and obj:
+        xs, ys = [], []
+        for q, pair in enumerate(obj):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise PipelineError(f"dataset: item {q} is not an (x, y) pair; expected a list of (noisy, clean) tensor pairs")
+            x, y = _signal(pair[0], f"x of pair {q}"), _signal(pair[1], f"y of pair {q}")
+            if x.shape != y.shape:
+                raise PipelineError(f"dataset: pair {q} has x {tuple(x.shape)} and y {tuple(y.shape)}; x and y must have the same shape")
+            if xs and x.shape != xs[0].shape:
+                raise PipelineError(f"dataset: pair {q} has shape {tuple(x.shape)} but pair 0 has {tuple(xs[0].shape)}; all recordings must have one length")
+            for name, t in (("x", x), ("y", y)):
+                if t.dtype != torch.float32:
+                    raise PipelineError(f"dataset: {name} of pair {q} is {t.dtype}, expected torch.float32; convert the data with .float()")
+            xs.append(x)
+            ys.append(y)
+        X, Y = torch.stack(xs), torch.stack(ys)
+    else:
+        raise PipelineError(f"dataset: unsupported layout {type(obj).__name__}; expected a list of (x, y) pairs, (X, Y) or {{'x': X, 'y': Y}}")
+    if X.shape != Y.shape:
+        raise PipelineError(f"dataset: x {tuple(X.shape)} and y {tuple(Y.shape)} differ in shape; they must match")
+    for name, t in (("x", X), ("y", Y)):
+        if t.dtype != torch.float32:
+            raise PipelineError(f"dataset: {name} is {t.dtype}, expected torch.float32; convert the data with .float()")
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            q = int(bad.flatten(1).any(1).nonzero()[0])
+            raise PipelineError(f"dataset: {name} of pair {q} holds NaN or infinite values; clean or drop that recording")
+    if X.shape[0] < 1 or X.shape[-1] < 1:
+        raise PipelineError(f"dataset: no samples (shape {tuple(X.shape)}); the dataset is empty")
+    return {"x": X.contiguous(), "y": Y.contiguous()}
+
+
+def split_pairs(pairs: dict, test_size: int, seed: int) -> tuple[dict, dict]:
+    """A seeded random split: `test_size` pairs for testing, the rest for training."""
+    q = pairs["x"].shape[0]
+    if test_size < 1 or test_size >= q:
+        raise PipelineError(f"data.test_size is {test_size} but the dataset has {q} pairs; set it between 1 and {q - 1} in params.yaml")
+    order = torch.randperm(q, generator=torch.Generator().manual_seed(seed))
+    test, train = order[:test_size].sort().values, order[test_size:].sort().values
+    return ({k: v[train].clone() for k, v in pairs.items()}, {k: v[test].clone() for k, v in pairs.items()})
+
+
+def load_split(path) -> dict:
+    """A split written by the split stage: {"x": [Q,1,N], "y": [Q,1,N]}."""
+    return torch.load(path, weights_only=True, map_location="cpu")

@@ -1,0 +1,20 @@
+"""The one exception type for bad input: stages print its message as one line and exit 1."""
+
+
+class PipelineError(Exception):
+    """Bad input or a failed step; the message names the problem and the fix."""
+
+
+def run_stage(main) -> None:
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1."""
+    import sys
+
+    try:
+        code = main()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs left as they were, run dvc repro again", file=sys.stderr)
+        code = 130
+    sys.exit(code or 0)

@@ -1,0 +1,84 @@
+"""Convolutional neural networks built from MIMO filters (Lab 2B, Tasks 1 and 3).
+
+    X_0 = X,   X_l = tanh(sum_k S^k X_{l-1} H_{lk}),   Phi(X) = X_L
+
+The lab's text puts tanh on every layer (the default); the course's code left the last
+layer linear, which `last_activation="linear"` reproduces.
+"""
+
+import torch
+import torch.nn as nn
+
+from .filters import MIMOFilter
+
+ACTIVATIONS = ("tanh", "linear")
+
+
+class MIMOCNN(nn.Module):
+    """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
+
+    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "conv1d"):
+        super().__init__()
+        taps, features = list(taps), list(features)
+        if len(taps) < 1:
+            raise ValueError("MIMOCNN: taps must list at least one layer, e.g. [40, 40]")
+        if len(features) != len(taps) + 1:
+            raise ValueError(
+                f"MIMOCNN: features must have len(taps) + 1 = {len(taps) + 1} entries [F_0..F_L], "
+                f"got {len(features)}: {features}"
+            )
+        if last_activation not in ACTIVATIONS:
+            raise ValueError(f"MIMOCNN: last_activation must be one of {ACTIVATIONS}, got {last_activation!r}")
+        self.taps, self.features, self.last_activation = taps, features, last_activation
+        self.layers = nn.ModuleList(
+            MIMOFilter(k, f_in, f_out, backend=backend)
+            for k, f_in, f_out in zip(taps, features[:-1], features[1:])
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """How many input samples (the current one and the past) reach one output sample."""
+        return sum(self.taps) - len(self.taps) + 1
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            X = layer(X)
+            if i < last or self.last_activation == "tanh":
+                X = torch.tanh(X)
+        return X
+
+
+class CNN(MIMOCNN):
+    """Task 1: a single-feature CNN (every layer 1 -> 1); input (batch, N) or (N,)."""
+
+    def __init__(self, taps, last_activation: str = "tanh", backend: str = "conv1d"):
+        taps = list(taps)
+        super().__init__(taps, [1] * (len(taps) + 1), last_activation=last_activation, backend=backend)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (1, 2):
+            raise ValueError(f"CNN: expected input (batch, N) or (N,), got shape {tuple(x.shape)}")
+        return super().forward(x.unsqueeze(-2)).squeeze(-2)
+
+
+def build(taps, features, last_activation="tanh", backend="conv1d", seed=None) -> MIMOCNN:
+    """A MIMOCNN whose initial weights depend only on `seed` (when given)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return MIMOCNN(taps, features, last_activation=last_activation, backend=backend)
+
+
+def save(model: MIMOCNN, path) -> None:
+    """A checkpoint that carries its own spec, so evaluation needs no params."""
+    from .atomic import save_torch
+
+    spec = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation}
+    save_torch(path, {"spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+
+
+def load(path, backend="conv1d") -> MIMOCNN:
+    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    model = MIMOCNN(**checkpoint["spec"], backend=backend)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

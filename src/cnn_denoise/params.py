@@ -1,0 +1,96 @@
+"""params.yaml as a typed schema: a wrong key, type or value is refused, by name, before any work.
+
+Every stage validates the whole file (so a typo fails the first stage, not the last one) and
+then reads only the keys that dvc.yaml declares for it.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import PipelineError
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Synthetic(_Strict):
+    pairs: PositiveInt
+    samples: PositiveInt
+    seed: int
+
+
+class Data(_Strict):
+    url: str = Field(min_length=1)
+    sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    timeout: float = Field(gt=0)
+    synthetic: Synthetic
+    test_size: PositiveInt
+    split_seed: int
+
+
+class Model(_Strict):
+    taps: list[PositiveInt] = Field(min_length=1)
+    features: list[PositiveInt]
+    last_activation: Literal["tanh", "linear"]
+    backend: Literal["conv1d", "shift"]
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        if len(self.features) != len(self.taps) + 1:
+            raise ValueError(f"features needs len(taps) + 1 = {len(self.taps) + 1} entries [F_0..F_L], got {len(self.features)}")
+        if self.features[0] != 1 or self.features[-1] != 1:
+            raise ValueError(f"features must start and end with 1 for mono audio, got {self.features}")
+        return self
+
+
+class Train(_Strict):
+    lr: float = Field(gt=0)
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+
+
+class Params(_Strict):
+    data: Data
+    model: Model
+    train: Train
+
+
+def _one_line(err: ValidationError) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    got = "" if e["type"] in ("missing", "model_type") or "after" in str(e.get("ctx", "")) else f" (got {e['input']!r})"
+    more = f" [and {len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
+    return f"{key}: {msg}{got}{more}"
+
+
+def load(path="params.yaml") -> Params:
+    """Read and validate params.yaml; raise PipelineError naming the key on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found; run the stage from the project's root") from None
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}); fix its syntax") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise PipelineError(f"{path}: {_one_line(exc)}; fix it in {path.name}") from None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"model": {"taps": [40, 40]}} -> {"model.taps": [40, 40]}: keys as DVC and MLflow name them."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out

@@ -1,0 +1,100 @@
+"""An offline stand-in for the course's dataset, made deterministically.
+
+The course ships a zip holding one torch file: a list of Q (x, y) pairs, each a float32
+tensor [1, N] (1 s at 32 kHz), y clean speech below ~2 kHz, x = 0.5 y + n with n Gaussian
+noise band-passed to ~14-15.5 kHz, peaks ~1e-3. This module makes data with the same
+layout and statistics, so that the pipeline runs with no network:
+
+- speech-like y: syllables (80-300 ms) separated by pauses, each a harmonic series on a
+  gliding pitch contour (90-220 Hz) shaped by two formants, low-passed at 1.9 kHz;
+- n: white Gaussian noise through a band-pass filter at 14-15.5 kHz.
+
+Every value is rounded to a 2^-32 grid before the float32 cast, so the bytes do not depend
+on the last bit of the machine's sin/exp: the same seed gives the same zip everywhere.
+"""
+
+import io
+import zipfile
+
+import numpy as np
+import scipy.signal
+import torch
+
+SAMPLE_RATE = 32000  # Hz, as the course's recordings
+SPEECH_BAND = 1900.0  # Hz, the clean signal's low-pass edge
+NOISE_BAND = (14000.0, 15500.0)  # Hz, the noise's pass band
+SPEECH_PEAK = (0.8e-3, 1.2e-3)  # peak |y|, drawn per recording
+NOISE_RMS = 1.5e-4  # RMS of n
+MEMBER = "lab2b_data.pt"  # name of the torch file inside the zip
+_GRID = 2.0**32  # values are multiples of 1 / _GRID
+_ZIP_TIME = (2023, 11, 3, 0, 0, 0)  # fixed timestamp: the lab's date
+
+
+def _syllable(rng: np.random.Generator, length: int, fs: int) -> np.ndarray:
+    """A voiced segment: harmonics of a gliding f0, weighted by two formant resonances."""
+    t = np.arange(length) / fs
+    f0_start = rng.uniform(90.0, 220.0)
+    f0_end = f0_start * rng.uniform(0.75, 1.3)  # intonation glide
+    f0 = np.linspace(f0_start, f0_end, length) * (1 + 0.02 * np.sin(2 * np.pi * rng.uniform(4, 7) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / fs
+    formants = [(rng.uniform(300, 900), rng.uniform(60, 120)), (rng.uniform(900, 1800), rng.uniform(80, 160))]
+    h = np.arange(1, int(SPEECH_BAND // 80) + 1)[:, None]  # harmonic numbers
+    freq = h * f0[None, :]
+    gain = sum(1.0 / np.sqrt(1.0 + ((freq - fc) / bw) ** 2) for fc, bw in formants) / np.sqrt(h)
+    gain = gain * (freq < SPEECH_BAND)
+    offsets = rng.uniform(0, 2 * np.pi, size=(len(h), 1))
+    voiced = np.sum(gain * np.sin(h * phase[None, :] + offsets), axis=0)
+    envelope = np.sin(np.pi * np.arange(length) / length) ** rng.uniform(0.3, 1.0)
+    return voiced * envelope * rng.uniform(0.3, 1.0)
+
+
+def clean_speech(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> np.ndarray:
+    """One speech-like recording of n samples: syllables and pauses, band-limited, peak ~1e-3."""
+    y = np.zeros(n)
+    pos = int(rng.uniform(0.0, 0.15) * fs)
+    while pos < n:
+        length = min(int(rng.uniform(0.08, 0.30) * fs), n - pos)
+        if length > 8:
+            y[pos : pos + length] += _syllable(rng, length, fs)
+        pos += length + int(rng.uniform(0.03, 0.25) * fs)
+    y = scipy.signal.sosfiltfilt(scipy.signal.butter(8, SPEECH_BAND, fs=fs, output="sos"), y)
+    peak = np.max(np.abs(y))
+    return y * (rng.uniform(*SPEECH_PEAK) / peak) if peak > 0 else y
+
+
+def band_noise(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> np.ndarray:
+    """Gaussian noise band-passed to NOISE_BAND, scaled to NOISE_RMS."""
+    sos = scipy.signal.butter(6, NOISE_BAND, btype="bandpass", fs=fs, output="sos")
+    warmup = 2048  # samples dropped while the filter settles
+    noise = scipy.signal.sosfilt(sos, rng.standard_normal(n + warmup))[warmup:]
+    return noise * (NOISE_RMS / np.sqrt(np.mean(noise**2)))
+
+
+def _quantize(v: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy((np.round(v * _GRID) / _GRID).astype(np.float32))
+
+
+def make_pairs(pairs: int, samples: int, seed: int, fs: int = SAMPLE_RATE) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Q (x, y) pairs in the course's layout: float32 tensors [1, samples], x = 0.5 y + n."""
+    if pairs < 1 or samples < 1:
+        raise ValueError(f"synthetic data needs pairs >= 1 and samples >= 1, got pairs={pairs}, samples={samples}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(pairs):
+        y = np.round(clean_speech(rng, samples, fs) * _GRID) / _GRID
+        n = np.round(band_noise(rng, samples, fs) * _GRID) / _GRID
+        out.append((_quantize(0.5 * y + n)[None, :], _quantize(y)[None, :]))
+    return out
+
+
+def make_zip(pairs: int, samples: int, seed: int) -> bytes:
+    """The whole dataset as the bytes of a zip holding one torch file, as the course ships it."""
+    buffer = io.BytesIO()
+    torch.save(make_pairs(pairs, samples, seed), buffer)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        info = zipfile.ZipInfo(MEMBER, date_time=_ZIP_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, buffer.getvalue(), compresslevel=6)
+    return out.getvalue()

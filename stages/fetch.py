@@ -1,0 +1,31 @@
+"""fetch: the dataset zip, made offline (data.url: synthetic) or downloaded and hash-checked."""
+
+import argparse
+import hashlib
+import sys
+
+from cnn_denoise import download, params, synth
+from cnn_denoise.atomic import write_bytes
+from cnn_denoise.errors import PipelineError, run_stage
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", help="where to write the zip")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    data = params.load(args.params).data
+    if data.url != "synthetic":
+        download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout)
+        return
+    s = data.synthetic
+    blob = synth.make_zip(s.pairs, s.samples, s.seed)
+    found = hashlib.sha256(blob).hexdigest()
+    if data.sha256 is not None and found != data.sha256.lower():
+        raise PipelineError(f"data.sha256 mismatch for the synthetic dataset: expected {data.sha256.lower()}, got {found}; update data.sha256 or set it to null")
+    write_bytes(args.out, blob)
+    print(f"fetch: synthetic dataset, {s.pairs} pairs of {s.samples} samples, sha256 {found}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

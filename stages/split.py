@@ -1,0 +1,29 @@
+"""split: hold out data.test_size pairs for testing, seeded by data.split_seed."""
+
+import argparse
+import sys
+
+import torch
+
+from cnn_denoise import params
+from cnn_denoise.atomic import save_torch
+from cnn_denoise.dataset import split_pairs
+from cnn_denoise.errors import run_stage
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("pairs", help="the validated pairs from unzip")
+    parser.add_argument("train_out")
+    parser.add_argument("test_out")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    data = params.load(args.params).data
+    train, test = split_pairs(torch.load(args.pairs, weights_only=True), data.test_size, data.split_seed)
+    save_torch(args.train_out, train)
+    save_torch(args.test_out, test)
+    print(f"split: {train['x'].shape[0]} train, {test['x'].shape[0]} test", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,45 @@
+"""train: the CNN of params.yaml (model.*) trained with SGD on the mean L1 (train.*)."""
+
+import argparse
+import csv
+import io
+
+import torch
+
+from cnn_denoise import model as cnn
+from cnn_denoise import params, tracking
+from cnn_denoise.atomic import write_text
+from cnn_denoise.dataset import load_split
+from cnn_denoise.errors import run_stage
+from cnn_denoise.train import fit, pick_device
+
+
+def history_csv(history: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(history[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in row.items()} for row in history)
+    return out.getvalue()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("train_set")
+    parser.add_argument("test_set")
+    parser.add_argument("model_out")
+    parser.add_argument("history_out", help="per-epoch train/test L1 (CSV, a DVC plot)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    p = params.load(args.params)
+    torch.use_deterministic_algorithms(True)
+    model = cnn.build(p.model.taps, p.model.features, p.model.last_activation, p.model.backend, seed=p.train.seed)
+    t = p.train
+    history = fit(model, load_split(args.train_set), load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed, pick_device(t.device))
+    cnn.save(model, args.model_out)
+    write_text(args.history_out, history_csv(history))
+    logged = params.flatten(p.model_dump(include={"model", "train"}))
+    return tracking.guarded("logging training", lambda: tracking.log_training(logged, history, model, args.model_out))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,23 @@
+"""unzip: load the zip's torch file safely (weights_only), validate it, stack it as {x, y}."""
+
+import argparse
+import sys
+
+from cnn_denoise.atomic import save_torch
+from cnn_denoise.dataset import read_torch_member, to_pairs
+from cnn_denoise.errors import run_stage
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("zip", help="the dataset zip from fetch")
+    parser.add_argument("out", help="where to write the validated pairs")
+    args = parser.parse_args(argv)
+    pairs = to_pairs(read_torch_member(args.zip))
+    save_torch(args.out, pairs)
+    q, _, n = pairs["x"].shape
+    print(f"unzip: {q} pairs of {n} samples", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,114 @@
+"""CNN and MIMOCNN against a composition of SciPy filters; Proposition 1 as a property test."""
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnn_denoise import CNN, MIMOCNN, MIMOFilter
+from cnn_denoise import model as cnn
+from cnn_denoise.filters import BACKENDS, shift
+
+
+def scipy_cnn(X: np.ndarray, model: MIMOCNN) -> np.ndarray:
+    """The lab's recursion (11), each MIMO filter as a sum of lfilter calls, tanh per layer."""
+    last = len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        H = layer.H.detach().double().numpy()
+        Y = np.zeros((X.shape[0], H.shape[2], X.shape[2]))
+        for g in range(H.shape[2]):
+            for f in range(H.shape[1]):
+                Y[:, g] += scipy.signal.lfilter(H[:, f, g], [1.0], X[:, f], axis=-1)
+        X = np.tanh(Y) if (i < last or model.last_activation == "tanh") else Y
+    return X
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("last", ["tanh", "linear"])
+def test_mimocnn_matches_scipy(backend, last):
+    torch.manual_seed(3)
+    model = MIMOCNN([5, 3, 7], [2, 4, 3, 1], last_activation=last, backend=backend).double()
+    X = torch.randn(3, 2, 40, dtype=torch.float64)
+    np.testing.assert_allclose(model(X).detach().numpy(), scipy_cnn(X.numpy(), model), rtol=1e-10, atol=1e-12)
+
+
+def test_layers_are_mimo_filters_with_lab_shapes():
+    model = MIMOCNN([40, 40], [1, 5, 1])
+    assert isinstance(model.layers, torch.nn.ModuleList)
+    assert all(isinstance(layer, MIMOFilter) for layer in model.layers)
+    assert [tuple(layer.H.shape) for layer in model.layers] == [(40, 1, 5), (40, 5, 1)]
+    assert model.receptive_field == 79
+
+
+def test_tanh_on_every_layer_is_the_default():
+    torch.manual_seed(0)
+    model = MIMOCNN([3], [1, 1])
+    with torch.no_grad():
+        model.layers[0].H.fill_(10.0)
+    assert model(torch.ones(1, 1, 5)).abs().max() <= 1.0  # tanh bounds the output
+    linear = MIMOCNN([3], [1, 1], last_activation="linear")
+    linear.load_state_dict(model.state_dict())
+    assert linear(torch.ones(1, 1, 5)).max().item() == pytest.approx(30.0)
+
+
+def test_cnn_is_single_feature_mimocnn():
+    torch.manual_seed(5)
+    net = CNN([4, 6, 3])
+    assert [tuple(layer.H.shape) for layer in net.layers] == [(4, 1, 1), (6, 1, 1), (3, 1, 1)]
+    x = torch.randn(2, 30)
+    ref = MIMOCNN([4, 6, 3], [1, 1, 1, 1])
+    ref.load_state_dict(net.state_dict())
+    torch.testing.assert_close(net(x), ref(x.unsqueeze(1)).squeeze(1))
+    assert net(x[0]).shape == (30,)
+    torch.testing.assert_close(net(x[0]), net(x)[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    taps=st.lists(st.integers(1, 8), min_size=1, max_size=3),
+    width=st.integers(1, 4),
+    n=st.integers(2, 40),
+    k=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    backend=st.sampled_from(BACKENDS),
+)
+def test_proposition_1_shift_equivariance(taps, width, n, k, seed, backend):
+    """Phi(S^k x) = S^k Phi(x) for the zero-padded shift (tanh(0) = 0 keeps the zeros)."""
+    torch.manual_seed(seed)
+    features = [1] + [width] * (len(taps) - 1) + [1]
+    model = MIMOCNN(taps, features, backend=backend).double()
+    x = torch.randn(2, 1, n, dtype=torch.float64)
+    torch.testing.assert_close(model(shift(x, k)), shift(model(x), k))
+
+
+@pytest.mark.parametrize("taps, features, message", [
+    ([40, 40], [1, 5], "len\\(taps\\) \\+ 1"),
+    ([40, 40], [1, 5, 1, 1], "len\\(taps\\) \\+ 1"),
+    ([], [1], "at least one layer"),
+    ([40, 0], [1, 5, 1], "taps must be an integer >= 1"),
+    ([3], [1, 0], "out_features must be an integer >= 1"),
+])
+def test_bad_specs(taps, features, message):
+    with pytest.raises(ValueError, match=message):
+        MIMOCNN(taps, features)
+
+
+def test_wrong_input_feature_count():
+    with pytest.raises(ValueError, match="expected input"):
+        MIMOCNN([3, 3], [2, 4, 1])(torch.randn(1, 1, 20))
+    with pytest.raises(ValueError, match="CNN: expected input"):
+        CNN([3])(torch.randn(1, 1, 20))
+    with pytest.raises(ValueError, match="last_activation"):
+        MIMOCNN([3], [1, 1], last_activation="relu")
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = cnn.build([5, 3], [1, 2, 1], "linear", seed=7)
+    cnn.save(model, tmp_path / "m.pt")
+    again = cnn.load(tmp_path / "m.pt")
+    assert (again.taps, again.features, again.last_activation) == ([5, 3], [1, 2, 1], "linear")
+    x = torch.randn(2, 1, 50)
+    torch.testing.assert_close(again(x), model(x))
+    assert cnn.build([5, 3], [1, 2, 1], seed=7).state_dict()["layers.0.H"].equal(model.state_dict()["layers.0.H"])
