@@ -65,8 +65,11 @@ def read_torch_member(path) -> object:
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"{path}: {found[0].filename} holds more than tensors and refuses to load with weights_only=True ({first}); use a file of plain tensors") from exc
+        detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split())
+        if "Unsupported global" in detail:
+            detail = detail.split(" was not an allowed global")[0]
+            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors ({detail}); refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
+        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({detail.split(' Check the documentation')[0]}); fix data.url") from exc
     except (RuntimeError, EOFError, ValueError) as exc:
         raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
 

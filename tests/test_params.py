@@ -1,0 +1,66 @@
+"""params.yaml's schema: the shipped file is valid and each kind of mistake is named by key."""
+
+import pytest
+import yaml
+
+from cnn_denoise import params
+from cnn_denoise.errors import PipelineError
+
+from conftest import REPO
+
+
+def shipped():
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_shipped_params_are_the_labs_task_4():
+    p = params.load(REPO / "params.yaml")
+    assert (p.model.taps, p.model.features, p.model.last_activation) == ([40, 40], [1, 5, 1], "tanh")
+    assert (p.train.lr, p.train.batch_size, p.train.epochs) == (0.5, 32, 20)
+    assert (p.data.url, p.data.synthetic.pairs, p.data.test_size) == ("synthetic", 300, 50)
+
+
+def test_every_key_has_a_comment():
+    for line in (REPO / "params.yaml").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and not line.rstrip().endswith(":"):
+            assert "#" in line, f"params.yaml line without a comment: {line!r}"
+
+
+def edit(tmp_path, change):
+    raw = shipped()
+    change(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["train"].update(lr="fast"), r"train\.lr: Input should be a valid number.*'fast'"),
+    (lambda p: p["train"].update(lr=-0.1), r"train\.lr: Input should be greater than 0"),
+    (lambda p: p["train"].update(epochs=0), r"train\.epochs: Input should be greater than or equal to 1"),
+    (lambda p: p["train"].pop("seed"), r"train\.seed: Field required"),
+    (lambda p: p["train"].update(momentum=0.9), r"train\.momentum: Extra inputs are not permitted"),
+    (lambda p: p["model"].update(features=[2, 5, 1]), r"model: features must start and end with 1"),
+    (lambda p: p["model"].update(features=[1, 5, 5, 1]), r"model: features needs len\(taps\) \+ 1 = 3"),
+    (lambda p: p["model"].update(taps=[40, 0]), r"model\.taps\.1: Input should be greater than or equal to 1"),
+    (lambda p: p["model"].update(last_activation="relu"), r"model\.last_activation: Input should be 'tanh' or 'linear'"),
+    (lambda p: p["data"].update(sha256="abc"), r"data\.sha256: String should match pattern"),
+    (lambda p: p["data"]["synthetic"].update(pairs=1.5), r"data\.synthetic\.pairs: Input should be a valid integer"),
+])
+def test_mistakes_are_named(tmp_path, change, message):
+    with pytest.raises(PipelineError, match=message) as err:
+        params.load(edit(tmp_path, change))
+    assert "\n" not in str(err.value) and "fix it in params.yaml" in str(err.value)
+
+
+def test_missing_and_broken_file(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        params.load(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        params.load(tmp_path / "params.yaml")
+
+
+def test_flatten():
+    assert params.flatten({"model": {"taps": [40, 40]}, "train": {"lr": 0.5, "d": {"x": 1}}}) == {
+        "model.taps": [40, 40], "train.lr": 0.5, "train.d.x": 1}

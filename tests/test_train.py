@@ -1,0 +1,56 @@
+"""The training loop: it learns, it is deterministic, it refuses to write a diverged model."""
+
+import pytest
+import torch
+
+from cnn_denoise import model as cnn
+from cnn_denoise.errors import PipelineError
+from cnn_denoise.filters import shift
+from cnn_denoise.train import fit, pick_device
+
+
+def toy(q=24, n=200, seed=0):
+    """y = 0.5 * (x delayed by 2): a CNN with a linear last layer can learn it exactly."""
+    x = torch.randn(q, 1, n, generator=torch.Generator().manual_seed(seed)) * 0.5
+    return {"x": x, "y": 0.5 * shift(x, 2)}
+
+
+def test_sgd_reduces_the_loss_and_records_every_epoch():
+    model = cnn.build([5], [1, 1], "linear", seed=0)
+    history = fit(model, toy(), toy(seed=1), lr=0.5, batch_size=8, epochs=30, seed=0, progress=False)
+    assert [row["epoch"] for row in history] == list(range(31))
+    assert history[-1]["train_l1"] < 0.1 * history[0]["train_l1"]
+    assert history[-1]["test_l1"] < 0.1 * history[0]["test_l1"]
+    h = model.layers[0].H.detach().flatten()
+    assert h.abs().argmax().item() == 2 and h[2].item() > 0.3  # it found the delay and the gain's sign
+
+
+def test_same_seed_same_weights():
+    runs = []
+    for _ in range(2):
+        model = cnn.build([4, 3], [1, 3, 1], seed=5)
+        history = fit(model, toy(), toy(seed=1), lr=0.3, batch_size=5, epochs=3, seed=5, progress=False)
+        runs.append((model.state_dict(), history))
+    assert runs[0][1] == runs[1][1]
+    assert all(torch.equal(runs[0][0][k], runs[1][0][k]) for k in runs[0][0])
+
+
+def test_divergence_stops_at_first_non_finite_loss():
+    model = cnn.build([5], [1, 1], "linear", seed=0)
+    data = {"x": toy()["x"] * 1e30, "y": toy()["y"]}
+    with pytest.raises(PipelineError, match="training diverged: loss is (nan|inf) at epoch 1, batch [0-9]+; lower train.lr"):
+        fit(model, data, data, lr=1e30, batch_size=8, epochs=2, seed=0, progress=False)
+
+
+def test_signal_shorter_than_filter():
+    data = toy(n=10)
+    with pytest.raises(PipelineError, match="recordings have 10 samples but model.taps asks for 40"):
+        fit(cnn.build([40], [1, 1], seed=0), data, data, lr=0.1, batch_size=4, epochs=1, seed=0, progress=False)
+
+
+def test_device_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(PipelineError, match="no CUDA device"):
+            pick_device("cuda")
