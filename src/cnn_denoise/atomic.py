@@ -4,6 +4,7 @@ DVC and users take a file that exists for a finished output; a run that is kille
 midway must leave the old file (or none), never a truncated one.
 """
 
+import io
 import json
 import os
 import tempfile
@@ -43,5 +44,8 @@ def write_json(path, obj) -> None:
 
 
 def save_torch(path, obj) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save, atomically. Serialised in memory first: torch.save names the archive's
+    records after the file, and the temp file's random name would make the bytes differ."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())

@@ -93,6 +93,10 @@ def log_training(params: dict, history: list[dict], model, model_path) -> None:
             name="model",
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             input_example=np.zeros((2, model.features[0], 256), dtype=np.float32),
+            # pt2 (torch.export) would fix the signal length to the example's; a pickle with
+            # the package's code beside it takes any length
+            serialization_format="pickle",
+            code_paths=[str(Path(__file__).parent)],
         )
         print(f"MLflow: logged run {run.info.run_id} to {tracking_uri()}", file=sys.stderr)
 

@@ -1,0 +1,136 @@
+"""End to end: the real `dvc repro` in a temporary copy of the repository, on a small dataset."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+SMALL = {"pairs": 12, "samples": 2000}
+
+
+def sh(cmd, cwd, env, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def set_params(repo: Path, **changes):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for p in parents:
+            node = node[p]
+        node[key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def ran(proc) -> list[str]:
+    out = proc.stdout + proc.stderr
+    return [s for s in ("fetch", "unzip", "split", "train", "evaluate") if f"Running stage '{s}'" in out]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git repository holding the project's tracked files, with small data and 2 epochs."""
+    repo = tmp_path_factory.mktemp("project")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file() and not name.startswith(("metrics/", "dvc.lock")):
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "CNN_DENOISE_"))}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", CNN_DENOISE_TRACKING="require",
+               MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    set_params(repo, **{f"data.synthetic.{k}": v for k, v in SMALL.items()}, **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4})
+    sh(["git", "init", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "copy"], repo, env)
+    first = sh(["dvc", "repro"], repo, env)
+    return repo, env, first
+
+
+def test_repro_runs_every_stage_and_writes_the_metrics(project):
+    repo, env, first = project
+    assert ran(first) == ["fetch", "unzip", "split", "train", "evaluate"]
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    for split in ("train", "test"):
+        assert set(metrics[split]) >= {"l1", "l1_sum", "mse"}
+        assert metrics[split]["l1_sum"] == pytest.approx(metrics[split]["l1"] * SMALL["samples"])
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == metrics["test"]
+    history = (repo / "metrics/history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_l1,test_l1" and len(history) == 1 + 3
+
+
+def test_metrics_match_an_independent_recomputation(project):
+    repo, _, _ = project
+    from cnn_denoise import model as cnn
+
+    model = cnn.load(repo / "models/model.pt", backend="shift")  # the other backend
+    test = torch.load(repo / "data/split/test.pt", weights_only=True)
+    with torch.no_grad():
+        err = (model(test["x"]) - test["y"]).double()
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    assert metrics["test"]["l1"] == pytest.approx(err.abs().mean().item(), rel=1e-5)
+    assert metrics["test"]["mse"] == pytest.approx(err.square().mean().item(), rel=1e-5)
+    assert metrics["baselines"]["zeros"]["l1"] == pytest.approx(test["y"].double().abs().mean().item(), rel=1e-9)
+
+
+def test_mlflow_run_holds_params_history_and_final_metrics(project):
+    repo, _, _ = project
+    import mlflow
+
+    from cnn_denoise import tracking
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    sha = tracking.file_sha256(repo / "models/model.pt")
+    run = next(r for r in runs if r.data.tags.get("model_sha256") == sha)
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    assert run.data.metrics["test.l1"] == metrics["test"]["l1"]
+    assert run.data.params["model.taps"] == "[40, 40]" and run.data.params["train.epochs"] == "2"
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch.train_l1")
+    assert [m.step for m in history] == [0, 1, 2]
+
+
+def test_second_repro_runs_nothing_and_params_rerun_only_what_they_affect(project):
+    repo, env, _ = project
+    assert ran(sh(["dvc", "repro"], repo, env)) == []
+    before = (repo / "data/split/test.pt").read_bytes()
+    set_params(repo, **{"train.epochs": 1})
+    assert ran(sh(["dvc", "repro"], repo, env)) == ["train", "evaluate"]
+    assert (repo / "data/split/test.pt").read_bytes() == before
+    assert len((repo / "metrics/history.csv").read_text().splitlines()) == 1 + 2
+    set_params(repo, **{"data.split_seed": 1})
+    assert ran(sh(["dvc", "repro"], repo, env)) == ["split", "train", "evaluate"]
+    assert "up to date" in sh(["dvc", "status"], repo, env).stdout
+
+
+def test_forced_rerun_is_bit_identical(project):
+    repo, env, _ = project
+    files = ["data/raw/dataset.zip", "data/pairs.pt", "data/split/train.pt", "models/model.pt", "metrics/eval.json", "metrics/history.csv"]
+    before = {f: (repo / f).read_bytes() for f in files}
+    sh(["dvc", "repro", "-f"], repo, env)
+    assert {f: (repo / f).read_bytes() for f in files} == before
+
+
+def test_bad_params_fail_with_one_line_and_no_output(project):
+    repo, env, _ = project
+    set_params(repo, **{"train.lr": "fast"})
+    try:
+        proc = sh(["dvc", "repro", "train"], repo, env, check=False)
+    finally:
+        set_params(repo, **{"train.lr": 0.5})
+    assert proc.returncode != 0
+    assert "error: params.yaml: train.lr: Input should be a valid number (got 'fast'); fix it in params.yaml" in proc.stderr
