@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 repro: setup
 	dvc repro
-	dvc metrics show
+	dvc metrics show --precision 10
 
 test: setup
 	python -m pytest
