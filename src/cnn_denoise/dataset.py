@@ -12,6 +12,7 @@ The result is always {"x": [Q, 1, N], "y": [Q, 1, N]} float32.
 
 import io
 import pickle
+import re
 import zipfile
 from pathlib import PurePosixPath, PureWindowsPath
 
@@ -65,11 +66,11 @@ def read_torch_member(path) -> object:
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
-        detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split())
-        if "Unsupported global" in detail:
-            detail = detail.split(" was not an allowed global")[0]
-            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors ({detail}); refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
-        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({detail.split(' Check the documentation')[0]}); fix data.url") from exc
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if culprit:
+            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors (GLOBAL {culprit[1]}); refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
+        detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split()).split(" Check the documentation")[0]
+        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({detail}); fix data.url") from exc
     except (RuntimeError, EOFError, ValueError) as exc:
         raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
 

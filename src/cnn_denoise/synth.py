@@ -14,11 +14,13 @@ on the last bit of the machine's sin/exp: the same seed gives the same zip every
 """
 
 import io
+import sys
 import zipfile
 
 import numpy as np
 import scipy.signal
 import torch
+from tqdm import tqdm
 
 SAMPLE_RATE = 32000  # Hz, as the course's recordings
 SPEECH_BAND = 1900.0  # Hz, the clean signal's low-pass edge
@@ -80,7 +82,7 @@ def make_pairs(pairs: int, samples: int, seed: int, fs: int = SAMPLE_RATE) -> li
         raise ValueError(f"synthetic data needs pairs >= 1 and samples >= 1, got pairs={pairs}, samples={samples}")
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(pairs):
+    for _ in tqdm(range(pairs), desc="synthetic data", unit="pair", file=sys.stderr, disable=None):
         y = np.round(clean_speech(rng, samples, fs) * _GRID) / _GRID
         n = np.round(band_noise(rng, samples, fs) * _GRID) / _GRID
         out.append((_quantize(0.5 * y + n)[None, :], _quantize(y)[None, :]))

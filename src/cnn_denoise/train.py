@@ -42,7 +42,7 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
         return row
 
     history = [record(0)]
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=not progress)
+    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=None if progress else True)  # None: off when not a terminal
     for epoch in bar:
         order = torch.randperm(x.shape[0], generator=generator).to(device)
         for start in range(0, x.shape[0], batch_size):

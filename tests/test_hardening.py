@@ -1,0 +1,218 @@
+"""Hostile and broken inputs through the real stage scripts: one `error:` line, exit 1, no output."""
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, free_port
+
+
+def stage(name, *args, cwd, timeout=120):
+    env = dict(os.environ, CNN_DENOISE_TRACKING="off")
+    return subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_refused(proc, message, *outputs):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0], lines[0]
+    for out in outputs:
+        assert not Path(out).exists(), f"{out} was written"
+        assert not list(Path(out).parent.glob(f".{Path(out).name}.*")), "a temp file was left behind"
+
+
+def torch_bytes(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def zip_of(path, members):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def pairs(q=6, n=100):
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(1, n, generator=g), torch.randn(1, n, generator=g)) for _ in range(q)]
+
+
+class Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def bad_zip(tmp_path, case):
+    z = tmp_path / "bad.zip"
+    if case == "truncated":
+        z.write_bytes(zip_of(tmp_path / "good.zip", {"d.pt": torch_bytes(pairs())}).read_bytes()[:300])
+    elif case == "not_a_zip":
+        z.write_text("<html>404</html>")
+    elif case == "empty":
+        z.write_bytes(b"")
+    elif case == "no_torch_file":
+        zip_of(z, {"readme.md": b"x"})
+    elif case == "two_torch_files":
+        zip_of(z, {"a.pt": torch_bytes(pairs()), "b.pt": torch_bytes(pairs())})
+    elif case == "zip_slip":
+        zip_of(z, {"../../escape.pt": torch_bytes(pairs())})
+    elif case == "absolute_path":
+        zip_of(z, {"/etc/escape.pt": torch_bytes(pairs())})
+    elif case == "ratio_bomb":
+        zip_of(z, {"d.pt": b"\0" * (40 << 20)})
+    elif case == "code_execution":
+        zip_of(z, {"d.pt": torch_bytes([Exploit(tmp_path / "marker")])})
+    elif case in ("mismatched", "float64", "nan", "inf"):
+        data = pairs()
+        x, y = data[2]
+        data[2] = {"mismatched": (x, y[:, :50]), "float64": (x.double(), y.double()),
+                   "nan": (x, y.index_fill(1, torch.tensor([7]), float("nan"))),
+                   "inf": (x.index_fill(1, torch.tensor([3]), float("inf")), y)}[case]
+        zip_of(z, {"d.pt": torch_bytes(data)})
+    return z
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated", "is not a readable zip"),
+    ("not_a_zip", "is not a readable zip"),
+    ("empty", "is not a readable zip"),
+    ("no_torch_file", "holds no torch file"),
+    ("two_torch_files", "holds 2 torch files"),
+    ("zip_slip", "points outside its folder (zip slip)"),
+    ("absolute_path", "points outside its folder (zip slip)"),
+    ("ratio_bomb", "refusing a possible zip bomb"),
+    ("code_execution", "holds objects other than tensors (GLOBAL posix.system)"),
+    ("mismatched", "pair 2 has x (1, 100) and y (1, 50)"),
+    ("float64", "x of pair 2 is torch.float64, expected torch.float32"),
+    ("nan", "y of pair 2 holds NaN or infinite values"),
+    ("inf", "x of pair 2 holds NaN or infinite values"),
+])
+def test_unzip_refuses(tmp_path, case, message):
+    out = tmp_path / "data" / "pairs.pt"
+    assert_refused(stage("unzip", bad_zip(tmp_path, case), out, cwd=tmp_path), message, out)
+    assert not (tmp_path / "marker").exists()
+    assert not (tmp_path.parent / "escape.pt").exists()
+
+
+def test_zip_bomb_by_declared_size_is_refused_before_reading(tmp_path, monkeypatch):
+    from cnn_denoise import dataset
+    from cnn_denoise.errors import PipelineError
+
+    monkeypatch.setattr(dataset, "MAX_MEMBER_BYTES", 1000)  # stands for 4 GiB: same check, small file
+    z = zip_of(tmp_path / "z.zip", {"d.pt": os.urandom(2000)})
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a: pytest.fail("read before the size check"))
+    with pytest.raises(PipelineError, match="inflates to 2000 bytes .*zip bomb"):
+        dataset.read_torch_member(z)
+
+
+def write_params(tmp_path, **changes):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = params
+        for p in parents:
+            node = node[p]
+        node[key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_split_needs_more_pairs_than_test_size(tmp_path):
+    write_params(tmp_path, **{"data.test_size": 6})
+    torch.save({"x": torch.zeros(6, 1, 100), "y": torch.zeros(6, 1, 100)}, tmp_path / "pairs.pt")
+    out = tmp_path / "split" / "train.pt"
+    proc = stage("split", tmp_path / "pairs.pt", out, tmp_path / "split" / "test.pt", cwd=tmp_path)
+    assert_refused(proc, "data.test_size is 6 but the dataset has 6 pairs; set it between 1 and 5", out)
+
+
+def make_split(tmp_path, n=100):
+    d = tmp_path / "split"
+    d.mkdir(exist_ok=True)
+    for name in ("train", "test"):
+        torch.save({"x": torch.randn(8, 1, n) * 1e-3, "y": torch.randn(8, 1, n) * 1e-3}, d / f"{name}.pt")
+    return d / "train.pt", d / "test.pt"
+
+
+def test_signal_shorter_than_the_longest_filter(tmp_path):
+    write_params(tmp_path)
+    model = tmp_path / "models" / "model.pt"
+    proc = stage("train", *make_split(tmp_path, n=30), model, tmp_path / "metrics" / "h.csv", cwd=tmp_path)
+    assert_refused(proc, "recordings have 30 samples but model.taps asks for 40", model)
+
+
+def test_diverging_training_writes_no_model(tmp_path):
+    write_params(tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3})
+    model = tmp_path / "models" / "model.pt"
+    train, test = make_split(tmp_path)
+    torch.save({"x": torch.randn(8, 1, 100), "y": torch.zeros(8, 1, 100)}, train)
+    proc = stage("train", train, test, model, tmp_path / "metrics" / "h.csv", cwd=tmp_path)
+    assert_refused(proc, "training diverged: loss is", model, tmp_path / "metrics" / "h.csv")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train.lr": "fast"}, "train.lr: Input should be a valid number (got 'fast')"),
+    ({"train.lr": -1.0}, "train.lr: Input should be greater than 0"),
+    ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1"),
+    ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
+    ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
+    ({"train.optimizer": "adam"}, "train.optimizer: Extra inputs are not permitted"),
+])
+def test_bad_params_stop_the_first_stage(tmp_path, change, message):
+    write_params(tmp_path, **change)
+    out = tmp_path / "data" / "raw" / "dataset.zip"
+    assert_refused(stage("fetch", out, cwd=tmp_path), message, out)
+
+
+def test_missing_param_key(tmp_path):
+    write_params(tmp_path)
+    text = (tmp_path / "params.yaml").read_text().replace("  seed: 0\n", "", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    out = tmp_path / "data.zip"
+    assert_refused(stage("fetch", out, cwd=tmp_path), "Field required", out)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("404", "HTTP 404"),
+    ("500", "failed after 3 attempts: HTTP 500"),
+    ("refused", "failed after 3 attempts"),
+    ("stall", "timed out"),
+    ("sha", "data.sha256 mismatch"),
+])
+def test_fetch_failures_leave_no_file(tmp_path, http_server, kind, message):
+    root, url = http_server
+    (root / "d.zip").write_bytes(b"zip bytes")
+    urls = {"404": f"{url}/status/404", "500": f"{url}/status/500", "refused": f"http://127.0.0.1:{free_port()}/d.zip",
+            "stall": f"{url}/stall", "sha": f"{url}/files/d.zip"}
+    write_params(tmp_path, **{"data.url": urls[kind], "data.timeout": 1.0, "data.sha256": "0" * 64})
+    out = tmp_path / "data" / "raw" / "dataset.zip"
+    proc = stage("fetch", out, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert not out.exists()
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no temp file either
+
+
+def test_fetch_downloads_and_pins(tmp_path, http_server):
+    root, url = http_server
+    body = b"the course zip"
+    (root / "d.zip").write_bytes(body)
+    write_params(tmp_path, **{"data.url": f"{url}/files/d.zip", "data.sha256": hashlib.sha256(body).hexdigest()})
+    out = tmp_path / "data" / "raw" / "dataset.zip"
+    proc = stage("fetch", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == body
