@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast mlflow-ui clean
+.PHONY: setup repro test test-fast bench mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -33,3 +33,6 @@ mlflow-ui: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench: setup
+	python bench/bench.py

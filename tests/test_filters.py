@@ -133,3 +133,47 @@ def test_bad_specs_raise_value_error(kwargs, message):
 def test_wrong_input_features_raise_value_error():
     with pytest.raises(ValueError, match=r"expected input \(batch, 3, N\)"):
         MIMOFilter(4, 3, 2)(torch.randn(2, 2, 10))
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 8, 9, 40, 200])
+@pytest.mark.parametrize("features", [1, 2])
+def test_toeplitz_any_block_length(block, features):
+    """Windows (one feature, or blocks shorter than K-1) and non-overlapping blocks alike."""
+    torch.manual_seed(block)
+    H = randn(9, features, 3)
+    X = randn(2, features, 97)  # 97 is no multiple of any block
+    from cnn_denoise.filters import mimo_toeplitz
+
+    torch.testing.assert_close(mimo_toeplitz(X, H, block=block), mimo_shift(X, H))
+
+
+@pytest.mark.parametrize("backend", ["toeplitz", "fft"])
+def test_fast_backends_equal_reference_in_float32_with_gradients(backend):
+    """The lab's shapes at float32: values and gradients within float32 rounding of the reference."""
+    torch.manual_seed(0)
+    ref, fast = MIMOFilter(40, 5, 3, backend="shift"), MIMOFilter(40, 5, 3, backend=backend)
+    fast.load_state_dict(ref.state_dict())
+    X = (torch.randn(4, 5, 3000) * 1e-3).requires_grad_(True)
+    X2 = X.detach().clone().requires_grad_(True)
+    W = torch.randn(4, 3, 3000)
+    a, b = ref(X), fast(X2)
+    scale = a.abs().max().item()
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-5 * scale)
+    (a * W).sum().backward()
+    (b * W).sum().backward()
+    for g_ref, g_fast in ((ref.H.grad, fast.H.grad), (X.grad, X2.grad)):
+        torch.testing.assert_close(g_fast, g_ref, rtol=0, atol=1e-5 * g_ref.abs().max().item())
+
+
+def test_auto_picks_by_device_and_taps():
+    from cnn_denoise.filters import choose_backend
+
+    assert choose_backend(40, "cpu") == "toeplitz"
+    assert choose_backend(1000, "cpu") == "fft"
+    assert choose_backend(40, "cuda") == "conv1d"
+    layer = MIMOFilter(40, 1, 2)
+    assert layer.backend == "auto"
+    ref = MIMOFilter(40, 1, 2, backend="shift")
+    ref.load_state_dict(layer.state_dict())
+    X = torch.randn(2, 1, 500)
+    torch.testing.assert_close(layer(X), ref(X), rtol=1e-5, atol=1e-6)

@@ -17,7 +17,7 @@ ACTIVATIONS = ("tanh", "linear")
 class MIMOCNN(nn.Module):
     """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
 
-    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "conv1d"):
+    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "auto"):
         super().__init__()
         taps, features = list(taps), list(features)
         if len(taps) < 1:
@@ -52,7 +52,7 @@ class MIMOCNN(nn.Module):
 class CNN(MIMOCNN):
     """Task 1: a single-feature CNN (every layer 1 -> 1); input (batch, N) or (N,)."""
 
-    def __init__(self, taps, last_activation: str = "tanh", backend: str = "conv1d"):
+    def __init__(self, taps, last_activation: str = "tanh", backend: str = "auto"):
         taps = list(taps)
         super().__init__(taps, [1] * (len(taps) + 1), last_activation=last_activation, backend=backend)
 
@@ -62,7 +62,7 @@ class CNN(MIMOCNN):
         return super().forward(x.unsqueeze(-2)).squeeze(-2)
 
 
-def build(taps, features, last_activation="tanh", backend="conv1d", seed=None) -> MIMOCNN:
+def build(taps, features, last_activation="tanh", backend="auto", seed=None) -> MIMOCNN:
     """A MIMOCNN whose initial weights depend only on `seed` (when given)."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -77,7 +77,7 @@ def save(model: MIMOCNN, path) -> None:
     save_torch(path, {"spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
 
 
-def load(path, backend="conv1d") -> MIMOCNN:
+def load(path, backend="auto") -> MIMOCNN:
     checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     model = MIMOCNN(**checkpoint["spec"], backend=backend)
     model.load_state_dict(checkpoint["state_dict"])

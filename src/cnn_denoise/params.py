@@ -38,7 +38,7 @@ class Model(_Strict):
     taps: list[PositiveInt] = Field(min_length=1)
     features: list[PositiveInt]
     last_activation: Literal["tanh", "linear"]
-    backend: Literal["conv1d", "shift"]
+    backend: Literal["auto", "toeplitz", "fft", "conv1d", "shift"]
 
     @model_validator(mode="after")
     def _shapes(self):

@@ -4,7 +4,10 @@ train opens the run and tags it with the SHA-256 of the model file it wrote; eva
 that run by the same hash and adds the final metrics to it. Nothing from MLflow (run ids,
 times) goes into a DVC output, so outputs stay reproducible.
 
-The store is $MLFLOW_TRACKING_URI, or else sqlite:///<project root>/mlflow.db.
+The store is $MLFLOW_TRACKING_URI, or else sqlite:///<project root>/mlflow.db, where the
+project root is $DVC_ROOT when DVC sets it: `dvc exp run --queue/--temp` run stages in a
+copy under .dvc/tmp/exps, and DVC points DVC_ROOT at the main repository, so queued
+experiments land in the same store as plain `dvc repro`.
 CNN_DENOISE_TRACKING picks what a tracking failure does: "warn" (default: the DVC outputs
 are already written, the stage prints one line saying tracking failed and succeeds),
 "require" (the stage fails after writing its outputs) or "off" (no MLflow at all).
@@ -12,10 +15,16 @@ are already written, the stage prints one line saying tracking failed and succee
 
 import hashlib
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports leave the machine
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a server that is down fails in seconds,
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")  # not after MLflow's minutes of retries
 
 EXPERIMENT = "lab2b-cnn-denoise"
 MODES = ("warn", "require", "off")
@@ -40,7 +49,52 @@ def project_root(start=None) -> Path:
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    root = Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else project_root()
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def _git(*args) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def run_tags() -> dict[str, str]:
+    """Where the run came from: git commit and dirtiness (ignoring the pipeline's own
+    outputs), the DVC experiment's name, and the dataset's hash as dvc.lock records it."""
+    tags = {}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["git_commit"] = commit
+        changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!metrics")
+        tags["git_dirty"] = str(bool(changes))
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    lock = upstream_lock()
+    if lock.get("dataset_md5"):
+        tags["dataset_md5"] = lock["dataset_md5"]
+    return tags
+
+
+def upstream_lock() -> dict:
+    """From dvc.lock: the params that made the data this model trained on (fetch, split)
+    and the dataset zip's md5, exactly as DVC recorded them before this stage ran."""
+    path = project_root() / "dvc.lock"
+    try:
+        stages = yaml.safe_load(path.read_text())["stages"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return {}
+    from .params import flatten
+
+    out = {"params": {}}
+    for name in ("fetch", "split"):
+        out["params"].update(flatten(stages.get(name, {}).get("params", {}).get("params.yaml", {})))
+    for item in stages.get("fetch", {}).get("outs", []):
+        if item.get("path", "").endswith(".zip"):
+            out["dataset_md5"] = item.get("md5")
+    return out
 
 
 def file_sha256(path) -> str:
@@ -74,8 +128,9 @@ def _mlflow():
     return mlflow
 
 
-def log_training(params: dict, history: list[dict], model, model_path) -> None:
-    """A new run: params, the per-epoch losses as metric history, the model, the model's hash."""
+def log_training(params: dict, history: list[dict], model, model_path, history_path=None) -> None:
+    """A new run: params (with the data's, from dvc.lock), per-epoch losses as metric
+    history, the curves as CSV and PNG, the model (unless CNN_DENOISE_LOG_MODEL=0), tags."""
     import numpy as np
     import torch
 
@@ -83,21 +138,28 @@ def log_training(params: dict, history: list[dict], model, model_path) -> None:
     from mlflow.entities import Metric
 
     with mlflow.start_run() as run:
-        mlflow.set_tag("model_sha256", file_sha256(model_path))
-        mlflow.log_params(params)
+        mlflow.set_tags({"model_sha256": file_sha256(model_path), **run_tags()})
+        mlflow.log_params({**{k: str(v) for k, v in upstream_lock().get("params", {}).items()}, **params})
+        if history_path:
+            mlflow.log_artifact(str(history_path), artifact_path="plots")
+        with tempfile.TemporaryDirectory() as tmp:
+            from .plots import history_png
+
+            mlflow.log_artifact(history_png(history, Path(tmp) / "history.png"), artifact_path="plots")
         stamp = 0
         metrics = [Metric(f"epoch.{key}", row[key], stamp, row["epoch"]) for row in history for key in row if key != "epoch"]
         mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            input_example=np.zeros((2, model.features[0], 256), dtype=np.float32),
-            # pt2 (torch.export) would fix the signal length to the example's; a pickle with
-            # the package's code beside it takes any length
-            serialization_format="pickle",
-            code_paths=[str(Path(__file__).parent)],
-        )
+        if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
+            mlflow.pytorch.log_model(
+                model,
+                name="model",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                input_example=np.zeros((2, model.features[0], 256), dtype=np.float32),
+                # pt2 (torch.export) would fix the signal length to the example's; a pickle
+                # with the package's code beside it takes any length
+                serialization_format="pickle",
+                code_paths=[str(Path(__file__).parent)],
+            )
         print(f"MLflow: logged run {run.info.run_id} to {tracking_uri()}", file=sys.stderr)
 
 

@@ -15,10 +15,15 @@ from .metrics import losses
 
 
 def pick_device(name: str) -> torch.device:
+    """`auto` is CUDA when present. On CUDA, TF32 is turned off: cuDNN would otherwise round
+    convolutions' inputs to 10-bit mantissas, and the backends would no longer agree."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise PipelineError("train.device is cuda but no CUDA device is available; set train.device: auto or cpu")
+    if name == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return torch.device(name)
 
 

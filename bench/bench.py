@@ -1,0 +1,174 @@
+"""make bench: seconds per training epoch of the lab's CNN with each MIMO-filter backend.
+
+Measured side by side in one process, with this machine's float32 GEMM rate, so the ratios
+hold even on a shared, noisy machine. Peak memory is measured per backend in a fresh
+subprocess (ru_maxrss), and the pipeline's stages are timed end to end on the default data.
+Writes bench/results.json and prints a table. Not a test: nothing here asserts a time.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from cnn_denoise import model as cnn
+from cnn_denoise.filters import BACKENDS, choose_backend
+from cnn_denoise.train import pick_device
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
+
+
+def lab_data(q: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(q, 1, n, generator=g).mul_(1e-3).to(device) for _ in range(2))
+
+
+def sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def one_epoch(backend: str, x, y, batch: int = 32) -> float:
+    """Seconds for one SGD epoch (forward, L1 loss, backward, step) of the lab's CNN."""
+    model = cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0).to(x.device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    loss_fn = torch.nn.L1Loss()
+    sync(x.device)
+    start = time.perf_counter()
+    for i in range(0, x.shape[0], batch):
+        loss = loss_fn(model(x[i : i + batch]), y[i : i + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sync(x.device)
+    return time.perf_counter() - start
+
+
+def useful_flops(q: int, n: int) -> float:
+    """FLOPs an epoch needs: per layer 2 N F G K forward, as much for the weight gradient,
+    and as much again for the input gradient except at the first layer."""
+    total = 0.0
+    for i, (k, f, g) in enumerate(zip(SPEC["taps"], SPEC["features"][:-1], SPEC["features"][1:])):
+        total += 2 * q * n * f * g * k * (2 if i == 0 else 3)
+    return total
+
+
+def gemm_rate(device, size: int = 2048, reps: int = 10) -> float:
+    """Best float32 matrix-multiply rate (FLOP/s) of a few size x size products."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(reps):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best
+
+
+def _status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (VmRSS now, VmHWM the peak since exec)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def peak_memory_mib(backend: str, q: int, n: int) -> float:
+    """How far one training epoch lifts a fresh process's peak RSS (VmHWM) above its RSS
+    with the data loaded (MiB): the memory training itself needs. (ru_maxrss would not do:
+    Linux carries the parent's peak into a child across exec.)"""
+    code = (f"import bench.bench as b; x, y = b.lab_data({q}, {n}, 'cpu'); b.one_epoch({backend!r}, x[:2], y[:2]); "
+            f"rss = b._status_kib('VmRSS'); b.one_epoch({backend!r}, x, y); print(rss, b._status_kib('VmHWM'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    return (int(out[1]) - int(out[0])) / 1024
+
+
+def stage_times() -> dict[str, float]:
+    """Wall time of each stage script on the default params, in a temporary folder."""
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(ROOT / "params.yaml", tmp)
+        env = dict(os.environ, CNN_DENOISE_TRACKING="off")
+        cmds = {
+            "fetch": ["fetch.py", "data/raw/dataset.zip"],
+            "unzip": ["unzip.py", "data/raw/dataset.zip", "data/pairs.pt"],
+            "split": ["split.py", "data/pairs.pt", "data/split/train.pt", "data/split/test.pt"],
+            "train": ["train.py", "data/split/train.pt", "data/split/test.pt", "models/model.pt", "metrics/history.csv"],
+            "evaluate": ["evaluate.py", "models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json"],
+        }
+        for name, (script, *args) in cmds.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "stages" / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
+            times[name] = time.perf_counter() - start
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recordings", type=int, default=250, help="training recordings per epoch (the lab: 250)")
+    parser.add_argument("--samples", type=int, default=32000, help="samples per recording (the lab: 32000)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs timed per fast backend (best kept)")
+    parser.add_argument("--skip-stages", action="store_true", help="do not time the pipeline's stages")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)  # as training: exact float32 on CUDA (no TF32)
+    x, y = lab_data(args.recordings, args.samples, device)
+    default = choose_backend(SPEC["taps"][0], device)
+    one_epoch(default, x[:32], y[:32])  # warm-up: allocator, kernels, threads
+    epoch = {}
+    for backend in BACKENDS:
+        reps = 1 if backend == "shift" else args.repeats
+        epoch[backend] = min(one_epoch(backend, x, y) for _ in range(reps))
+        print(f"{backend:>9}: {epoch[backend]:.3f} s/epoch", file=sys.stderr)
+    rate = gemm_rate(device)
+    flops = useful_flops(args.recordings, args.samples)
+    memory = {b: peak_memory_mib(b, args.recordings, args.samples) for b in BACKENDS} if device.type == "cpu" else {}
+    if device.type == "cuda":
+        for b in BACKENDS:
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            one_epoch(b, x, y)
+            memory[b] = (torch.cuda.max_memory_allocated() - base) / 2**20
+    results = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "recordings": args.recordings,
+        "samples": args.samples,
+        "default_backend": default,
+        "seconds_per_epoch": epoch,
+        "speedup_default_over_conv1d": epoch["conv1d"] / epoch[default],
+        "speedup_default_over_shift": epoch["shift"] / epoch[default],
+        "useful_gflop_per_epoch": flops / 1e9,
+        "gemm_gflops": rate / 1e9,
+        "fraction_of_gemm_rate": {b: flops / t / rate for b, t in epoch.items()},
+        "peak_training_memory_mib": memory,
+        "one_batch_mib": 32 * args.samples * 4 / 2**20,
+    }
+    if not args.skip_stages:
+        results["stage_seconds"] = stage_times()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{results['device']}, {args.recordings} x {args.samples} samples, GEMM {rate / 1e9:.0f} GFLOP/s, "
+          f"{flops / 1e9:.1f} useful GFLOP per epoch")
+    print(f"{'backend':>9} {'s/epoch':>9} {'vs default':>11} {'of GEMM':>8} {'peak MiB':>9}")
+    for b, t in epoch.items():
+        mark = " *" if b == default else ""
+        print(f"{b:>9} {t:9.3f} {t / epoch[default]:10.2f}x {flops / t / rate:8.1%} {memory.get(b, float('nan')):9.0f}{mark}")
+    print(f"default ({default}) is {results['speedup_default_over_conv1d']:.1f}x conv1d and "
+          f"{results['speedup_default_over_shift']:.1f}x the shift register")
+    if "stage_seconds" in results:
+        print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items()))
+
+
+if __name__ == "__main__":
+    main()
