@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast bench mlflow-ui clean
+.PHONY: setup repro test test-fast bench compare sweep mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -36,3 +36,16 @@ clean:
 
 bench: setup
 	python bench/bench.py
+
+compare: setup
+	python -m cnn_denoise.compare
+
+# A documented sweep: filter lengths and widths, queued and run two at a time.
+sweep: setup
+	dvc exp run --queue -S 'model.taps=[20,20]'
+	dvc exp run --queue -S 'model.taps=[80,80]'
+	dvc exp run --queue -S 'model.features=[1,10,1]'
+	dvc exp run --queue -S 'model.taps=[40,40,40]' -S 'model.features=[1,5,5,1]'
+	dvc queue start -j 2
+	dvc queue status
+	@echo "running in the background: watch with 'dvc queue status', then 'dvc exp show --md' and 'make compare'"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, set_params
 
 
 def stage(name, *args, cwd, timeout=120):
@@ -122,14 +121,8 @@ def test_zip_bomb_by_declared_size_is_refused_before_reading(tmp_path, monkeypat
 
 
 def write_params(tmp_path, **changes):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        *parents, key = dotted.split(".")
-        node = params
-        for p in parents:
-            node = node[p]
-        node[key] = value
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    set_params(tmp_path, **changes)
 
 
 def test_split_needs_more_pairs_than_test_size(tmp_path):

@@ -2,64 +2,23 @@
 
 import json
 import os
-import shutil
 import subprocess
 import signal
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import REPO
+from conftest import SMALL, make_project, ran, set_params, sh
 
 pytestmark = pytest.mark.slow
-SMALL = {"pairs": 12, "samples": 2000}
-
-
-def sh(cmd, cwd, env, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def set_params(repo: Path, **changes):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for dotted, value in changes.items():
-        *parents, key = dotted.split(".")
-        node = params
-        for p in parents:
-            node = node[p]
-        node[key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def ran(proc) -> list[str]:
-    out = proc.stdout + proc.stderr
-    return [s for s in ("fetch", "unzip", "split", "train", "evaluate") if f"Running stage '{s}'" in out]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A git repository holding the project's tracked files, with small data and 2 epochs."""
-    repo = tmp_path_factory.mktemp("project")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (REPO / name).is_file() and not name.startswith(("metrics/", "dvc.lock")):
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, repo / name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "CNN_DENOISE_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", CNN_DENOISE_TRACKING="require",
-               MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    set_params(repo, **{f"data.synthetic.{k}": v for k, v in SMALL.items()}, **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4})
-    sh(["git", "init", "-q"], repo, env)
-    sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-qm", "copy"], repo, env)
-    first = sh(["dvc", "repro"], repo, env)
-    return repo, env, first
+    repo, env = make_project(tmp_path_factory.mktemp("project"))
+    return repo, env, sh(["dvc", "repro"], repo, env)
 
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):

@@ -12,7 +12,31 @@ def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("CNN_DENOISE_TRACKING", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.setenv("DVC_EXP_NAME", "brisk-lamb")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "dvc.lock").write_text(LOCK)
     return uri
+
+
+LOCK = """schema: '2.0'
+stages:
+  fetch:
+    params:
+      params.yaml:
+        data.url: synthetic
+        data.synthetic:
+          pairs: 12
+          seed: 0
+    outs:
+    - path: data/raw/dataset.zip
+      md5: 0123456789abcdef0123456789abcdef
+  split:
+    params:
+      params.yaml:
+        data.test_size: 4
+"""
 
 
 def test_train_then_evaluate_share_one_run(store, tmp_path):
@@ -22,15 +46,21 @@ def test_train_then_evaluate_share_one_run(store, tmp_path):
     path = tmp_path / "model.pt"
     cnn.save(model, path)
     history = [{"epoch": e, "train_l1": 1.0 / (e + 1), "test_l1": 2.0 / (e + 1)} for e in range(3)]
-    tracking.log_training({"model.taps": "[3, 2]", "train.lr": "0.5"}, history, model, path)
+    (tmp_path / "history.csv").write_text("epoch,train_l1,test_l1\n0,1,2\n")
+    tracking.log_training({"model.taps": "[3, 2]", "train.lr": "0.5"}, history, model, path, tmp_path / "history.csv")
     tracking.log_evaluation(path, {"train": {"l1": 0.25}, "test": {"l1": 0.5, "mse": 0.1}})
 
     mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     assert len(runs) == 1
     run = runs[0]
-    assert run.data.params == {"model.taps": "[3, 2]", "train.lr": "0.5"}
-    assert run.data.tags["model_sha256"] == tracking.file_sha256(path)
+    assert run.data.params == {"model.taps": "[3, 2]", "train.lr": "0.5", "data.url": "synthetic",
+                               "data.synthetic.pairs": "12", "data.synthetic.seed": "0", "data.test_size": "4"}
+    tags = run.data.tags
+    assert tags["model_sha256"] == tracking.file_sha256(path)
+    assert tags["dataset_md5"] == "0123456789abcdef0123456789abcdef" and tags["dvc_exp_name"] == "brisk-lamb"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/history.csv", "plots/history.png"}
     assert run.data.metrics["test.l1"] == 0.5 and run.data.metrics["train.l1"] == 0.25
     steps = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch.test_l1")
     assert [(m.step, m.value) for m in steps] == [(0, 2.0), (1, 1.0), (2, 2.0 / 3)]
@@ -56,7 +86,21 @@ def test_failure_is_one_line_and_keeps_going(monkeypatch, capsys):
 
 def test_default_store_is_sqlite_at_the_project_root(monkeypatch, tmp_path):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     (tmp_path / "stages").mkdir()
     monkeypatch.chdir(tmp_path / "stages")
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_queued_experiments_use_the_main_repositorys_store(monkeypatch, tmp_path):
+    """dvc exp run --queue/--temp run in .dvc/tmp/exps/...; DVC_ROOT names the main repo."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "tmp123"
+    copy.mkdir(parents=True)
+    (copy / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5000"

@@ -1,0 +1,56 @@
+"""DVC experiments (workspace and queued with -j 2) land in the main repository's MLflow store."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import make_project, sh
+
+pytestmark = pytest.mark.slow
+
+
+def mlflow_runs(repo):
+    import mlflow
+
+    from cnn_denoise import tracking
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+
+
+def test_workspace_and_queued_experiments_share_the_store(tmp_path):
+    repo, env = make_project(tmp_path)
+    sh(["dvc", "repro"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "baseline"], repo, env)
+    sh(["dvc", "exp", "run", "-n", "short", "-S", "train.epochs=1"], repo, env)
+    sh(["dvc", "exp", "run", "--queue", "-n", "narrow", "-S", "model.taps=[20,20]"], repo, env)
+    sh(["dvc", "exp", "run", "--queue", "-n", "wide", "-S", "model.features=[1,3,1]"], repo, env)
+    sh(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 400
+    while True:
+        status = sh(["dvc", "queue", "status"], repo, env).stdout
+        if not any(word in status for word in ("Running", "Queued")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status + subprocess.run(["dvc", "queue", "logs", "narrow"], cwd=repo, env=env, capture_output=True, text=True).stdout
+    runs = {r.data.tags.get("dvc_exp_name"): r for r in mlflow_runs(repo)}
+    assert {"short", "narrow", "wide"} <= set(runs)
+    assert runs["narrow"].data.params["model.taps"] == "[20, 20]" and runs["wide"].data.params["model.taps"] == "[40, 40]"
+    assert runs["wide"].data.params["model.features"] == "[1, 3, 1]" and runs["short"].data.params["train.epochs"] == "1"
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    names = {e.get("name") for baseline in shown for e in (baseline.get("experiments") or []) for e in [e]}
+    exps = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                exps[rev.get("name")] = rev["data"]["metrics"]["metrics/eval.json"]["data"]["test"]["l1"]
+    assert {"narrow", "wide"} <= set(exps) | names
+    for name in ("narrow", "wide"):
+        if name in exps:
+            assert runs[name].data.metrics["test.l1"] == exps[name]
+    md = sh(["dvc", "exp", "show", "--md"], repo, env).stdout
+    assert "narrow" in md and "wide" in md
