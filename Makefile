@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast bench compare sweep mlflow-ui clean
+.PHONY: setup repro test test-fast browser bench compare sweep mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -22,8 +22,15 @@ repro: setup
 	dvc repro
 	dvc metrics show --precision 10
 
-test: setup
+test: setup browser
 	python -m pytest
+
+# The offline-plot test renders the page in headless Chromium; install it where we can (root
+# with apt, as in CI), otherwise that one test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser test will skip"
 
 test-fast: setup
 	python -m pytest -m "not slow"

@@ -42,15 +42,13 @@ def test_workspace_and_queued_experiments_share_the_store(tmp_path):
     assert runs["narrow"].data.params["model.taps"] == "[20, 20]" and runs["wide"].data.params["model.taps"] == "[40, 40]"
     assert runs["wide"].data.params["model.features"] == "[1, 3, 1]" and runs["short"].data.params["train.epochs"] == "1"
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    names = {e.get("name") for baseline in shown for e in (baseline.get("experiments") or []) for e in [e]}
     exps = {}
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs", []):
                 exps[rev.get("name")] = rev["data"]["metrics"]["metrics/eval.json"]["data"]["test"]["l1"]
-    assert {"narrow", "wide"} <= set(exps) | names
-    for name in ("narrow", "wide"):
-        if name in exps:
-            assert runs[name].data.metrics["test.l1"] == exps[name]
+    assert {"short", "narrow", "wide"} <= set(exps)
+    for name in ("short", "narrow", "wide"):
+        assert runs[name].data.metrics["test.l1"] == exps[name]
     md = sh(["dvc", "exp", "show", "--md"], repo, env).stdout
     assert "narrow" in md and "wide" in md

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 import subprocess
 import signal
+import tempfile
 import time
 
 import pytest
@@ -118,3 +120,33 @@ def test_sigkill_midway_then_repro_completes_with_the_same_outputs(project):
     sh(["dvc", "repro", "evaluate"], repo, env)
     assert {f: (repo / f).read_bytes() for f in resumed} == resumed
     assert not list((repo / "models").glob(".*.tmp"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(*args, timeout=90):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000"]
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_plots_page_is_self_contained(project):
+    repo, env, _ = project
+    sh(["dvc", "plots", "show", "-o", "plots_out"], repo, env)
+    page = (repo / "plots_out" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src=" not in page  # nothing to fetch
+    assert "vegaEmbed(" in page and "train_l1" in page and "test_l1" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it where it can)")
+def test_plots_page_renders_offline_in_chromium(project, tmp_path):
+    repo, env, _ = project
+    sh(["dvc", "plots", "show", "-o", "plots_out"], repo, env)
+    url = (repo / "plots_out" / "index.html").as_uri()
+    dom = chromium("--dump-dom", url).stdout
+    assert dom.count("<canvas") >= 1, dom[-2000:]  # vega-embed drew the chart
+    shot = tmp_path / "plot.png"
+    chromium(f"--screenshot={shot}", "--window-size=900,700", url)
+    assert shot.stat().st_size > 10_000
