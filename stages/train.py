@@ -32,9 +32,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     p = params.load(args.params)
     torch.use_deterministic_algorithms(True)
-    model = cnn.build(p.model.taps, p.model.features, p.model.last_activation, p.model.backend, seed=p.train.seed)
-    t = p.train
-    history = fit(model, load_split(args.train_set), load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed, pick_device(t.device))
+    m, t = p.model, p.train
+    model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
+    history = fit(model, load_split(args.train_set), load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed,
+                  pick_device(t.device), optimizer=t.optimizer)
     cnn.save(model, args.model_out)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))

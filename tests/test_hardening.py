@@ -163,7 +163,8 @@ def test_diverging_training_writes_no_model(tmp_path):
     ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1"),
     ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
     ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
-    ({"train.optimizer": "adam"}, "train.optimizer: Extra inputs are not permitted"),
+    ({"train.momentum": 0.9}, "train.momentum: Extra inputs are not permitted"),
+    ({"train.optimizer": "lbfgs"}, "train.optimizer: Input should be 'sgd' or 'adam'"),
 ])
 def test_bad_params_stop_the_first_stage(tmp_path, change, message):
     write_params(tmp_path, **change)

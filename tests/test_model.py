@@ -112,3 +112,11 @@ def test_checkpoint_round_trip(tmp_path):
     x = torch.randn(2, 1, 50)
     torch.testing.assert_close(again(x), model(x))
     assert cnn.build([5, 3], [1, 2, 1], seed=7).state_dict()["layers.0.H"].equal(model.state_dict()["layers.0.H"])
+
+
+def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
+    model = cnn.build([3], [1, 2, 1][:2], "linear", seed=1, input_scale=250.0)
+    cnn.save(model, tmp_path / "m.pt")
+    assert cnn.load(tmp_path / "m.pt").input_scale == 250.0
+    with pytest.raises(ValueError, match="input_scale"):
+        MIMOCNN([3], [1, 1], input_scale=0.0)

@@ -34,6 +34,11 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == metrics["test"]
     history = (repo / "metrics/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_l1,test_l1" and len(history) == 1 + 3
+    assert set(metrics["baselines"]) == {"zeros", "noisy", "linear", "lowpass"}
+    assert metrics["baselines"]["noisy"]["snr_gain_db"] == 0 and metrics["baselines"]["zeros"]["si_sdr_db"] is None
+    assert metrics["baselines"]["linear"]["l1"] < metrics["baselines"]["noisy"]["l1"]  # the linear filter denoises
+    reports = {p.relative_to(repo / "reports").as_posix() for p in (repo / "reports").rglob("*") if p.is_file()}
+    assert {"filters.png", "test0.png", "audio/test0_noisy.wav", "audio/test0_cnn.wav", "audio/test0_linear.wav"} <= reports
 
 
 def test_metrics_match_an_independent_recomputation(project):
@@ -51,7 +56,7 @@ def test_metrics_match_an_independent_recomputation(project):
 
 
 def test_mlflow_run_holds_params_history_and_final_metrics(project):
-    repo, _, _ = project
+    repo, env, _ = project
     import mlflow
 
     from cnn_denoise import tracking
@@ -63,8 +68,12 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     metrics = json.loads((repo / "metrics/eval.json").read_text())
     assert run.data.metrics["test.l1"] == metrics["test"]["l1"]
     assert run.data.params["model.taps"] == "[40, 40]" and run.data.params["train.epochs"] == "2"
-    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch.train_l1")
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "epoch.train_l1")
     assert [m.step for m in history] == [0, 1, 2]
+    assert run.data.metrics["baselines.linear.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]
+    assert "reports/filters.png" in {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
 
 
 def test_second_repro_runs_nothing_and_params_rerun_only_what_they_affect(project):
@@ -82,7 +91,8 @@ def test_second_repro_runs_nothing_and_params_rerun_only_what_they_affect(projec
 
 def test_forced_rerun_is_bit_identical(project):
     repo, env, _ = project
-    files = ["data/raw/dataset.zip", "data/pairs.pt", "data/split/train.pt", "models/model.pt", "metrics/eval.json", "metrics/history.csv"]
+    files = ["data/raw/dataset.zip", "data/pairs.pt", "data/split/train.pt", "models/model.pt", "metrics/eval.json",
+             "metrics/history.csv", "reports/audio/test0_cnn.wav", "reports/filters.png"]
     before = {f: (repo / f).read_bytes() for f in files}
     sh(["dvc", "repro", "-f"], repo, env)
     assert {f: (repo / f).read_bytes() for f in files} == before

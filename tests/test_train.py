@@ -54,3 +54,15 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(PipelineError, match="no CUDA device"):
             pick_device("cuda")
+
+
+def test_adam_and_input_scale():
+    """The recipe knobs: Adam, and Phi(x) = CNN(s x) / s, which the checkpoint keeps."""
+    model = cnn.build([5], [1, 1], "linear", seed=0, input_scale=1000.0)
+    small = {k: v * 1e-3 for k, v in toy().items()}
+    history = fit(model, small, small, lr=3e-2, batch_size=8, epochs=60, seed=0, progress=False, optimizer="adam")
+    assert history[-1]["train_l1"] < 0.02 * history[0]["train_l1"]
+    ref = cnn.build([5], [1, 1], "linear", input_scale=1.0)
+    ref.load_state_dict(model.state_dict())
+    x = small["x"][:2]
+    torch.testing.assert_close(model(x), ref(x * 1000) / 1000)

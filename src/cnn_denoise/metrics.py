@@ -21,3 +21,9 @@ def losses(predict, x: torch.Tensor, y: torch.Tensor, batch: int = BATCH) -> dic
         sq_sum += err.square().sum().item()
     q, n = x.shape[0], x[0].numel()
     return {"l1": abs_sum / (q * n), "l1_sum": abs_sum / q, "mse": sq_sum / (q * n)}
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor, batch: int = BATCH) -> torch.Tensor:
+    """model(x) for a stack [Q, F, N], in batches."""
+    return torch.cat([model(x[i : i + batch]) for i in range(0, x.shape[0], batch)])

@@ -17,7 +17,7 @@ ACTIVATIONS = ("tanh", "linear")
 class MIMOCNN(nn.Module):
     """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
 
-    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "auto"):
+    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "auto", input_scale: float = 1.0):
         super().__init__()
         taps, features = list(taps), list(features)
         if len(taps) < 1:
@@ -29,7 +29,11 @@ class MIMOCNN(nn.Module):
             )
         if last_activation not in ACTIVATIONS:
             raise ValueError(f"MIMOCNN: last_activation must be one of {ACTIVATIONS}, got {last_activation!r}")
+        if not input_scale > 0:
+            raise ValueError(f"MIMOCNN: input_scale must be > 0, got {input_scale!r}")
         self.taps, self.features, self.last_activation = taps, features, last_activation
+        # Phi(x) = CNN(s x) / s: with s ~ 1/peak, tanh sees signals of order 1 instead of 1e-3
+        self.input_scale = float(input_scale)
         self.layers = nn.ModuleList(
             MIMOFilter(k, f_in, f_out, backend=backend)
             for k, f_in, f_out in zip(taps, features[:-1], features[1:])
@@ -42,11 +46,13 @@ class MIMOCNN(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1
+        if self.input_scale != 1.0:
+            X = X * self.input_scale
         for i, layer in enumerate(self.layers):
             X = layer(X)
             if i < last or self.last_activation == "tanh":
                 X = torch.tanh(X)
-        return X
+        return X / self.input_scale if self.input_scale != 1.0 else X
 
 
 class CNN(MIMOCNN):
@@ -62,18 +68,18 @@ class CNN(MIMOCNN):
         return super().forward(x.unsqueeze(-2)).squeeze(-2)
 
 
-def build(taps, features, last_activation="tanh", backend="auto", seed=None) -> MIMOCNN:
+def build(taps, features, last_activation="tanh", backend="auto", seed=None, input_scale=1.0) -> MIMOCNN:
     """A MIMOCNN whose initial weights depend only on `seed` (when given)."""
     if seed is not None:
         torch.manual_seed(seed)
-    return MIMOCNN(taps, features, last_activation=last_activation, backend=backend)
+    return MIMOCNN(taps, features, last_activation=last_activation, backend=backend, input_scale=input_scale)
 
 
 def save(model: MIMOCNN, path) -> None:
     """A checkpoint that carries its own spec, so evaluation needs no params."""
     from .atomic import save_torch
 
-    spec = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation}
+    spec = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation, "input_scale": model.input_scale}
     save_torch(path, {"spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
 
 

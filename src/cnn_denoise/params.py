@@ -38,6 +38,7 @@ class Model(_Strict):
     taps: list[PositiveInt] = Field(min_length=1)
     features: list[PositiveInt]
     last_activation: Literal["tanh", "linear"]
+    input_scale: float = Field(gt=0)
     backend: Literal["auto", "toeplitz", "fft", "conv1d", "shift"]
 
     @model_validator(mode="after")
@@ -50,6 +51,7 @@ class Model(_Strict):
 
 
 class Train(_Strict):
+    optimizer: Literal["sgd", "adam"]
     lr: float = Field(gt=0)
     batch_size: PositiveInt
     epochs: PositiveInt
@@ -57,10 +59,17 @@ class Train(_Strict):
     device: Literal["auto", "cpu", "cuda"]
 
 
+class Evaluate(_Strict):
+    sample_rate: int = Field(strict=True, gt=0)
+    lowpass_hz: float = Field(gt=0)
+    examples: int = Field(strict=True, ge=0)
+
+
 class Params(_Strict):
     data: Data
     model: Model
     train: Train
+    evaluate: Evaluate
 
 
 def _one_line(err: ValidationError) -> str:

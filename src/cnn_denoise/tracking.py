@@ -163,8 +163,9 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
         print(f"MLflow: logged run {run.info.run_id} to {tracking_uri()}", file=sys.stderr)
 
 
-def log_evaluation(model_path, metrics: dict) -> None:
-    """Attach the final metrics to the run that trained this model file (or a new run)."""
+def log_evaluation(model_path, metrics: dict, reports=None) -> None:
+    """Attach the final metrics (and the reports folder) to the run that trained this model
+    file, found by the file's hash; a new run only if that one is gone."""
     from .params import flatten
 
     mlflow = _mlflow()
@@ -174,5 +175,7 @@ def log_evaluation(model_path, metrics: dict) -> None:
     with mlflow.start_run(run_id=run_id) as run:
         if run_id is None:
             mlflow.set_tag("model_sha256", sha)
-        mlflow.log_metrics(flatten(metrics))
+        mlflow.log_metrics({k: v for k, v in flatten(metrics).items() if v is not None})
+        if reports:
+            mlflow.log_artifacts(str(reports), artifact_path="reports")
         print(f"MLflow: final metrics added to run {run.info.run_id}", file=sys.stderr)

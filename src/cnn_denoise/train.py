@@ -27,7 +27,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epochs: int, seed: int, device="cpu", progress: bool = True) -> list[dict]:
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+
+
+def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epochs: int, seed: int, device="cpu",
+        progress: bool = True, optimizer: str = "sgd") -> list[dict]:
     """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}]."""
     device = torch.device(device)
     model.to(device)
@@ -36,7 +40,7 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
         raise PipelineError(f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or longer recordings")
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)  # SGD: plain, no momentum, as the course
     loss_fn = torch.nn.L1Loss()
     generator = torch.Generator().manual_seed(seed)
 
@@ -55,9 +59,9 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
             loss = loss_fn(model(x[idx]), y[idx])
             if not torch.isfinite(loss):
                 raise PipelineError(f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {start // batch_size}; lower train.lr")
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            opt.step()
         history.append(record(epoch))
         bar.set_postfix(train_l1=f"{history[-1]['train_l1']:.3e}", test_l1=f"{history[-1]['test_l1']:.3e}")
     model.cpu().eval()

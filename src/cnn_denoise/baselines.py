@@ -1,0 +1,45 @@
+"""What the CNN must beat, fitted on the training set in closed form.
+
+- linear: the least-squares causal FIR filter with as many taps as the CNN's receptive
+  field, i.e. the best the CNN could do without its nonlinearities (same inputs seen);
+- lowpass: an ideal (brick-wall, non-causal) low-pass at the speech band's edge, with a
+  gain fitted by least squares: a reference for what band separation alone achieves.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .filters import mimo_conv1d
+
+BATCH = 4  # recordings per normal-equation update (memory: BATCH * N * taps doubles)
+
+
+def fit_fir(x: torch.Tensor, y: torch.Tensor, taps: int) -> torch.Tensor:
+    """h minimising sum |y - h * x|^2 over the set ([Q, 1, N] stacks), float64, causal."""
+    R = torch.zeros(taps, taps, dtype=torch.float64)
+    p = torch.zeros(taps, dtype=torch.float64)
+    for i in range(0, x.shape[0], BATCH):
+        xb, yb = x[i : i + BATCH, 0].double(), y[i : i + BATCH, 0].double()
+        A = F.pad(xb, (taps - 1, 0)).unfold(-1, taps, 1).flip(-1).reshape(-1, taps)  # A[n, k] = x[n-k]
+        R += A.T @ A
+        p += A.T @ yb.reshape(-1)
+    ridge = 1e-12 * torch.trace(R) / taps  # the noise-free band makes R nearly singular
+    return torch.linalg.solve(R + ridge * torch.eye(taps, dtype=torch.float64), p)
+
+
+def apply_fir(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Filter stacks [Q, 1, N] with h (float64 inside, float32 out, like the CNN's output)."""
+    return mimo_conv1d(x.double(), h.double()[:, None, None]).float()
+
+
+def ideal_lowpass(x: torch.Tensor, cutoff_hz: float, sample_rate: float) -> torch.Tensor:
+    """Zero every frequency above cutoff_hz (brick wall, zero phase)."""
+    spectrum = torch.fft.rfft(x.double(), dim=-1)
+    freqs = torch.fft.rfftfreq(x.shape[-1], d=1.0 / sample_rate)
+    return torch.fft.irfft(spectrum * (freqs <= cutoff_hz), n=x.shape[-1], dim=-1).float()
+
+
+def fit_gain(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """The scalar g minimising |y - g pred|^2."""
+    pred, y = pred.double(), y.double()
+    return ((pred * y).sum() / (pred * pred).sum().clamp_min(1e-300)).item()

@@ -1,0 +1,22 @@
+"""WAVs and figures of the evaluate stage are real, readable files."""
+
+import numpy as np
+import scipy.io.wavfile
+
+from cnn_denoise import report
+
+
+def test_wavs_share_one_gain(tmp_path):
+    signals = {"noisy": np.array([0.0, 1e-3, -2e-3]), "clean": np.array([0.0, 5e-4, -1e-3])}
+    paths = report.write_wavs(tmp_path, "ex", signals, 32000)
+    rates, data = zip(*(scipy.io.wavfile.read(p) for p in paths))
+    assert rates == (32000, 32000) and all(d.dtype == np.int16 for d in data)
+    assert abs(int(data[0][2])) == round(0.9 * 32767) and abs(int(data[1][2])) == round(0.45 * 32767)
+
+
+def test_figures_are_pngs(tmp_path):
+    s = np.sin(np.arange(4000) / 5)
+    a = report.example_figure(tmp_path / "a.png", {"noisy": s, "clean": s * 0}, 32000, "t")
+    b = report.response_figure(tmp_path / "b.png", np.random.default_rng(0).standard_normal((40, 1, 5)), np.ones(79) / 79, 32000)
+    for p in (a, b):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
