@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast browser bench compare sweep mlflow-ui clean
+.PHONY: setup repro test test-fast browser bench compare sweep recipe mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -54,5 +54,11 @@ sweep: setup
 	dvc exp run --queue -S 'model.features=[1,10,1]'
 	dvc exp run --queue -S 'model.taps=[40,40,40]' -S 'model.features=[1,5,5,1]'
 	dvc queue start -j 2
+	@while dvc queue status | grep -qE "Running|Queued"; do sleep 10; done
 	dvc queue status
-	@echo "running in the background: watch with 'dvc queue status', then 'dvc exp show --md' and 'make compare'"
+	dvc exp show --md
+
+# The recipe that denoises (README): Adam on scaled signals, a linear last layer.
+recipe: setup
+	dvc exp run -n adam-scaled -S train.optimizer=adam -S train.lr=0.001 -S model.input_scale=1000 \
+	  -S model.last_activation=linear -S train.epochs=1500

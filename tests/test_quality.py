@@ -41,3 +41,13 @@ def test_report_gain_is_relative_to_input():
     x = 0.5 * y + 0.1 * sig(1)
     r = quality.report(y + 0.01 * sig(2), x, y, 32000)
     assert r["snr_gain_db"] == pytest.approx(r["snr_db"] - quality.snr_db(x, y))
+
+
+def test_silent_recordings_are_left_out_not_nan():
+    y = sig(0)
+    y[1] = 0  # all pause
+    pred = y + 0.01 * sig(1)
+    assert quality.snr_db(pred, y) == pytest.approx(quality.snr_db(pred[[0, 2]], y[[0, 2]]))
+    assert quality.si_sdr_db(pred, y) == pytest.approx(quality.si_sdr_db(pred[[0, 2]], y[[0, 2]]))
+    silent = torch.zeros_like(y)
+    assert quality.report(pred, pred, silent, 32000) == {"snr_db": None, "si_sdr_db": None, "stoi": None, "snr_gain_db": None}

@@ -57,7 +57,7 @@ def write_text(path, text: str) -> None:
 
 
 def write_json(path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")  # NaN is no JSON
 
 
 def save_torch(path, obj) -> None:

@@ -1,6 +1,7 @@
 """Speech-enhancement measures people read, per recording and averaged over a set.
 
 - snr_db: 10 log10(|y|^2 / |y - y_hat|^2), the output's SNR against the clean signal;
+  every measure is averaged over the recordings whose clean signal is not silent (null if none);
 - snr_gain_db: snr_db of the output minus snr_db of the noisy input (what was gained);
 - si_sdr_db: scale-invariant SDR (Le Roux et al., 2019), blind to the output's gain;
   undefined (null) for an all-zero output;
@@ -17,29 +18,37 @@ import torch
 EPS = 1e-30
 
 
-def _per_recording(a: torch.Tensor) -> torch.Tensor:
-    return a.double().flatten(1)
+def _per_recording(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of (pred, y) as float64, leaving out recordings whose clean signal is silent:
+    no SNR is defined against silence. (Short synthetic recordings can be all pause.)"""
+    p, t = pred.double().flatten(1), y.double().flatten(1)
+    voiced = (t**2).sum(1) > 0
+    return p[voiced], t[voiced]
 
 
-def snr_db(pred: torch.Tensor, y: torch.Tensor) -> float:
-    p, t = _per_recording(pred), _per_recording(y)
-    return (10 * torch.log10((t**2).sum(1) / ((t - p) ** 2).sum(1).clamp_min(EPS))).mean().item()
+def _mean(values: torch.Tensor) -> float | None:
+    return values.mean().item() if values.numel() else None
+
+
+def snr_db(pred: torch.Tensor, y: torch.Tensor) -> float | None:
+    p, t = _per_recording(pred, y)
+    return _mean(10 * torch.log10((t**2).sum(1) / ((t - p) ** 2).sum(1).clamp_min(EPS)))
 
 
 def si_sdr_db(pred: torch.Tensor, y: torch.Tensor) -> float | None:
-    p, t = _per_recording(pred), _per_recording(y)
-    if ((p**2).sum(1) == 0).any():
+    p, t = _per_recording(pred, y)
+    if not p.numel() or ((p**2).sum(1) == 0).any():
         return None
     alpha = (p * t).sum(1) / (t**2).sum(1)
     target = alpha[:, None] * t
-    return (10 * torch.log10((target**2).sum(1) / ((target - p) ** 2).sum(1).clamp_min(EPS))).mean().item()
+    return _mean(10 * torch.log10((target**2).sum(1) / ((target - p) ** 2).sum(1).clamp_min(EPS)))
 
 
 def stoi(pred: torch.Tensor, y: torch.Tensor, sample_rate: int) -> float | None:
     from pystoi import stoi as pystoi
 
-    p, t = _per_recording(pred).numpy(), _per_recording(y).numpy()
-    if not np.any(p):
+    p, t = (a.numpy() for a in _per_recording(pred, y))
+    if not len(t) or not np.any(p):
         return None
     scores = [pystoi(t[q], p[q], sample_rate, extended=False) for q in range(len(t))]
     value = float(np.mean(scores))
@@ -49,5 +58,6 @@ def stoi(pred: torch.Tensor, y: torch.Tensor, sample_rate: int) -> float | None:
 def report(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> dict:
     """All measures for one system's outputs `pred` on a set (x noisy, y clean)."""
     out = {"snr_db": snr_db(pred, y), "si_sdr_db": si_sdr_db(pred, y), "stoi": stoi(pred, y, sample_rate)}
-    out["snr_gain_db"] = out["snr_db"] - snr_db(x, y)
+    before = snr_db(x, y)
+    out["snr_gain_db"] = None if out["snr_db"] is None or before is None else out["snr_db"] - before
     return out
