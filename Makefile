@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 repro: setup
 	dvc repro
 	dvc metrics show --precision 10
+	@python -m cnn_denoise.summary
 
 test: setup browser
 	python -m pytest

@@ -9,6 +9,7 @@ Writes bench/results.json and prints a table. Not a test: nothing here asserts a
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from cnn_denoise import model as cnn
 from cnn_denoise.filters import BACKENDS, choose_backend
@@ -93,21 +95,18 @@ def peak_memory_mib(backend: str, q: int, n: int) -> float:
 
 
 def stage_times() -> dict[str, float]:
-    """Wall time of each stage script on the default params, in a temporary folder."""
+    """Wall time of each stage of dvc.yaml (its own command line) on the default params,
+    run in order in a temporary folder, with tracking off."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(ROOT / "params.yaml", tmp)
         env = dict(os.environ, CNN_DENOISE_TRACKING="off")
-        cmds = {
-            "fetch": ["fetch.py", "data/raw/dataset.zip"],
-            "unzip": ["unzip.py", "data/raw/dataset.zip", "data/pairs.pt"],
-            "split": ["split.py", "data/pairs.pt", "data/split/train.pt", "data/split/test.pt"],
-            "train": ["train.py", "data/split/train.pt", "data/split/test.pt", "models/model.pt", "metrics/history.csv"],
-            "evaluate": ["evaluate.py", "models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json"],
-        }
-        for name, (script, *args) in cmds.items():
+        for name, stage in stages.items():
+            program, script, *args = shlex.split(stage["cmd"])
+            assert program == "python", stage["cmd"]
             start = time.perf_counter()
-            subprocess.run([sys.executable, str(ROOT / "stages" / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
+            subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
             times[name] = time.perf_counter() - start
     return times
 
