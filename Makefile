@@ -57,7 +57,7 @@ sweep: setup
 	dvc queue start -j 2
 	@while dvc queue status | grep -qE "Running|Queued"; do sleep 10; done
 	dvc queue status
-	dvc exp show --md
+	dvc exp show --md --drop '.*' --keep 'Experiment|^train\.l1$$|^test\.l1$$|test\.si_sdr_db|model\.taps|model\.features|baselines\.linear\.l1$$'
 
 # The recipe that denoises (README): Adam on scaled signals, a linear last layer.
 recipe: setup
