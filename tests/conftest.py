@@ -8,11 +8,30 @@ import time
 import urllib.request
 from pathlib import Path
 
+import io
+import zipfile
+
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def torch_bytes(obj) -> bytes:
+    """What torch.save writes for obj."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def zip_of(path, members: dict[str, bytes]):
+    """A deflated zip at path holding members {name: bytes}."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
 
 
 def free_port() -> int:

@@ -1,26 +1,12 @@
 """Loading the dataset zip safely and validating the pairs; the seeded split."""
 
-import io
-import zipfile
-
 import pytest
 import torch
 
 from cnn_denoise.dataset import read_torch_member, split_pairs, to_pairs
 from cnn_denoise.errors import PipelineError
 
-
-def torch_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def make_zip(path, members: dict[str, bytes]):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return path
+from conftest import torch_bytes, zip_of
 
 
 def pairs_list(q=5, n=64):
@@ -30,7 +16,7 @@ def pairs_list(q=5, n=64):
 
 def test_reads_the_courses_layout(tmp_path):
     data = pairs_list()
-    obj = read_torch_member(make_zip(tmp_path / "d.zip", {"folder/audio.pt": torch_bytes(data), "__MACOSX/._audio.pt": b"junk"}))
+    obj = read_torch_member(zip_of(tmp_path / "d.zip", {"folder/audio.pt": torch_bytes(data), "__MACOSX/._audio.pt": b"junk"}))
     out = to_pairs(obj)
     assert out["x"].shape == (5, 1, 64)
     assert torch.equal(out["x"][3], data[3][0]) and torch.equal(out["y"][4], data[4][1])
@@ -61,21 +47,21 @@ def test_other_layouts(layout):
 ])
 def test_bad_zips(tmp_path, members, message):
     with pytest.raises(PipelineError, match=message):
-        read_torch_member(make_zip(tmp_path / "d.zip", members))
+        read_torch_member(zip_of(tmp_path / "d.zip", members))
 
 
 def test_not_a_zip_and_truncated(tmp_path):
     (tmp_path / "a.zip").write_bytes(b"<html>not found</html>")
     with pytest.raises(PipelineError, match="not a readable zip"):
         read_torch_member(tmp_path / "a.zip")
-    good = make_zip(tmp_path / "b.zip", {"d.pt": torch_bytes(pairs_list())}).read_bytes()
+    good = zip_of(tmp_path / "b.zip", {"d.pt": torch_bytes(pairs_list())}).read_bytes()
     (tmp_path / "c.zip").write_bytes(good[: len(good) // 2])
     with pytest.raises(PipelineError, match="not a readable zip"):
         read_torch_member(tmp_path / "c.zip")
 
 
 def test_zip_bomb_refused_before_extraction(tmp_path):
-    make_zip(tmp_path / "bomb.zip", {"d.pt": b"\0" * (50 << 20)})  # 50 MiB of zeros: ~1000:1
+    zip_of(tmp_path / "bomb.zip", {"d.pt": b"\0" * (50 << 20)})  # 50 MiB of zeros: ~1000:1
     with pytest.raises(PipelineError, match="compressed .*:1 .*zip bomb"):
         read_torch_member(tmp_path / "bomb.zip")
 
@@ -92,7 +78,7 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     blob = torch_bytes([Exploit(str(marker))])
     with pytest.raises(PipelineError, match="weights_only"):
-        read_torch_member(make_zip(tmp_path / "d.zip", {"d.pt": blob}))
+        read_torch_member(zip_of(tmp_path / "d.zip", {"d.pt": blob}))
     assert not marker.exists()
 
 

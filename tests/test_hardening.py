@@ -1,7 +1,6 @@
 """Hostile and broken inputs through the real stage scripts: one `error:` line, exit 1, no output."""
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, free_port, set_params
+from conftest import REPO, free_port, set_params, torch_bytes, zip_of
 
 
 def stage(name, *args, cwd, timeout=120):
@@ -29,19 +28,6 @@ def assert_refused(proc, message, *outputs):
     for out in outputs:
         assert not Path(out).exists(), f"{out} was written"
         assert not list(Path(out).parent.glob(f".{Path(out).name}.*")), "a temp file was left behind"
-
-
-def torch_bytes(obj):
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def zip_of(path, members):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return path
 
 
 def pairs(q=6, n=100):
