@@ -11,7 +11,7 @@ from cnn_denoise import params, tracking
 from cnn_denoise.atomic import write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.train import fit, pick_device
+from cnn_denoise.train import close_distributed, fit, init_distributed, pick_device
 
 
 def history_csv(history: list[dict]) -> str:
@@ -33,9 +33,14 @@ def main(argv=None):
     p = params.load(args.params)
     torch.use_deterministic_algorithms(True)
     m, t = p.model, p.train
+    device = pick_device(t.device)
+    rank = init_distributed(device)  # 0 unless launched by torchrun
     model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
     history = fit(model, load_split(args.train_set), load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed,
-                  pick_device(t.device), optimizer=t.optimizer)
+                  device, optimizer=t.optimizer)
+    close_distributed()
+    if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
+        return 0
     cnn.save(model, args.model_out)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))

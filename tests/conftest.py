@@ -84,6 +84,12 @@ def ran(proc) -> list[str]:
 
 
 
+def write_params_copy(folder: Path, **changes) -> None:
+    """params.yaml of the repository, with changes, written into folder."""
+    shutil.copy(REPO / "params.yaml", folder / "params.yaml")
+    set_params(folder, **changes)
+
+
 def make_project(repo: Path, **changes) -> tuple[Path, dict]:
     """Copy the tracked files (not outputs) into a new git repo with small data; return it and the env."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()

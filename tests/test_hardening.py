@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, free_port, set_params, torch_bytes, zip_of
+from conftest import REPO, free_port, torch_bytes, write_params_copy, zip_of
 
 
 def stage(name, *args, cwd, timeout=120):
@@ -106,13 +105,8 @@ def test_zip_bomb_by_declared_size_is_refused_before_reading(tmp_path, monkeypat
         dataset.read_torch_member(z)
 
 
-def write_params(tmp_path, **changes):
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    set_params(tmp_path, **changes)
-
-
 def test_split_needs_more_pairs_than_test_size(tmp_path):
-    write_params(tmp_path, **{"data.test_size": 6})
+    write_params_copy(tmp_path, **{"data.test_size": 6})
     torch.save({"x": torch.zeros(6, 1, 100), "y": torch.zeros(6, 1, 100)}, tmp_path / "pairs.pt")
     out = tmp_path / "split" / "train.pt"
     proc = stage("split", tmp_path / "pairs.pt", out, tmp_path / "split" / "test.pt", cwd=tmp_path)
@@ -128,14 +122,14 @@ def make_split(tmp_path, n=100):
 
 
 def test_signal_shorter_than_the_longest_filter(tmp_path):
-    write_params(tmp_path)
+    write_params_copy(tmp_path)
     model = tmp_path / "models" / "model.pt"
     proc = stage("train", *make_split(tmp_path, n=30), model, tmp_path / "metrics" / "h.csv", cwd=tmp_path)
     assert_refused(proc, "recordings have 30 samples but model.taps asks for 40", model)
 
 
 def test_diverging_training_writes_no_model(tmp_path):
-    write_params(tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3})
+    write_params_copy(tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3})
     model = tmp_path / "models" / "model.pt"
     train, test = make_split(tmp_path)
     torch.save({"x": torch.randn(8, 1, 100), "y": torch.zeros(8, 1, 100)}, train)
@@ -153,13 +147,13 @@ def test_diverging_training_writes_no_model(tmp_path):
     ({"train.optimizer": "lbfgs"}, "train.optimizer: Input should be 'sgd' or 'adam'"),
 ])
 def test_bad_params_stop_the_first_stage(tmp_path, change, message):
-    write_params(tmp_path, **change)
+    write_params_copy(tmp_path, **change)
     out = tmp_path / "data" / "raw" / "dataset.zip"
     assert_refused(stage("fetch", out, cwd=tmp_path), message, out)
 
 
 def test_missing_param_key(tmp_path):
-    write_params(tmp_path)
+    write_params_copy(tmp_path)
     text = (tmp_path / "params.yaml").read_text().replace("  seed: 0\n", "", 1)
     (tmp_path / "params.yaml").write_text(text)
     out = tmp_path / "data.zip"
@@ -178,7 +172,7 @@ def test_fetch_failures_leave_no_file(tmp_path, http_server, kind, message):
     (root / "d.zip").write_bytes(b"zip bytes")
     urls = {"404": f"{url}/status/404", "500": f"{url}/status/500", "refused": f"http://127.0.0.1:{free_port()}/d.zip",
             "stall": f"{url}/stall", "sha": f"{url}/files/d.zip"}
-    write_params(tmp_path, **{"data.url": urls[kind], "data.timeout": 1.0, "data.sha256": "0" * 64})
+    write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 1.0, "data.sha256": "0" * 64})
     out = tmp_path / "data" / "raw" / "dataset.zip"
     proc = stage("fetch", out, cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
@@ -191,7 +185,7 @@ def test_fetch_downloads_and_pins(tmp_path, http_server):
     root, url = http_server
     body = b"the course zip"
     (root / "d.zip").write_bytes(body)
-    write_params(tmp_path, **{"data.url": f"{url}/files/d.zip", "data.sha256": hashlib.sha256(body).hexdigest()})
+    write_params_copy(tmp_path, **{"data.url": f"{url}/files/d.zip", "data.sha256": hashlib.sha256(body).hexdigest()})
     out = tmp_path / "data" / "raw" / "dataset.zip"
     proc = stage("fetch", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -5,9 +5,11 @@ mini-batches, and then measures the train and test L1 of the whole sets, so the 
 (epoch 0 is the initial model) shows how far SGD actually moved.
 """
 
+import os
 import sys
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .errors import PipelineError
@@ -30,17 +32,52 @@ def pick_device(name: str) -> torch.device:
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
 
 
+def init_distributed(device: torch.device) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU)
+    and return this process's rank; otherwise 0, with nothing set up."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank()
+
+
+def close_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _distributed_step(model, x, y, idx, world: int, rank: int):
+    """One rank's share of a global batch: the rows idx[rank::world], with a loss scaled so
+    that DDP's gradient average equals the gradient of the global batch's mean L1."""
+    mine = idx[rank::world]
+    loss = (model(x[mine]) - y[mine]).abs().sum() * (world / (len(idx) * x[0].numel()))
+    total = loss.detach() / world
+    dist.all_reduce(total)  # every rank sees the global loss, so all stop together on divergence
+    return loss, total
+
+
 def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epochs: int, seed: int, device="cpu",
         progress: bool = True, optimizer: str = "sgd") -> list[dict]:
-    """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}]."""
+    """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}].
+
+    Under torchrun (a process group is initialised), each rank computes its share of every
+    global batch of `batch_size` and DistributedDataParallel averages the gradients: the
+    same SGD steps as one process, up to float rounding."""
     device = torch.device(device)
     model.to(device)
+    distributed = dist.is_available() and dist.is_initialized()
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
+        world, rank = dist.get_world_size(), dist.get_rank()
     n = train_set["x"].shape[-1]
     if n < max(model.taps):
         raise PipelineError(f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or longer recordings")
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)  # SGD: plain, no momentum, as the course
+    opt = OPTIMIZERS[optimizer](net.parameters(), lr=lr)  # SGD: plain, no momentum, as the course
     loss_fn = torch.nn.L1Loss()
     generator = torch.Generator().manual_seed(seed)
 
@@ -51,14 +88,18 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
         return row
 
     history = [record(0)]
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=None if progress else True)  # None: off when not a terminal
+    quiet = not progress or (distributed and rank != 0)
+    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=True if quiet else None)  # None: off when not a terminal
     for epoch in bar:
         order = torch.randperm(x.shape[0], generator=generator).to(device)
         for start in range(0, x.shape[0], batch_size):
             idx = order[start : start + batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
-            if not torch.isfinite(loss):
-                raise PipelineError(f"training diverged: loss is {loss.item()} at epoch {epoch}, batch {start // batch_size}; lower train.lr")
+            if distributed:
+                loss, seen = _distributed_step(net, x, y, idx, world, rank)
+            else:
+                loss = seen = loss_fn(net(x[idx]), y[idx])
+            if not torch.isfinite(seen):
+                raise PipelineError(f"training diverged: loss is {seen.item()} at epoch {epoch}, batch {start // batch_size}; lower train.lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
