@@ -61,9 +61,9 @@ def _git(*args) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def run_tags() -> dict[str, str]:
+def run_tags(lock: dict) -> dict[str, str]:
     """Where the run came from: git commit and dirtiness (ignoring the pipeline's own
-    outputs), the DVC experiment's name, and the dataset's hash as dvc.lock records it."""
+    outputs), the DVC experiment's name, and the dataset's hash from `lock` (upstream_lock)."""
     tags = {}
     commit = _git("rev-parse", "HEAD")
     if commit:
@@ -72,7 +72,6 @@ def run_tags() -> dict[str, str]:
         tags["git_dirty"] = str(bool(changes))
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    lock = upstream_lock()
     if lock.get("dataset_md5"):
         tags["dataset_md5"] = lock["dataset_md5"]
     return tags
@@ -138,8 +137,9 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
     from mlflow.entities import Metric
 
     with mlflow.start_run() as run:
-        mlflow.set_tags({"model_sha256": file_sha256(model_path), **run_tags()})
-        mlflow.log_params({**{k: str(v) for k, v in upstream_lock().get("params", {}).items()}, **params})
+        lock = upstream_lock()  # read dvc.lock once, for the tags and the data's params
+        mlflow.set_tags({"model_sha256": file_sha256(model_path), **run_tags(lock)})
+        mlflow.log_params({**{k: str(v) for k, v in lock.get("params", {}).items()}, **params})
         if history_path:
             mlflow.log_artifact(str(history_path), artifact_path="plots")
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""Task 4's training loop: plain SGD on the mean absolute error, as the course's code did.
+"""Task 4's training loop: plain SGD on the mean absolute error, as the course's code did
+(Adam is an option for recipes beyond the lab).
 
 Every epoch shuffles the training set with a seeded generator, steps through it in
 mini-batches, and then measures the train and test L1 of the whole sets, so the history
