@@ -1,8 +1,9 @@
-"""train: the CNN of params.yaml (model.*) trained with SGD on the mean L1 (train.*)."""
+"""train: the CNN of params.yaml (model.*) trained as train.* says (the lab: SGD on the mean L1)."""
 
 import argparse
 import csv
 import io
+import sys
 
 import torch
 
@@ -12,6 +13,7 @@ from cnn_denoise.atomic import write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.train import close_distributed, fit, init_distributed, pick_device
+from cnn_denoise.warmstart import linear_start
 
 
 def history_csv(history: list[dict]) -> str:
@@ -36,8 +38,13 @@ def main(argv=None):
     device = pick_device(t.device)
     rank = init_distributed(device)  # 0 unless launched by torchrun
     model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
-    history = fit(model, load_split(args.train_set), load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed,
-                  device, optimizer=t.optimizer)
+    train_set = load_split(args.train_set)
+    if t.init == "linear":
+        start = linear_start(model, train_set["x"], train_set["y"])
+        if rank == 0:
+            print(f"train: starting as the {start['taps']}-tap least-squares filter (residual RMS {start['residual_rms']:.3g})", file=sys.stderr)
+    history = fit(model, train_set, load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed,
+                  device, optimizer=t.optimizer, loss=t.loss)
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0

@@ -9,16 +9,23 @@ import torch
 
 from cnn_denoise import model as cnn
 from conftest import REPO, write_params_copy
+from test_warmstart import bursts
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_processes_match_one(tmp_path):
-    write_params_copy(tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu"})
+GATE = {"model.taps": [9, 1], "model.features": [1, 3, 1], "model.last_activation": "linear", "model.input_scale": 1000.0,
+        "train.optimizer": "lbfgs", "train.loss": "snr", "train.init": "linear", "train.lr": 1.0, "train.batch_size": 14}
+
+
+@pytest.mark.parametrize("recipe", [{}, GATE], ids=["lab-sgd-l1", "lbfgs-snr-linear-start"])
+def test_two_processes_match_one(tmp_path, recipe):
+    write_params_copy(tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe})
     g = torch.Generator().manual_seed(0)
-    for name, q in (("train", 14), ("test", 4)):  # 14: the last global batch is uneven (2 rows)
+    for seed, (name, q) in enumerate((("train", 14), ("test", 4))):  # 14: the last global batch is uneven (2 rows)
         x = torch.randn(q, 1, 400, generator=g) * 1e-3
-        torch.save({"x": x, "y": 0.5 * x + 1e-4 * torch.randn(q, 1, 400, generator=g)}, tmp_path / f"{name}.pt")
+        data = bursts(q, 2000, seed) if recipe else {"x": x, "y": 0.5 * x + 1e-4 * torch.randn(q, 1, 400, generator=g)}
+        torch.save(data, tmp_path / f"{name}.pt")
     env = dict(os.environ, CNN_DENOISE_TRACKING="off", OMP_NUM_THREADS="1")
     script = str(REPO / "stages" / "train.py")
     args = [str(tmp_path / "train.pt"), str(tmp_path / "test.pt")]
@@ -29,8 +36,11 @@ def test_two_processes_match_one(tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two.pt", weights_only=True)["state_dict"]
-    start = cnn.build([40, 40], [1, 5, 1], seed=0).state_dict()  # params.yaml's model, train.seed 0
-    assert all((a[k] - start[k]).abs().max() > 0 for k in a)  # training moved every layer
+    if not recipe:
+        start = cnn.build([40, 40], [1, 5, 1], seed=0).state_dict()  # params.yaml's model, train.seed 0
+        assert all((a[k] - start[k]).abs().max() > 0 for k in a)  # training moved every layer
+    else:
+        assert a["layers.1.H"][0, 1:].abs().max() > 0  # the gate's output weights left 0
     for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-7 * a[k].abs().max().item())
     assert (tmp_path / "two.csv").read_text().splitlines()[0] == "epoch,train_l1,test_l1"

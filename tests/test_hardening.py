@@ -144,7 +144,9 @@ def test_diverging_training_writes_no_model(tmp_path):
     ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
     ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
     ({"train.momentum": 0.9}, "train.momentum: Extra inputs are not permitted"),
-    ({"train.optimizer": "lbfgs"}, "train.optimizer: Input should be 'sgd' or 'adam'"),
+    ({"train.optimizer": "rmsprop"}, "train.optimizer: Input should be 'sgd', 'adam' or 'lbfgs'"),
+    ({"train.init": "linear"}, "params.yaml: train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
+                               "model.last_activation linear, got taps [40, 40], features [1, 5, 1], last_activation tanh; fix it"),
 ])
 def test_bad_params_stop_the_first_stage(tmp_path, change, message):
     write_params_copy(tmp_path, **change)

@@ -51,7 +51,9 @@ class Model(_Strict):
 
 
 class Train(_Strict):
-    optimizer: Literal["sgd", "adam"]
+    optimizer: Literal["sgd", "adam", "lbfgs"]
+    loss: Literal["l1", "snr"]
+    init: Literal["xavier", "linear"]
     lr: float = Field(gt=0)
     batch_size: PositiveInt
     epochs: PositiveInt
@@ -71,14 +73,23 @@ class Params(_Strict):
     train: Train
     evaluate: Evaluate
 
+    @model_validator(mode="after")
+    def _linear_start(self):
+        from .warmstart import problem
+
+        if self.train.init == "linear" and (why := problem(self.model.taps, self.model.features, self.model.last_activation)):
+            raise ValueError(why.split("; ")[0])
+        return self
+
 
 def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
-    key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
-    got = "" if e["type"] in ("missing", "model_type") or "after" in str(e.get("ctx", "")) else f" (got {e['input']!r})"
+    whole = not key or isinstance(e["input"], dict)  # a check across keys: its message names them
+    got = "" if whole or e["type"] in ("missing", "model_type") else f" (got {e['input']!r})"
     more = f" [and {len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
-    return f"{key}: {msg}{got}{more}"
+    return f"{key + ': ' if key else ''}{msg}{got}{more}"
 
 
 def load(path="params.yaml") -> Params:
