@@ -52,3 +52,28 @@ def test_workspace_and_queued_experiments_share_the_store(tmp_path):
         assert runs[name].data.metrics["test.l1"] == exps[name]
     md = sh(["dvc", "exp", "show", "--md"], repo, env).stdout
     assert "narrow" in md and "wide" in md
+
+
+def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
+    """`make recipe`'s own dvc exp run command, on small data: epoch 0 of its history is the
+    least-squares filter that evaluate reports as the linear baseline, and the gate trained."""
+    import csv
+
+    import torch
+
+    repo, env = make_project(tmp_path)
+    sh(["dvc", "repro"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "baseline"], repo, env)
+    command = sh(["make", "-n", "-o", "setup", "recipe"], repo, env).stdout.strip().splitlines()[-1]
+    assert command.startswith("dvc exp run -n linear-gate") and "train.init=linear" in command
+    sh(["bash", "-c", command], repo, env)
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
+    assert len(history) == 11
+    assert float(history[0]["test_l1"]) == pytest.approx(metrics["baselines"]["linear"]["l1"], rel=1e-4)
+    assert float(history[-1]["test_l1"]) == pytest.approx(metrics["test"]["l1"], rel=1e-6)
+    gate = torch.load(repo / "models" / "model.pt", weights_only=True)["state_dict"]["layers.1.H"]
+    assert gate.shape == (1, 4, 1) and gate[0, 1:].abs().max() > 0
+    runs = {r.data.tags.get("dvc_exp_name"): r for r in mlflow_runs(repo)}
+    assert runs["linear-gate"].data.params["train.init"] == "linear"
