@@ -70,6 +70,6 @@ recipe: setup
 recipe-scratch: setup
 	dvc exp run -n lbfgs-scratch $(RECIPE) -S train.init=xavier
 
-recipe-table: setup
-	dvc exp show --md --drop '.*' --keep 'Experiment|^test\.l1$$|^test\.si_sdr_db$$|^test\.stoi$$|^baselines\.linear\.(l1|si_sdr_db)$$|model\.taps|train\.(optimizer|init|loss)$$'
+recipe-table: setup  # the experiments of HEAD, or of REV=<commit>
+	dvc exp show --md --rev $(or $(REV),HEAD) --drop '.*' --keep 'Experiment|^test\.l1$$|^test\.si_sdr_db$$|^test\.stoi$$|^baselines\.linear\.(l1|si_sdr_db)$$|model\.taps|train\.(optimizer|init|loss)$$'
 

@@ -104,3 +104,25 @@ def test_queued_experiments_use_the_main_repositorys_store(monkeypatch, tmp_path
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, monkeypatch, capsys):
+    """Another process holding the SQLite store's write lock (a long query, a crashed writer):
+    evaluate's logging fails in one line instead of hanging or losing the outputs."""
+    import sqlite3
+
+    model = cnn.build([3], [1, 1], seed=0)
+    path = tmp_path / "model.pt"
+    cnn.save(model, path)
+    tracking.log_training({"train.lr": "0.5"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], model, path)
+    capsys.readouterr()
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        monkeypatch.setenv("CNN_DENOISE_TRACKING", "warn")
+        assert tracking.guarded("logging evaluation", lambda: tracking.log_evaluation(path, {"test": {"l1": 0.5}})) == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "MLflow tracking failed while logging evaluation" in lines[0] and "database is locked" in lines[0]

@@ -14,6 +14,7 @@ are already written, the stage prints one line saying tracking failed and succee
 """
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -109,6 +110,11 @@ def guarded(what: str, log) -> int:
     current = mode()
     if current == "off":
         return 0
+    # MLflow's SQL store logs a whole traceback before it raises (a locked or broken
+    # database); the one line below says it instead
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    level = db_log.level
+    db_log.setLevel(logging.CRITICAL)
     try:
         log()
         return 0
@@ -117,6 +123,8 @@ def guarded(what: str, log) -> int:
         print(f"MLflow tracking failed while {what} at {tracking_uri()}: {reason}; the DVC outputs are written, "
               "fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off", file=sys.stderr)
         return 1 if current == "require" else 0
+    finally:
+        db_log.setLevel(level)
 
 
 def _mlflow():
