@@ -24,7 +24,7 @@ repro: setup
 	@python -m cnn_denoise.summary
 
 test: setup browser
-	python -m pytest
+	python -m pytest -n auto --dist worksteal --durations=10
 
 # The offline-plot test renders the page in headless Chromium; install it where we can (root
 # with apt, as in CI), otherwise that one test skips and says why.
