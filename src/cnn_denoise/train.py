@@ -121,7 +121,7 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
         for start in range(0, x.shape[0], batch_size):
             idx = order[start : start + batch_size]
 
-            def closure():  # L-BFGS calls it once per evaluation; the others once per step
+            def closure():  # every optimizer's step() calls it: L-BFGS once per evaluation, SGD/Adam once
                 opt.zero_grad(set_to_none=True)
                 if distributed:
                     value, seen = _distributed_step(net, x, y, idx, world, rank, loss)
@@ -132,11 +132,7 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
                 value.backward()
                 return seen
 
-            if optimizer == "lbfgs":
-                opt.step(closure)
-            else:
-                closure()
-                opt.step()
+            opt.step(closure)
         history.append(record(epoch))
         bar.set_postfix(train_l1=f"{history[-1]['train_l1']:.3e}", test_l1=f"{history[-1]['test_l1']:.3e}")
     model.cpu().eval()
