@@ -21,8 +21,9 @@ import torch
 import yaml
 
 from cnn_denoise import model as cnn
-from cnn_denoise.filters import BACKENDS, choose_backend
-from cnn_denoise.train import pick_device
+from cnn_denoise.filters import choose_backend
+from cnn_denoise.spec import BACKENDS
+from cnn_denoise.train import exact_float32, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
@@ -120,7 +121,8 @@ def main(argv=None):
     parser.add_argument("--skip-stages", action="store_true", help="do not time the pipeline's stages")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args(argv)
-    device = pick_device(args.device)  # as training: exact float32 on CUDA (no TF32)
+    device = pick_device(args.device)
+    exact_float32()  # as training: no TF32 on CUDA
     x, y = lab_data(args.recordings, args.samples, device)
     default = choose_backend(SPEC["taps"][0], device)
     one_epoch(default, x[:32], y[:32])  # warm-up: allocator, kernels, threads

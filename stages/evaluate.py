@@ -16,11 +16,12 @@ from cnn_denoise import model as cnn
 from cnn_denoise.atomic import atomic_dir, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.metrics import losses, predict
+from cnn_denoise.metrics import losses, predict, scores
 
 
-def scores(pred, x, y, sample_rate):
-    return {**losses(lambda v: v, pred, y), **quality.report(pred, x, y, sample_rate)}
+def measures(pred, x, y, sample_rate):
+    """Every measure of one system's outputs on the test set."""
+    return {**scores(pred, y), **quality.measures(pred, x, y, sample_rate)}
 
 
 def write_reports(folder, model, h, test, outputs, ev):
@@ -40,9 +41,8 @@ def main(argv=None):
     parser.add_argument("test_set")
     parser.add_argument("metrics_out")
     parser.add_argument("reports_out", help="folder for WAVs and figures")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    ev = params.load(args.params).evaluate
+    ev = params.load().evaluate
     model = cnn.load(args.model)
     train, test = load_split(args.train_set), load_split(args.test_set)
     h = baselines.fit_fir(train["x"], train["y"], model.receptive_field)
@@ -57,8 +57,8 @@ def main(argv=None):
     }
     metrics = {
         "train": losses(model, train["x"], train["y"]),
-        "test": scores(outputs["cnn"], x, y, ev.sample_rate),
-        "baselines": {name: scores(out, x, y, ev.sample_rate) for name, out in outputs.items() if name != "cnn"},
+        "test": measures(outputs["cnn"], x, y, ev.sample_rate),
+        "baselines": {name: measures(out, x, y, ev.sample_rate) for name, out in outputs.items() if name != "cnn"},
     }
     write_reports(args.reports_out, model, h, test, outputs, ev)
     write_json(args.metrics_out, metrics)

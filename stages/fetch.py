@@ -4,7 +4,7 @@ import argparse
 import hashlib
 import sys
 
-from cnn_denoise import download, params, synth
+from cnn_denoise import download, params
 from cnn_denoise.atomic import write_bytes
 from cnn_denoise.errors import PipelineError, run_stage
 
@@ -12,12 +12,13 @@ from cnn_denoise.errors import PipelineError, run_stage
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", help="where to write the zip")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    data = params.load(args.params).data
+    data = params.load().data
     if data.url != "synthetic":
         download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout)
         return
+    from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
+
     s = data.synthetic
     blob = synth.make_zip(s.pairs, s.samples, s.seed)
     found = hashlib.sha256(blob).hexdigest()

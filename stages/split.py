@@ -16,9 +16,8 @@ def main(argv=None):
     parser.add_argument("pairs", help="the validated pairs from unzip")
     parser.add_argument("train_out")
     parser.add_argument("test_out")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    data = params.load(args.params).data
+    data = params.load().data
     train, test = split_pairs(torch.load(args.pairs, weights_only=True), data.test_size, data.split_seed)
     save_torch(args.train_out, train)
     save_torch(args.test_out, test)

@@ -8,11 +8,11 @@ import sys
 import torch
 
 from cnn_denoise import model as cnn
-from cnn_denoise import params, tracking
+from cnn_denoise import params, spec, tracking
 from cnn_denoise.atomic import write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.train import close_distributed, fit, init_distributed, pick_device
+from cnn_denoise.train import close_distributed, exact_float32, fit, init_distributed, pick_device
 from cnn_denoise.warmstart import linear_start
 
 
@@ -30,20 +30,21 @@ def main(argv=None):
     parser.add_argument("test_set")
     parser.add_argument("model_out")
     parser.add_argument("history_out", help="per-epoch train/test L1 (CSV, a DVC plot)")
-    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    p = params.load(args.params)
+    p = params.load()
     torch.use_deterministic_algorithms(True)
     m, t = p.model, p.train
     device = pick_device(t.device)
+    exact_float32()
     rank = init_distributed(device)  # 0 unless launched by torchrun
     model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
     train_set = load_split(args.train_set)
-    if t.init == "linear":
+    if t.init == spec.LINEAR:
         start = linear_start(model, train_set["x"], train_set["y"])
         if rank == 0:
             print(f"train: starting as the {start['taps']}-tap least-squares filter (residual RMS {start['residual_rms']:.3g})", file=sys.stderr)
-    history = fit(model, train_set, load_split(args.test_set), t.lr, t.batch_size, t.epochs, t.seed,
+    batch_size = len(train_set["x"]) if t.batch_size == spec.FULL else t.batch_size
+    history = fit(model, train_set, load_split(args.test_set), t.lr, batch_size, t.epochs, t.seed,
                   device, optimizer=t.optimizer, loss=t.loss)
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks

@@ -2,13 +2,17 @@
 
 import time
 
+import pytest
+
 from cnn_denoise import compare, tracking
 
+pytestmark = pytest.mark.slow  # a real MLflow store: its schema takes seconds to create
 
-def test_table_shows_what_differs_newest_first(tmp_path, monkeypatch, capsys):
+
+def test_table_shows_what_differs_newest_first(sqlite_store, monkeypatch, capsys):
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     mlflow.set_tracking_uri(tracking.tracking_uri())
     mlflow.set_experiment(tracking.EXPERIMENT)
     for taps, l1 in (("[40, 40]", 2.5e-4), ("[20, 20]", 2.0e-4)):
@@ -25,7 +29,7 @@ def test_table_shows_what_differs_newest_first(tmp_path, monkeypatch, capsys):
     assert "same in every run: train.lr=0.5" in out and "2.0000e-04" in out
 
 
-def test_empty_store_says_so(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_empty_store_says_so(sqlite_store, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     assert compare.main([]) == 1
     assert "no runs" in capsys.readouterr().err

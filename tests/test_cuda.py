@@ -4,15 +4,16 @@ import pytest
 import torch
 
 from cnn_denoise import MIMOCNN, MIMOFilter
-from cnn_denoise.filters import BACKENDS, choose_backend
-from cnn_denoise.train import pick_device
+from cnn_denoise.filters import choose_backend
+from cnn_denoise.spec import BACKENDS
+from cnn_denoise.train import exact_float32
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_backend_on_cuda_matches_cpu_reference(backend):
-    pick_device("cuda")  # as the train stage does: exact float32, no TF32
+    exact_float32()  # as the train stage does: no TF32
     torch.manual_seed(0)
     ref = MIMOFilter(40, 5, 3, backend="shift")
     gpu = MIMOFilter(40, 5, 3, backend=backend).cuda()

@@ -6,7 +6,7 @@ import torch
 from cnn_denoise.dataset import read_torch_member, split_pairs, to_pairs
 from cnn_denoise.errors import PipelineError
 
-from conftest import torch_bytes, zip_of
+from helpers import torch_bytes, zip_of
 
 
 def pairs_list(q=5, n=64):

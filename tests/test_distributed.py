@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnn_denoise import model as cnn
-from conftest import REPO, write_params_copy
+from helpers import REPO, write_params_copy
 from test_warmstart import bursts
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 from cnn_denoise.download import fetch
 from cnn_denoise.errors import PipelineError
 
-from conftest import free_port
+from helpers import free_port
 
 BODY = b"PK fake zip bytes " * 5000
 SHA = hashlib.sha256(BODY).hexdigest()

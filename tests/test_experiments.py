@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import make_project, sh
+from helpers import make_project, sh
 
 pytestmark = pytest.mark.slow
 

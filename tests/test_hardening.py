@@ -1,4 +1,7 @@
-"""Hostile and broken inputs through the real stage scripts: one `error:` line, exit 1, no output."""
+"""Hostile and broken inputs through the real stage scripts: one `error:` line, exit 1, no output.
+
+Each case runs the stage's main() in this process (the `stage` fixture); one case per stage
+also runs as its own `python stages/NAME.py` process, the contract DVC sees."""
 
 import hashlib
 import os
@@ -10,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, free_port, torch_bytes, write_params_copy, zip_of
+from helpers import REPO, free_port, torch_bytes, write_params_copy, zip_of
 
 
-def stage(name, *args, cwd, timeout=120):
+def subprocess_stage(name, *args, cwd, timeout=120):
     env = dict(os.environ, CNN_DENOISE_TRACKING="off")
     return subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -87,7 +90,7 @@ def bad_zip(tmp_path, case):
     ("nan", "y of pair 2 holds NaN or infinite values"),
     ("inf", "x of pair 2 holds NaN or infinite values"),
 ])
-def test_unzip_refuses(tmp_path, case, message):
+def test_unzip_refuses(tmp_path, stage, case, message):
     out = tmp_path / "data" / "pairs.pt"
     assert_refused(stage("unzip", bad_zip(tmp_path, case), out, cwd=tmp_path), message, out)
     assert not (tmp_path / "marker").exists()
@@ -105,7 +108,7 @@ def test_zip_bomb_by_declared_size_is_refused_before_reading(tmp_path, monkeypat
         dataset.read_torch_member(z)
 
 
-def test_split_needs_more_pairs_than_test_size(tmp_path):
+def test_split_needs_more_pairs_than_test_size(tmp_path, stage):
     write_params_copy(tmp_path, **{"data.test_size": 6})
     torch.save({"x": torch.zeros(6, 1, 100), "y": torch.zeros(6, 1, 100)}, tmp_path / "pairs.pt")
     out = tmp_path / "split" / "train.pt"
@@ -121,14 +124,14 @@ def make_split(tmp_path, n=100):
     return d / "train.pt", d / "test.pt"
 
 
-def test_signal_shorter_than_the_longest_filter(tmp_path):
+def test_signal_shorter_than_the_longest_filter(tmp_path, stage):
     write_params_copy(tmp_path)
     model = tmp_path / "models" / "model.pt"
     proc = stage("train", *make_split(tmp_path, n=30), model, tmp_path / "metrics" / "h.csv", cwd=tmp_path)
     assert_refused(proc, "recordings have 30 samples but model.taps asks for 40", model)
 
 
-def test_diverging_training_writes_no_model(tmp_path):
+def test_diverging_training_writes_no_model(tmp_path, stage):
     write_params_copy(tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3})
     model = tmp_path / "models" / "model.pt"
     train, test = make_split(tmp_path)
@@ -148,13 +151,13 @@ def test_diverging_training_writes_no_model(tmp_path):
     ({"train.init": "linear"}, "params.yaml: train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
                                "model.last_activation linear, got taps [40, 40], features [1, 5, 1], last_activation tanh; fix it"),
 ])
-def test_bad_params_stop_the_first_stage(tmp_path, change, message):
+def test_bad_params_stop_the_first_stage(tmp_path, stage, change, message):
     write_params_copy(tmp_path, **change)
     out = tmp_path / "data" / "raw" / "dataset.zip"
     assert_refused(stage("fetch", out, cwd=tmp_path), message, out)
 
 
-def test_missing_param_key(tmp_path):
+def test_missing_param_key(tmp_path, stage):
     write_params_copy(tmp_path)
     text = (tmp_path / "params.yaml").read_text().replace("  seed: 0\n", "", 1)
     (tmp_path / "params.yaml").write_text(text)
@@ -169,12 +172,13 @@ def test_missing_param_key(tmp_path):
     ("stall", "timed out"),
     ("sha", "data.sha256 mismatch"),
 ])
-def test_fetch_failures_leave_no_file(tmp_path, http_server, kind, message):
+def test_fetch_failures_leave_no_file(tmp_path, http_server, stage, monkeypatch, kind, message):
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the retries' back-off
     root, url = http_server
     (root / "d.zip").write_bytes(b"zip bytes")
     urls = {"404": f"{url}/status/404", "500": f"{url}/status/500", "refused": f"http://127.0.0.1:{free_port()}/d.zip",
             "stall": f"{url}/stall", "sha": f"{url}/files/d.zip"}
-    write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 1.0, "data.sha256": "0" * 64})
+    write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 0.5, "data.sha256": "0" * 64})
     out = tmp_path / "data" / "raw" / "dataset.zip"
     proc = stage("fetch", out, cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
@@ -183,7 +187,7 @@ def test_fetch_failures_leave_no_file(tmp_path, http_server, kind, message):
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no temp file either
 
 
-def test_fetch_downloads_and_pins(tmp_path, http_server):
+def test_fetch_downloads_and_pins(tmp_path, http_server, stage):
     root, url = http_server
     body = b"the course zip"
     (root / "d.zip").write_bytes(body)
@@ -192,3 +196,34 @@ def test_fetch_downloads_and_pins(tmp_path, http_server):
     proc = stage("fetch", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes() == body
+
+
+def one_stage_case(name, tmp_path):
+    """A refused input for stage `name`: (args, message, output that must not appear)."""
+    if name == "fetch":
+        write_params_copy(tmp_path, **{"train.lr": "fast"})
+        out = tmp_path / "data" / "raw" / "dataset.zip"
+        return [out], "train.lr: Input should be a valid number (got 'fast')", out
+    if name == "unzip":
+        out = tmp_path / "data" / "pairs.pt"
+        return [bad_zip(tmp_path, "code_execution"), out], "holds objects other than tensors (GLOBAL posix.system)", out
+    write_params_copy(tmp_path, **{"data.test_size": 6})
+    if name == "split":
+        torch.save({"x": torch.zeros(6, 1, 100), "y": torch.zeros(6, 1, 100)}, tmp_path / "pairs.pt")
+        out = tmp_path / "split" / "train.pt"
+        return [tmp_path / "pairs.pt", out, tmp_path / "split" / "test.pt"], "set it between 1 and 5", out
+    train, test = make_split(tmp_path, n=30)
+    if name == "train":
+        out = tmp_path / "models" / "model.pt"
+        return [train, test, out, tmp_path / "metrics" / "h.csv"], "recordings have 30 samples but model.taps asks for 40", out
+    (tmp_path / "model.pt").write_bytes(b"not a checkpoint")
+    out = tmp_path / "metrics" / "eval.json"
+    return [tmp_path / "model.pt", train, test, out, tmp_path / "reports"], "is not a model checkpoint", out
+
+
+@pytest.mark.parametrize("name", ["fetch", "unzip", "split", "train", "evaluate"])
+def test_each_stage_as_its_own_process(tmp_path, name):
+    """What DVC runs: `python stages/NAME.py`, one error line on stderr, exit status 1."""
+    args, message, out = one_stage_case(name, tmp_path)
+    assert_refused(subprocess_stage(name, *args, cwd=tmp_path), message, out)
+    assert not (tmp_path / "marker").exists()

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from cnn_denoise import CNN, MIMOCNN, MIMOFilter
 from cnn_denoise import model as cnn
-from cnn_denoise.filters import BACKENDS, shift
+from cnn_denoise.spec import BACKENDS
+from cnn_denoise.filters import shift
 
 
 def scipy_cnn(X: np.ndarray, model: MIMOCNN) -> np.ndarray:
@@ -87,12 +88,20 @@ def test_proposition_1_shift_equivariance(taps, width, n, k, seed, backend):
     ([40, 40], [1, 5], "len\\(taps\\) \\+ 1"),
     ([40, 40], [1, 5, 1, 1], "len\\(taps\\) \\+ 1"),
     ([], [1], "at least one layer"),
-    ([40, 0], [1, 5, 1], "taps must be an integer >= 1"),
-    ([3], [1, 0], "out_features must be an integer >= 1"),
+    ([40, 0], [1, 5, 1], "integers >= 1, got taps \\[40, 0\\]"),
+    ([3], [1, 0], "integers >= 1, got taps \\[3\\], features \\[1, 0\\]"),
+    ([3], [1, 1], "unknown MIMOCNN last_activation 'relu'; choose one of tanh, linear"),
 ])
 def test_bad_specs(taps, features, message):
     with pytest.raises(ValueError, match=message):
-        MIMOCNN(taps, features)
+        MIMOCNN(taps, features, last_activation="relu" if "relu" in message else "tanh")
+
+
+@pytest.mark.parametrize("taps, features, message", [
+    ([3], [1, 0], "in_features must be an integer >= 1"), ([0], [1, 1], "taps must be an integer >= 1")])
+def test_bad_filter_specs(taps, features, message):
+    with pytest.raises(ValueError, match=message):
+        MIMOFilter(taps[0], features[0] if features[1] else 0, 1)
 
 
 def test_wrong_input_feature_count():

@@ -6,7 +6,7 @@ import yaml
 from cnn_denoise import params
 from cnn_denoise.errors import PipelineError
 
-from conftest import REPO
+from helpers import REPO
 
 
 def shipped():

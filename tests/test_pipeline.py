@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import SMALL, make_project, ran, set_params, sh
+from helpers import SMALL, make_project, ran, set_params, sh
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,7 @@ def test_stoi_orders_clean_and_noisy():
 def test_report_gain_is_relative_to_input():
     y = sig(0)
     x = 0.5 * y + 0.1 * sig(1)
-    r = quality.report(y + 0.01 * sig(2), x, y, 32000)
+    r = quality.measures(y + 0.01 * sig(2), x, y, 32000)
     assert r["snr_gain_db"] == pytest.approx(r["snr_db"] - quality.snr_db(x, y))
 
 
@@ -50,4 +50,4 @@ def test_silent_recordings_are_left_out_not_nan():
     assert quality.snr_db(pred, y) == pytest.approx(quality.snr_db(pred[[0, 2]], y[[0, 2]]))
     assert quality.si_sdr_db(pred, y) == pytest.approx(quality.si_sdr_db(pred[[0, 2]], y[[0, 2]]))
     silent = torch.zeros_like(y)
-    assert quality.report(pred, pred, silent, 32000) == {"snr_db": None, "si_sdr_db": None, "stoi": None, "snr_gain_db": None}
+    assert quality.measures(pred, pred, silent, 32000) == {"snr_db": None, "si_sdr_db": None, "stoi": None, "snr_gain_db": None}

@@ -7,9 +7,10 @@ from cnn_denoise import model as cnn
 from cnn_denoise import tracking
 
 
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def store(tmp_path, monkeypatch, sqlite_store):
+    uri = sqlite_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("CNN_DENOISE_TRACKING", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
@@ -39,6 +40,7 @@ stages:
 """
 
 
+@pytest.mark.slow  # a real MLflow store: its schema takes seconds to create
 def test_train_then_evaluate_share_one_run(store, tmp_path):
     import mlflow
 
@@ -106,6 +108,7 @@ def test_queued_experiments_use_the_main_repositorys_store(monkeypatch, tmp_path
     assert tracking.tracking_uri() == "http://127.0.0.1:5000"
 
 
+@pytest.mark.slow  # waits out SQLite's busy time-out (~20 s)
 def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, monkeypatch, capsys):
     """Another process holding the SQLite store's write lock (a long query, a crashed writer):
     evaluate's logging fails in one line instead of hanging or losing the outputs."""

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, make_project, sh
+from helpers import free_port, make_project, sh
 
 pytestmark = pytest.mark.slow
 

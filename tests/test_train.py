@@ -7,7 +7,7 @@ from cnn_denoise import model as cnn
 from cnn_denoise.errors import PipelineError
 from cnn_denoise.filters import shift
 from cnn_denoise.quality import snr_db
-from cnn_denoise.train import fit, pick_device, snr_loss
+from cnn_denoise.train import fit, loss_of, pick_device
 
 
 def toy(q=24, n=200, seed=0):
@@ -73,8 +73,8 @@ def test_snr_loss_is_minus_the_snr_of_the_whole_batch():
     data = toy()
     pred = data["y"] + 0.1 * torch.randn_like(data["y"])
     flat_pred, flat_y = pred.reshape(1, -1), data["y"].reshape(1, -1)  # one recording: the batch
-    assert snr_loss(pred, data["y"]).item() == pytest.approx(-snr_db(flat_pred, flat_y), abs=1e-4)
-    assert torch.isfinite(snr_loss(pred, torch.zeros_like(pred)))  # an all-silent batch: large, not inf
+    assert loss_of("snr", pred, data["y"]).item() == pytest.approx(-snr_db(flat_pred, flat_y), abs=1e-4)
+    assert torch.isfinite(loss_of("snr", pred, torch.zeros_like(pred)))  # an all-silent batch: large, not inf
 
 
 def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():

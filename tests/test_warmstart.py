@@ -9,7 +9,8 @@ import torch
 from cnn_denoise import model as cnn
 from cnn_denoise.metrics import predict
 from cnn_denoise.train import fit
-from cnn_denoise.warmstart import linear_start, problem
+from cnn_denoise.spec import linear_start_problem as problem
+from cnn_denoise.warmstart import linear_start
 
 
 def bursts(q=6, n=3000, seed=0):

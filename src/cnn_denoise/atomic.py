@@ -12,8 +12,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 
 @contextmanager
 def atomic_path(path):
@@ -63,6 +61,8 @@ def write_json(path, obj) -> None:
 def save_torch(path, obj) -> None:
     """torch.save, atomically. Serialised in memory first: torch.save names the archive's
     records after the file, and the temp file's random name would make the bytes differ."""
+    import torch  # here, not at the top: stages that write no tensors need no torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_bytes(path, buffer.getvalue())

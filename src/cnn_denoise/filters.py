@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-BACKENDS = ("shift", "conv1d", "toeplitz", "fft")
+from . import spec
 
 
 def shift(x: torch.Tensor, k: int = 1) -> torch.Tensor:
@@ -116,24 +116,24 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
 def choose_backend(K: int, device: torch.device | str = "cpu") -> str:
     """The `auto` rule, from `make bench` on the machines we measured: on CUDA, cuDNN's
     conv1d; on CPUs, the Toeplitz GEMM, or the FFT once filters are long (K > 256)."""
-    if torch.device(device).type == "cuda":
-        return "conv1d"
-    return "fft" if K > 256 else "toeplitz"
+    if torch.device(device).type == spec.CUDA:
+        return spec.CONV1D
+    return spec.FFT if K > 256 else spec.TOEPLITZ
 
 
-_IMPLEMENTATIONS = {"shift": mimo_shift, "conv1d": mimo_conv1d, "toeplitz": mimo_toeplitz, "fft": mimo_fft}
+IMPLEMENTATIONS = {spec.SHIFT: mimo_shift, spec.CONV1D: mimo_conv1d, spec.TOEPLITZ: mimo_toeplitz, spec.FFT: mimo_fft}
+spec.check_table(IMPLEMENTATIONS, spec.BACKENDS, "filters.IMPLEMENTATIONS")
 
 
 class MIMOFilter(nn.Module):
     """Task 2: a K-tap MIMO filter with F input and G output features; H has shape (K, F, G)."""
 
-    def __init__(self, taps: int, in_features: int, out_features: int, backend: str = "auto"):
+    def __init__(self, taps: int, in_features: int, out_features: int, backend: str = spec.AUTO):
         super().__init__()
         for name, value in (("taps", taps), ("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"MIMOFilter: {name} must be an integer >= 1, got {value!r}")
-        if backend not in _IMPLEMENTATIONS and backend != "auto":
-            raise ValueError(f"MIMOFilter: unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
+        spec.choose(backend, (spec.AUTO, *spec.BACKENDS), "MIMOFilter backend")
         self.taps, self.in_features, self.out_features = taps, in_features, out_features
         self.backend = backend
         # The course's code drew xavier_normal_ on a (K, G, F) tensor; we keep its scale and
@@ -151,8 +151,8 @@ class MIMOFilter(nn.Module):
                 f"MIMOFilter: expected input (batch, {self.in_features}, N) or ({self.in_features}, N), "
                 f"got shape {tuple(X.shape)}"
             )
-        backend = choose_backend(self.taps, X.device) if self.backend == "auto" else self.backend
-        Y = _IMPLEMENTATIONS[backend](X, self.H)
+        backend = choose_backend(self.taps, X.device) if self.backend == spec.AUTO else self.backend
+        Y = IMPLEMENTATIONS[backend](X, self.H)
         return Y.squeeze(0) if unbatched else Y
 
     def extra_repr(self) -> str:

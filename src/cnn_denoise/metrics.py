@@ -12,15 +12,20 @@ BATCH = 32  # recordings evaluated at once
 
 
 @torch.no_grad()
-def losses(predict, x: torch.Tensor, y: torch.Tensor, batch: int = BATCH) -> dict[str, float]:
-    """Losses of predict(x) against y for stacks x, y of shape [Q, 1, N]; float64 sums."""
+def scores(pred: torch.Tensor, y: torch.Tensor, batch: int = BATCH) -> dict[str, float]:
+    """The losses of outputs `pred` against y, stacks of shape [Q, 1, N]; float64 sums."""
     abs_sum = sq_sum = 0.0
-    for i in range(0, x.shape[0], batch):
-        err = (predict(x[i : i + batch]) - y[i : i + batch]).double()
+    for i in range(0, y.shape[0], batch):
+        err = (pred[i : i + batch] - y[i : i + batch]).double()
         abs_sum += err.abs().sum().item()
         sq_sum += err.square().sum().item()
-    q, n = x.shape[0], x[0].numel()
+    q, n = y.shape[0], y[0].numel()
     return {"l1": abs_sum / (q * n), "l1_sum": abs_sum / q, "mse": sq_sum / (q * n)}
+
+
+def losses(model, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The losses of model(x) against y."""
+    return scores(predict(model, x), y)
 
 
 @torch.no_grad()

@@ -9,26 +9,20 @@ layer linear, which `last_activation="linear"` reproduces.
 import torch
 import torch.nn as nn
 
+from . import spec
+from .errors import PipelineError
 from .filters import MIMOFilter
-
-ACTIVATIONS = ("tanh", "linear")
 
 
 class MIMOCNN(nn.Module):
     """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
 
-    def __init__(self, taps, features, last_activation: str = "tanh", backend: str = "auto", input_scale: float = 1.0):
+    def __init__(self, taps, features, last_activation: str = spec.TANH, backend: str = spec.AUTO, input_scale: float = 1.0):
         super().__init__()
         taps, features = list(taps), list(features)
-        if len(taps) < 1:
-            raise ValueError("MIMOCNN: taps must list at least one layer, e.g. [40, 40]")
-        if len(features) != len(taps) + 1:
-            raise ValueError(
-                f"MIMOCNN: features must have len(taps) + 1 = {len(taps) + 1} entries [F_0..F_L], "
-                f"got {len(features)}: {features}"
-            )
-        if last_activation not in ACTIVATIONS:
-            raise ValueError(f"MIMOCNN: last_activation must be one of {ACTIVATIONS}, got {last_activation!r}")
+        if why := spec.shape_problem(taps, features):
+            raise ValueError(f"MIMOCNN: {why}")
+        spec.choose(last_activation, spec.ACTIVATIONS, "MIMOCNN last_activation")
         if not input_scale > 0:
             raise ValueError(f"MIMOCNN: input_scale must be > 0, got {input_scale!r}")
         self.taps, self.features, self.last_activation = taps, features, last_activation
@@ -42,7 +36,7 @@ class MIMOCNN(nn.Module):
     @property
     def receptive_field(self) -> int:
         """How many input samples (the current one and the past) reach one output sample."""
-        return sum(self.taps) - len(self.taps) + 1
+        return spec.receptive_field(self.taps)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1
@@ -50,7 +44,7 @@ class MIMOCNN(nn.Module):
             X = X * self.input_scale
         for i, layer in enumerate(self.layers):
             X = layer(X)
-            if i < last or self.last_activation == "tanh":
+            if i < last or self.last_activation == spec.TANH:
                 X = torch.tanh(X)
         return X / self.input_scale if self.input_scale != 1.0 else X
 
@@ -58,7 +52,7 @@ class MIMOCNN(nn.Module):
 class CNN(MIMOCNN):
     """Task 1: a single-feature CNN (every layer 1 -> 1); input (batch, N) or (N,)."""
 
-    def __init__(self, taps, last_activation: str = "tanh", backend: str = "auto"):
+    def __init__(self, taps, last_activation: str = spec.TANH, backend: str = spec.AUTO):
         taps = list(taps)
         super().__init__(taps, [1] * (len(taps) + 1), last_activation=last_activation, backend=backend)
 
@@ -68,7 +62,7 @@ class CNN(MIMOCNN):
         return super().forward(x.unsqueeze(-2)).squeeze(-2)
 
 
-def build(taps, features, last_activation="tanh", backend="auto", seed=None, input_scale=1.0) -> MIMOCNN:
+def build(taps, features, last_activation=spec.TANH, backend=spec.AUTO, seed=None, input_scale=1.0) -> MIMOCNN:
     """A MIMOCNN whose initial weights depend only on `seed` (when given)."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -83,8 +77,15 @@ def save(model: MIMOCNN, path) -> None:
     save_torch(path, {"spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
 
 
-def load(path, backend="auto") -> MIMOCNN:
-    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-    model = MIMOCNN(**checkpoint["spec"], backend=backend)
-    model.load_state_dict(checkpoint["state_dict"])
+def load(path, backend=spec.AUTO) -> MIMOCNN:
+    """The model a checkpoint of `save` holds; a PipelineError naming the file otherwise."""
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        model = MIMOCNN(**checkpoint["spec"], backend=backend)
+        model.load_state_dict(checkpoint["state_dict"])
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such model file; train one first (dvc repro) or give the path of one") from None
+    except Exception as exc:  # whatever a foreign or corrupt file makes torch.load or the model raise
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PipelineError(f"{path} is not a model checkpoint of this project ({reason}); give a models/model.pt written by the train stage") from None
     return model.eval()

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import spec
 from .errors import PipelineError
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
@@ -37,28 +38,26 @@ class Data(_Strict):
 class Model(_Strict):
     taps: list[PositiveInt] = Field(min_length=1)
     features: list[PositiveInt]
-    last_activation: Literal["tanh", "linear"]
+    last_activation: Literal[spec.ACTIVATIONS]
     input_scale: float = Field(gt=0)
-    backend: Literal["auto", "toeplitz", "fft", "conv1d", "shift"]
+    backend: Literal[(spec.AUTO, *spec.BACKENDS)]
 
     @model_validator(mode="after")
     def _shapes(self):
-        if len(self.features) != len(self.taps) + 1:
-            raise ValueError(f"features needs len(taps) + 1 = {len(self.taps) + 1} entries [F_0..F_L], got {len(self.features)}")
-        if self.features[0] != 1 or self.features[-1] != 1:
-            raise ValueError(f"features must start and end with 1 for mono audio, got {self.features}")
+        if why := spec.shape_problem(self.taps, self.features, mono=True):
+            raise ValueError(why)
         return self
 
 
 class Train(_Strict):
-    optimizer: Literal["sgd", "adam", "lbfgs"]
-    loss: Literal["l1", "snr"]
-    init: Literal["xavier", "linear"]
+    optimizer: Literal[spec.OPTIMIZERS]
+    loss: Literal[spec.LOSSES]
+    init: Literal[spec.INITS]
     lr: float = Field(gt=0)
-    batch_size: PositiveInt
+    batch_size: PositiveInt | Literal[spec.FULL]
     epochs: PositiveInt
     seed: int
-    device: Literal["auto", "cpu", "cuda"]
+    device: Literal[spec.DEVICES]
 
 
 class Evaluate(_Strict):
@@ -75,10 +74,9 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _linear_start(self):
-        from .warmstart import problem
-
-        if self.train.init == "linear" and (why := problem(self.model.taps, self.model.features, self.model.last_activation)):
-            raise ValueError(why.split("; ")[0])
+        m = self.model
+        if self.train.init == spec.LINEAR and (why := spec.linear_start_problem(m.taps, m.features, m.last_activation)):
+            raise ValueError(why)
         return self
 
 

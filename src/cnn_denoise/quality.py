@@ -55,7 +55,7 @@ def stoi(pred: torch.Tensor, y: torch.Tensor, sample_rate: int) -> float | None:
     return None if math.isnan(value) else value
 
 
-def report(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> dict:
+def measures(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> dict:
     """All measures for one system's outputs `pred` on a set (x noisy, y clean)."""
     out = {"snr_db": snr_db(pred, y), "si_sdr_db": si_sdr_db(pred, y), "stoi": stoi(pred, y, sample_rate)}
     before = snr_db(x, y)

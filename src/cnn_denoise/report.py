@@ -1,4 +1,5 @@
-"""Things to listen to and look at: WAV files and figures written by the evaluate stage.
+"""Things to listen to and look at: WAV files and figures (the evaluate stage's reports/,
+and the training curves that tracking logs to MLflow).
 
 For a few test recordings: noisy / clean / CNN / best-linear WAVs (16-bit, one gain per
 example so their loudness compares) and a figure of their waveforms and spectrograms; and
@@ -14,6 +15,27 @@ import scipy.io.wavfile
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+def save(fig, path) -> Path:
+    """Lay out, write and close a figure; return its path."""
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def history_png(history: list[dict], path) -> Path:
+    """Train and test L1 per epoch (epoch 0 is the initial model), on a log scale."""
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for key, label in (("train_l1", "train"), ("test_l1", "test")):
+        ax.plot(epochs, [row[key] for row in history], marker="o", markersize=3, label=label)
+    ax.set(xlabel="epoch", ylabel="L1 (mean absolute error)", yscale="log", title="Training history")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return save(fig, path)
 
 
 def write_wavs(folder, name: str, signals: dict[str, np.ndarray], sample_rate: int) -> list[Path]:
@@ -41,11 +63,7 @@ def example_figure(path, signals: dict[str, np.ndarray], sample_rate: int, title
     axes[-1][0].set_xlabel("time (s)")
     axes[-1][1].set_xlabel("time (s)")
     fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)
 
 
 def response_figure(path, first_layer: np.ndarray, linear: np.ndarray, sample_rate: int) -> Path:
@@ -61,8 +79,4 @@ def response_figure(path, first_layer: np.ndarray, linear: np.ndarray, sample_ra
     ax.axvspan(0, 2000, color="green", alpha=0.1, label="speech band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)

@@ -151,9 +151,9 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
         if history_path:
             mlflow.log_artifact(str(history_path), artifact_path="plots")
         with tempfile.TemporaryDirectory() as tmp:
-            from .plots import history_png
+            from .report import history_png
 
-            mlflow.log_artifact(history_png(history, Path(tmp) / "history.png"), artifact_path="plots")
+            mlflow.log_artifact(str(history_png(history, Path(tmp) / "history.png")), artifact_path="plots")
         stamp = 0
         metrics = [Metric(f"epoch.{key}", row[key], stamp, row["epoch"]) for row in history for key in row if key != "epoch"]
         mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=metrics)

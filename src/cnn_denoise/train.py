@@ -10,44 +10,70 @@ mini-batches, and then measures the train and test L1 of the whole sets, so the 
 (epoch 0 is the initial model) shows how far SGD actually moved.
 """
 
-import math
 import os
 import sys
+from typing import Callable, NamedTuple
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from . import spec
 from .errors import PipelineError
 from .metrics import losses
 
 
 def pick_device(name: str) -> torch.device:
-    """`auto` is CUDA when present. On CUDA, TF32 is turned off: cuDNN would otherwise round
-    convolutions' inputs to 10-bit mantissas, and the backends would no longer agree."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
+    """`auto` is CUDA when present, else the CPU."""
+    if name == spec.AUTO:
+        name = spec.CUDA if torch.cuda.is_available() else spec.CPU
+    if name == spec.CUDA and not torch.cuda.is_available():
         raise PipelineError("train.device is cuda but no CUDA device is available; set train.device: auto or cpu")
-    if name == "cuda":
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
     return torch.device(name)
 
 
+def exact_float32() -> None:
+    """Make CUDA compute in true float32: TF32 would round convolutions' and GEMMs' inputs to
+    10-bit mantissas, and the backends would no longer agree. No effect on CPUs."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def _lbfgs(params, lr):
+    return torch.optim.LBFGS(params, lr=lr, line_search_fn="strong_wolfe")
+
+
 OPTIMIZERS = {
-    "sgd": torch.optim.SGD,  # plain, no momentum, as the course
-    "adam": torch.optim.Adam,
-    "lbfgs": lambda params, lr: torch.optim.LBFGS(params, lr=lr, line_search_fn="strong_wolfe"),
+    spec.SGD: torch.optim.SGD,  # plain, no momentum, as the course
+    spec.ADAM: torch.optim.Adam,
+    spec.LBFGS: _lbfgs,
 }
+spec.check_table(OPTIMIZERS, spec.OPTIMIZERS, "train.OPTIMIZERS")
 
 
-def snr_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Minus the SNR (dB) of a whole batch: 10 log10(sum |pred - y|^2 / sum |y|^2)."""
-    return 10 * torch.log10((pred - y).square().sum() / y.square().sum().clamp_min(1e-30))  # silent batch: large, finite
+class Loss(NamedTuple):
+    """A loss as a function of sums over a batch, so that ranks under torchrun can add their
+    sums before the loss is taken: the same loss in one process or many.
+    sums(pred, y) -> 1-D tensor of sums; value(sums, count) -> the loss (count: samples)."""
+
+    sums: Callable
+    value: Callable
 
 
-LOSSES = {"l1": torch.nn.L1Loss(), "snr": snr_loss}
+LOSSES = {
+    # the mean absolute error (PyTorch's L1Loss, what the course trained with)
+    spec.L1: Loss(lambda pred, y: (pred - y).abs().sum()[None], lambda s, count: s[0] / count),
+    # minus the batch's SNR in dB: 10 log10(sum |pred - y|^2 / sum |y|^2); a silent batch: large, finite
+    spec.SNR: Loss(lambda pred, y: torch.stack([(pred - y).square().sum(), y.square().sum()]),
+                   lambda s, count: 10 * torch.log10(s[0] / s[1].clamp_min(1e-30))),
+}
+spec.check_table(LOSSES, spec.LOSSES, "train.LOSSES")
+
+
+def loss_of(name: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss `name` of one batch, in one process."""
+    loss = LOSSES[spec.choose(name, spec.LOSSES, "train.loss")]
+    return loss.value(loss.sums(pred, y), y.numel())
 
 
 def init_distributed(device: torch.device) -> int:
@@ -55,9 +81,9 @@ def init_distributed(device: torch.device) -> int:
     and return this process's rank; otherwise 0, with nothing set up."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0
-    if device.type == "cuda":
+    if device.type == spec.CUDA:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group(backend="nccl" if device.type == spec.CUDA else "gloo")
     return dist.get_rank()
 
 
@@ -67,25 +93,23 @@ def close_distributed() -> None:
 
 
 def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str):
-    """One rank's share of a global batch: the rows idx[rank::world], with a loss scaled so
-    that DDP's gradient average equals the gradient of the global batch's loss. Returns it
-    and the global loss, which every rank sees, so all stop together on divergence."""
+    """One rank's share of a global batch: the rows idx[rank::world]. The ranks add their
+    sums S_r, so every rank sees the global batch's loss L(S). The surrogate returned,
+    world * (dL/dS . S_r), has the gradient of L once DDP averages it over the ranks.
+    Returns it and L, which every rank sees, so all stop together on divergence."""
+    loss = LOSSES[loss_name]
     mine = idx[rank::world]
-    err = model(x[mine]) - y[mine]
-    if loss_name == "l1":
-        loss = err.abs().sum() * (world / (len(idx) * x[0].numel()))
-        total = loss.detach() / world
-        dist.all_reduce(total)
-        return loss, total
-    # snr: d/dw 10 log10(E / Y) = 10 / (ln 10 E) dE/dw, with E and Y summed over all ranks
-    local = err.square().sum()
-    sums = torch.stack([local.detach(), y[mine].square().sum()])
-    dist.all_reduce(sums)
-    return local * (world * 10 / (math.log(10) * sums[0])), 10 * torch.log10(sums[0] / sums[1].clamp_min(1e-30))
+    local = loss.sums(model(x[mine]), y[mine])
+    total = local.detach().clone()
+    dist.all_reduce(total)
+    total.requires_grad_(True)
+    value = loss.value(total, len(idx) * x[0].numel())
+    (slope,) = torch.autograd.grad(value, total)
+    return world * (slope * local).sum(), value.detach()
 
 
 def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epochs: int, seed: int, device="cpu",
-        progress: bool = True, optimizer: str = "sgd", loss: str = "l1") -> list[dict]:
+        progress: bool = True, optimizer: str = spec.SGD, loss: str = spec.L1) -> list[dict]:
     """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}].
 
     Under torchrun (a process group is initialised), each rank computes its share of every
@@ -96,15 +120,15 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
     distributed = dist.is_available() and dist.is_initialized()
     net = model
     if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device.type == spec.CUDA else None)
         world, rank = dist.get_world_size(), dist.get_rank()
     n = train_set["x"].shape[-1]
     if n < max(model.taps):
         raise PipelineError(f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or longer recordings")
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
-    opt = OPTIMIZERS[optimizer](net.parameters(), lr=lr)
-    objective = LOSSES[loss]
+    opt = OPTIMIZERS[spec.choose(optimizer, spec.OPTIMIZERS, "train.optimizer")](net.parameters(), lr=lr)
+    spec.choose(loss, spec.LOSSES, "train.loss")
     generator = torch.Generator().manual_seed(seed)
 
     def record(epoch):
@@ -126,7 +150,7 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
                 if distributed:
                     value, seen = _distributed_step(net, x, y, idx, world, rank, loss)
                 else:
-                    value = seen = objective(net(x[idx]), y[idx])
+                    value = seen = loss_of(loss, net(x[idx]), y[idx])
                 if not torch.isfinite(seen):
                     raise PipelineError(f"training diverged: loss is {seen.item()} at epoch {epoch}, batch {start // batch_size}; lower train.lr")
                 value.backward()

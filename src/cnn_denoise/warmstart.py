@@ -18,27 +18,18 @@ noise gate. So, for a CNN with taps [K, 1], features [1, G, 1] and a linear last
 
 import torch
 
+from . import spec
 from .baselines import apply_fir, fit_fir
 
 LINEAR_RANGE = 1e-2  # hidden unit 0 sees at most this (tanh(v) = v to ~3e-5 relative)
-
-
-def problem(taps, features, last_activation) -> str | None:
-    """Why a CNN of this shape cannot start as a linear filter, or None if it can."""
-    if len(taps) != 2 or taps[1] != 1 or len(features) != 3 or features[1] < 2 or last_activation != "linear":
-        return (f"train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
-                f"model.last_activation linear, got taps {list(taps)}, features {list(features)}, "
-                f"last_activation {last_activation}; set those or train.init xavier")
-    return None
 
 
 @torch.no_grad()
 def linear_start(model, x: torch.Tensor, y: torch.Tensor) -> dict:
     """Set `model`'s weights as above from the training set (x, y: [Q, 1, N]); return the
     filter's numbers: {"taps", "residual_rms", "gains"} (gains per unit of scaled input)."""
-    why = problem(model.taps, model.features, model.last_activation)
-    if why:
-        raise ValueError(why)
+    if why := spec.linear_start_problem(model.taps, model.features, model.last_activation):
+        raise ValueError(f"{why}; set those or train.init xavier")
     taps, hidden, s = model.taps[0], model.features[1], model.input_scale
     h = fit_fir(x, y, taps)
     u = apply_fir(h, x).double()
