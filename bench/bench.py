@@ -59,7 +59,7 @@ def useful_flops(q: int, n: int) -> float:
     """FLOPs an epoch needs: per layer 2 N F G K forward, as much for the weight gradient,
     and as much again for the input gradient except at the first layer."""
     total = 0.0
-    for i, (k, f, g) in enumerate(zip(SPEC["taps"], SPEC["features"][:-1], SPEC["features"][1:])):
+    for i, (k, f, g) in enumerate(zip(SPEC["taps"], SPEC["features"][:-1], SPEC["features"][1:], strict=True)):
         total += 2 * q * n * f * g * k * (2 if i == 0 else 3)
     return total
 

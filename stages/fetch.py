@@ -23,7 +23,8 @@ def main(argv=None):
     blob = synth.make_zip(s.pairs, s.samples, s.seed)
     found = hashlib.sha256(blob).hexdigest()
     if data.sha256 is not None and found != data.sha256.lower():
-        raise PipelineError(f"data.sha256 mismatch for the synthetic dataset: expected {data.sha256.lower()}, got {found}; update data.sha256 or set it to null")
+        raise PipelineError(f"data.sha256 mismatch for the synthetic dataset: expected {data.sha256.lower()}, got {found}; "
+                            "update data.sha256 or set it to null")
     write_bytes(args.out, blob)
     print(f"fetch: synthetic dataset, {s.pairs} pairs of {s.samples} samples, sha256 {found}", file=sys.stderr)
 

@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, free_port
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

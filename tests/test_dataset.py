@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+from helpers import torch_bytes, zip_of
 
 from cnn_denoise.dataset import read_torch_member, split_pairs, to_pairs
 from cnn_denoise.errors import PipelineError
-
-from helpers import torch_bytes, zip_of
 
 
 def pairs_list(q=5, n=64):

@@ -6,21 +6,21 @@ import sys
 
 import pytest
 import torch
-
-from cnn_denoise import model as cnn
 from helpers import REPO, write_params_copy
 from test_warmstart import bursts
 
+from cnn_denoise import model as cnn
+from cnn_denoise import recipes
+
 pytestmark = pytest.mark.slow
 
-
-GATE = {"model.taps": [9, 1], "model.features": [1, 3, 1], "model.last_activation": "linear", "model.input_scale": 1000.0,
-        "train.optimizer": "lbfgs", "train.loss": "snr", "train.init": "linear", "train.lr": 1.0, "train.batch_size": 14}
+# the recipe's file, on small data: shorter filters, three hidden units, 3 epochs
+[(_, GATE)] = recipes.load("linear-gate", REPO, extra={"model.taps": [9, 1], "model.features": [1, 3, 1], "train.epochs": 3})
 
 
 @pytest.mark.parametrize("recipe", [{}, GATE], ids=["lab-sgd-l1", "lbfgs-snr-linear-start"])
 def test_two_processes_match_one(tmp_path, recipe):
-    write_params_copy(tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe})
+    write_params_copy(tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe})  # full: 14
     g = torch.Generator().manual_seed(0)
     for seed, (name, q) in enumerate((("train", 14), ("test", 4))):  # 14: the last global batch is uneven (2 rows)
         x = torch.randn(q, 1, 400, generator=g) * 1e-3

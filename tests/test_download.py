@@ -3,11 +3,10 @@
 import hashlib
 
 import pytest
+from helpers import free_port
 
 from cnn_denoise.download import fetch
 from cnn_denoise.errors import PipelineError
-
-from helpers import free_port
 
 BODY = b"PK fake zip bytes " * 5000
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -9,7 +9,6 @@ import ast
 import re
 
 import yaml
-
 from helpers import REPO
 
 PACKAGE = REPO / "src" / "cnn_denoise"

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from cnn_denoise import MIMOFilter
-from cnn_denoise.spec import BACKENDS
 from cnn_denoise.filters import mimo_shift, shift
+from cnn_denoise.spec import BACKENDS
 
 
 def randn(*shape, **kw):

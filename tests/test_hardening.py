@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import REPO, free_port, torch_bytes, write_params_copy, zip_of
 
 

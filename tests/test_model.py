@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from cnn_denoise import CNN, MIMOCNN, MIMOFilter
 from cnn_denoise import model as cnn
-from cnn_denoise.spec import BACKENDS
 from cnn_denoise.filters import shift
+from cnn_denoise.spec import BACKENDS
 
 
 def scipy_cnn(X: np.ndarray, model: MIMOCNN) -> np.ndarray:

@@ -2,11 +2,10 @@
 
 import pytest
 import yaml
+from helpers import REPO
 
 from cnn_denoise import params
 from cnn_denoise.errors import PipelineError
-
-from helpers import REPO
 
 
 def shipped():

@@ -3,14 +3,13 @@
 import json
 import os
 import shutil
-import subprocess
 import signal
+import subprocess
 import tempfile
 import time
 
 import pytest
 import torch
-
 from helpers import SMALL, make_project, ran, set_params, sh
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from cnn_denoise import report
 def test_wavs_share_one_gain(tmp_path):
     signals = {"noisy": np.array([0.0, 1e-3, -2e-3]), "clean": np.array([0.0, 5e-4, -1e-3])}
     paths = report.write_wavs(tmp_path, "ex", signals, 32000)
-    rates, data = zip(*(scipy.io.wavfile.read(p) for p in paths))
+    rates, data = zip(*(scipy.io.wavfile.read(p) for p in paths), strict=True)
     assert rates == (32000, 32000) and all(d.dtype == np.int16 for d in data)
     assert abs(int(data[0][2])) == round(0.9 * 32767) and abs(int(data[1][2])) == round(0.45 * 32767)
 

@@ -7,7 +7,6 @@ from cnn_denoise import model as cnn
 from cnn_denoise import tracking
 
 
-
 @pytest.fixture
 def store(tmp_path, monkeypatch, sqlite_store):
     uri = sqlite_store

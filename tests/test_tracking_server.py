@@ -6,7 +6,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from helpers import free_port, make_project, sh
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import torch
 
 from cnn_denoise import model as cnn
 from cnn_denoise.metrics import predict
-from cnn_denoise.train import fit
 from cnn_denoise.spec import linear_start_problem as problem
+from cnn_denoise.train import fit
 from cnn_denoise.warmstart import linear_start
 
 
@@ -47,7 +47,7 @@ def test_starts_as_the_least_squares_filter():
     assert info["residual_rms"] == pytest.approx(residual, rel=1e-3)
     # the gate's units: the same filter, knees at r/2, r, 2r of the residual; output weights 0
     H1, H2 = model.layers[0].H.detach().double(), model.layers[1].H.detach().double()
-    for g, knee in zip(range(1, 4), (0.5, 1.0, 2.0)):
+    for g, knee in zip(range(1, 4), (0.5, 1.0, 2.0), strict=True):
         np.testing.assert_allclose(H1[:, 0, g].numpy() * 1000 * residual * knee, h, rtol=1e-3, atol=1e-6 * np.abs(h).max())
     assert H2[0, 1:, 0].abs().max() == 0 and H2[0, 0, 0] == pytest.approx(1 / info["gains"][0])
 

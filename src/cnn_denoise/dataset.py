@@ -50,9 +50,11 @@ def read_torch_member(path) -> object:
             if _unsafe_name(info.filename):
                 raise PipelineError(f"{path}: member {info.filename!r} points outside its folder (zip slip); refusing this zip")
             if info.file_size > MAX_MEMBER_BYTES:
-                raise PipelineError(f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); refusing a possible zip bomb")
+                raise PipelineError(f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); "
+                                    "refusing a possible zip bomb")
             if info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                raise PipelineError(f"{path}: member {info.filename!r} is compressed {info.file_size // max(info.compress_size, 1)}:1 (limit {MAX_RATIO}:1); refusing a possible zip bomb")
+                ratio = info.file_size // max(info.compress_size, 1)
+                raise PipelineError(f"{path}: member {info.filename!r} is compressed {ratio}:1 (limit {MAX_RATIO}:1); refusing a possible zip bomb")
         files = [i for i in infos if not i.is_dir() and not _ignored(i.filename)]
         found = [i for i in files if PurePosixPath(i.filename).suffix.lower() in TORCH_SUFFIXES]
         if len(found) != 1:
@@ -68,7 +70,8 @@ def read_torch_member(path) -> object:
     except pickle.UnpicklingError as exc:
         culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if culprit:
-            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors (GLOBAL {culprit[1]}); refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
+            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors (GLOBAL {culprit[1]}); "
+                                "refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
         detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split()).split(" Check the documentation")[0]
         raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({detail}); fix data.url") from exc
     except (RuntimeError, EOFError, ValueError) as exc:

@@ -30,7 +30,7 @@ class MIMOCNN(nn.Module):
         self.input_scale = float(input_scale)
         self.layers = nn.ModuleList(
             MIMOFilter(k, f_in, f_out, backend=backend)
-            for k, f_in, f_out in zip(taps, features[:-1], features[1:])
+            for k, f_in, f_out in zip(taps, features[:-1], features[1:], strict=True)
         )
 
     @property

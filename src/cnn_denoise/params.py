@@ -80,7 +80,7 @@ class Params(_Strict):
         return self
 
 
-def _one_line(err: ValidationError) -> str:
+def one_line(err: ValidationError) -> str:
     e = err.errors()[0]
     key = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
@@ -102,7 +102,7 @@ def load(path="params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise PipelineError(f"{path}: {_one_line(exc)}; fix it in {path.name}") from None
+        raise PipelineError(f"{path}: {one_line(exc)}; fix it in {path.name}") from None
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

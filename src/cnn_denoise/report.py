@@ -54,7 +54,7 @@ def example_figure(path, signals: dict[str, np.ndarray], sample_rate: int, title
     """Waveform (left) and spectrogram (right) of each signal, one row each."""
     fig, axes = plt.subplots(len(signals), 2, figsize=(11, 2.2 * len(signals)), dpi=100, squeeze=False)
     t = np.arange(len(next(iter(signals.values())))) / sample_rate
-    for row, (label, s) in zip(axes, signals.items()):
+    for row, (label, s) in zip(axes, signals.items(), strict=True):
         row[0].plot(t, s, linewidth=0.5)
         row[0].set(ylabel=label, xlim=(t[0], t[-1]))
         with np.errstate(divide="ignore"):  # silent stretches have zero power: -inf dB, drawn black

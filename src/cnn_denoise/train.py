@@ -12,7 +12,8 @@ mini-batches, and then measures the train and test L1 of the whole sets, so the 
 
 import os
 import sys
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
