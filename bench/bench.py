@@ -141,6 +141,8 @@ def main(argv=None):
             one_epoch(b, x, y)
             memory[b] = (torch.cuda.max_memory_allocated() - base) / 2**20
     results = {
+        "command": shlex.join(["python", "bench/bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "recordings": args.recordings,

@@ -99,11 +99,12 @@ def set_args(overrides: dict) -> list[str]:
     return args
 
 
-def commands(variants: list[Variant], jobs: int = 2) -> list[list[str]]:
-    """One `dvc exp run` in the workspace for a single experiment; a sweep is queued and run
-    `jobs` at a time (queued runs see only committed files: commit first)."""
+def commands(variants: list[Variant], jobs: int = 2, temp: bool = False) -> list[list[str]]:
+    """One `dvc exp run` for a single experiment (in the workspace, or with `temp` in a copy
+    that leaves the workspace as it is); a sweep is queued and run `jobs` at a time. Queued
+    and temp runs see only the files git tracks."""
     if len(variants) == 1:
-        return [["dvc", "exp", "run", "-n", variants[0].name, *set_args(variants[0].overrides)]]
+        return [["dvc", "exp", "run", *(["--temp"] if temp else []), "-n", variants[0].name, *set_args(variants[0].overrides)]]
     queued = [["dvc", "exp", "run", "--queue", "-n", v.name, *set_args(v.overrides)] for v in variants]
     return [*queued, ["dvc", "queue", "start", "-j", str(jobs)]]
 
@@ -127,13 +128,14 @@ def main(argv=None) -> int:
     run.add_argument("name")
     run.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra override, after the recipe's")
     run.add_argument("-j", "--jobs", type=int, default=2, help="experiments of a sweep run at once (default 2)")
+    run.add_argument("--temp", action="store_true", help="run a single experiment in a copy, leaving the workspace as it is")
     run.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     args = parser.parse_args(argv)
     if args.command == "list":
         for name in names():
             print(f"{name:16} {_read(name, None).get('description', '')}")
         return 0
-    for cmd in commands(load(args.name, extra=_parse_set(args.set)), args.jobs):
+    for cmd in commands(load(args.name, extra=_parse_set(args.set)), args.jobs, args.temp):
         print("+ " + shlex.join(cmd), file=sys.stderr)
         if not args.dry_run and subprocess.run(cmd).returncode != 0:
             return 1

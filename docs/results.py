@@ -1,0 +1,161 @@
+"""make results: run the pipeline, the recipes and the sweep, and write docs/results.md.
+
+Every table in docs/results.md comes from a run made here (or, for speed, from `make bench`'s
+bench/results.json), headed by the command that made it and the commit it ran at, so no
+figure in the docs is typed by hand. Slow: ~25 minutes on 2 CPU cores (the recipes and the
+sweep). `--skip-experiments` re-renders from experiments already in `dvc exp show`.
+"""
+
+import argparse
+import csv
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "results.md"
+RECIPES = ["linear-gate", "lbfgs-scratch"]  # run in the workspace's copy (--temp); adam-scaled: ~25 min, not run here
+SWEEP = "sweep"
+
+
+def sh(cmd, **kw) -> tuple[str, float]:
+    """Run a command in the repository; return its stdout and wall time; stop on failure."""
+    print("+ " + shlex.join(cmd), file=sys.stderr)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, **kw)
+    if proc.returncode:
+        sys.exit(f"error: {shlex.join(cmd)} failed (exit {proc.returncode}); fix it and run make results again")
+    return proc.stdout, time.perf_counter() - start
+
+
+def commit() -> str:
+    return sh(["git", "describe", "--always", "--dirty"])[0].strip()
+
+
+def g(v, digits=4) -> str:
+    """A figure with `digits` significant digits; '-' for a missing one."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(g(v) for v in row) + " |" for row in rows])
+
+
+def heading(title: str, command: str, rev: str, note: str = "") -> str:
+    return f"## {title}\n\n`{command}` at commit `{rev}`{note}\n"
+
+
+def lab_section(seconds: float, rev: str) -> str:
+    m = json.loads((ROOT / "metrics" / "eval.json").read_text())
+    keys = ["l1", "l1_sum", "mse", "snr_db", "si_sdr_db", "stoi"]
+    rows = [["CNN, train set", *(m["train"].get(k) for k in keys)], ["CNN, test set", *(m["test"].get(k) for k in keys)]]
+    rows += [[f"baseline `{name}`, test set", *(b.get(k) for k in keys)] for name, b in m["baselines"].items()]
+    history = list(csv.DictReader((ROOT / "metrics" / "history.csv").open()))
+    first, last = history[0], history[-1]
+    return "\n".join([
+        heading("The lab's recipe on the default data", "dvc repro", rev, f", {seconds:.0f} s wall time for the whole pipeline."),
+        "`params.yaml` as committed: layers [1, 5, 1], taps [40, 40], tanh on every layer, SGD lr 0.5, batch 32, "
+        "20 epochs, mean L1 loss, on the synthetic data (300 recordings, 50 held out).\n",
+        table(["system", *keys], rows),
+        f"\nTest L1 over training (metrics/history.csv): {g(float(first['test_l1']))} at epoch {first['epoch']}, "
+        f"{g(float(last['test_l1']))} at epoch {last['epoch']}.\n",
+    ])
+
+
+def experiments() -> dict[str, dict]:
+    """{name: {"params": {...}, "metrics": {...}}} of the experiments of HEAD, from dvc exp show."""
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"])[0])
+    out = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                metrics = ((data.get("metrics") or {}).get("metrics/eval.json") or {}).get("data")
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
+                if rev.get("name") and metrics and params:
+                    out[rev["name"]] = {"params": params, "metrics": metrics}
+    return out
+
+
+def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
+    rows = []
+    for name in RECIPES:
+        if name in exps:
+            p, m = exps[name]["params"], exps[name]["metrics"]
+            lin = m["baselines"]["linear"]
+            rows.append([name, p["train"]["init"], m["test"]["l1"], lin["l1"], m["test"]["si_sdr_db"], lin["si_sdr_db"],
+                         m["test"].get("stoi"), g(seconds.get(name), 3)])
+    cmds = "; ".join(f"make recipe NAME={n}" for n in RECIPES)
+    return "\n".join([
+        heading("Recipes beyond the lab", cmds, rev, " (each a `dvc exp run`; recipes/*.yaml hold their params)."),
+        "`linear` columns: the least-squares FIR filter with the same receptive field, fitted on the training set.\n",
+        table(["experiment", "train.init", "test L1", "linear L1", "test SI-SDR (dB)", "linear SI-SDR (dB)", "test STOI", "wall time (s)"], rows),
+        "",
+    ])
+
+
+def sweep_section(exps: dict, rev: str, seconds: float | None) -> str:
+    from cnn_denoise import recipes
+
+    rows = []
+    for variant in recipes.load(SWEEP, ROOT):
+        if variant.name in exps:
+            p, m = exps[variant.name]["params"], exps[variant.name]["metrics"]
+            rows.append([variant.name, p["model"]["taps"], p["model"]["features"], m["train"]["l1"], m["test"]["l1"], m["test"]["si_sdr_db"]])
+    took = f", {seconds:.0f} s wall time, two at a time" if seconds else ""
+    return "\n".join([heading("A sweep of the lab's recipe", f"make recipe NAME={SWEEP}", rev, took + "."),
+                      table(["experiment", "model.taps", "model.features", "train L1", "test L1", "test SI-SDR (dB)"], rows), ""])
+
+
+def bench_section() -> str:
+    path = ROOT / "bench" / "results.json"
+    if not path.exists():
+        return "## Speed\n\nNo bench/results.json yet: run `make bench`, then `make results`.\n"
+    r = json.loads(path.read_text())
+    rows = [[b, r["seconds_per_epoch"][b], f"{100 * r['fraction_of_gemm_rate'][b]:.1f}%", r.get("peak_training_memory_mib", {}).get(b)]
+            for b in r["seconds_per_epoch"]]
+    stages = r.get("stage_seconds", {})
+    return "\n".join([
+        heading("Speed of the MIMO-filter backends", r.get("command", "make bench"), r.get("commit", "not recorded"),
+                f" on {r['device']}, torch {r['torch']} (bench/results.json)."),
+        f"One SGD epoch of the lab's CNN on {r['recordings']} x {r['samples']} samples; float32 GEMM rate "
+        f"{g(r['gemm_gflops'], 3)} GFLOP/s, {g(r['useful_gflop_per_epoch'], 3)} useful GFLOP per epoch; "
+        f"`auto` chose `{r['default_backend']}`.\n",
+        table(["backend", "s/epoch", "share of GEMM rate", "peak training memory (MiB)"], rows),
+        ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()) + ".\n") if stages else "",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-experiments", action="store_true", help="render the experiments already in dvc exp show")
+    args = parser.parse_args(argv)
+    rev = commit()
+    _, repro_s = sh(["dvc", "repro", "-f"])
+    seconds, sweep_s = {}, None
+    if not args.skip_experiments:
+        for name in RECIPES:
+            _, seconds[name] = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", name, "--temp"])
+        _, sweep_s = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", SWEEP])
+    exps = experiments()
+    parts = [
+        "# Results\n",
+        "Generated by `make results` (docs/results.py) from real runs; do not edit by hand. "
+        "Machine: see each table's heading. The lab's text: [Lab 2B, ESE 2000, University of Pennsylvania](lab.md).\n",
+        lab_section(repro_s, rev), recipes_section(exps, seconds, rev), sweep_section(exps, rev, sweep_s), bench_section(),
+    ]
+    OUT.write_text("\n".join(parts))
+    print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
