@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint browser bench compare recipe sweep results mlflow-ui clean
+.PHONY: setup repro test test-fast lint browser bench compare recipe sweep results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -58,6 +58,12 @@ recipe: setup
 
 sweep: setup
 	python -m cnn_denoise.recipes run sweep
+
+# A recording to listen to (48 kHz stereo), denoised by cnn-denoise enhance with the pipeline's
+# model (or MODEL=runs:/<run id>, models:/<name>@<alias>, a path), SNR/SI-SDR before and after.
+demo: setup
+	$(if $(MODEL),,dvc repro)
+	python -m cnn_denoise.demo $(if $(MODEL),-m $(MODEL))
 
 # docs/results.md from real runs (~25 min on 2 CPU cores); `make bench` first refreshes its speed table.
 results: setup

@@ -112,6 +112,25 @@ def stage_times() -> dict[str, float]:
     return times
 
 
+def enhance_rtf(seconds: int = 60) -> dict:
+    """`cnn-denoise enhance` on a 48 kHz stereo 16-bit file of `seconds` with the lab's CNN
+    (random weights: the arithmetic is what counts): wall time over audio time."""
+    import numpy as np
+    import soundfile as sf
+
+    from cnn_denoise import cli
+    from cnn_denoise.enhance import Denoiser
+
+    denoiser = Denoiser(cnn.build(SPEC["taps"], SPEC["features"], seed=0), 32000, 2e-4)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.wav"
+        sf.write(src, np.random.default_rng(0).standard_normal((48000 * seconds, 2)) * 0.05, 48000, subtype="PCM_16")
+        start = time.perf_counter()
+        cli.enhance_file(denoiser, src, Path(tmp) / "out.wav")
+        took = time.perf_counter() - start
+    return {"audio_seconds": seconds, "format": "48 kHz stereo PCM_16", "wall_seconds": took, "real_time_factor": took / seconds}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recordings", type=int, default=250, help="training recordings per epoch (the lab: 250)")
@@ -157,6 +176,9 @@ def main(argv=None):
         "peak_training_memory_mib": memory,
         "one_batch_mib": 32 * args.samples * 4 / 2**20,
     }
+    results["enhance"] = enhance_rtf()
+    print(f"enhance: {results['enhance']['audio_seconds']} s of {results['enhance']['format']} in "
+          f"{results['enhance']['wall_seconds']:.2f} s (real-time factor {results['enhance']['real_time_factor']:.3f})", file=sys.stderr)
     if not args.skip_stages:
         results["stage_seconds"] = stage_times()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -123,6 +123,7 @@ def bench_section() -> str:
     rows = [[b, r["seconds_per_epoch"][b], f"{100 * r['fraction_of_gemm_rate'][b]:.1f}%", r.get("peak_training_memory_mib", {}).get(b)]
             for b in r["seconds_per_epoch"]]
     stages = r.get("stage_seconds", {})
+    enh = r.get("enhance")
     return "\n".join([
         heading("Speed of the MIMO-filter backends", r.get("command", "make bench"), r.get("commit", "not recorded"),
                 f" on {r['device']}, torch {r['torch']} (bench/results.json)."),
@@ -131,6 +132,8 @@ def bench_section() -> str:
         f"`auto` chose `{r['default_backend']}`.\n",
         table(["backend", "s/epoch", "share of GEMM rate", "peak training memory (MiB)"], rows),
         ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()) + ".\n") if stages else "",
+        (f"\n`cnn-denoise enhance`, lab's CNN: {enh['audio_seconds']} s of {enh['format']} in {enh['wall_seconds']:.2f} s, "
+         f"real-time factor {enh['real_time_factor']:.3f}.\n") if enh else "",
     ])
 
 

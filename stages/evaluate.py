@@ -24,14 +24,14 @@ def measures(pred, x, y, sample_rate):
     return {**scores(pred, y), **quality.measures(pred, x, y, sample_rate)}
 
 
-def write_reports(folder, model, h, test, outputs, ev):
+def write_reports(folder, model, h, test, outputs, ev, rate):
     with atomic_dir(folder) as tmp:
         for q in range(min(ev.examples, test["x"].shape[0])):
             signals = {"noisy": test["x"][q, 0], "clean": test["y"][q, 0], "cnn": outputs["cnn"][q, 0], "linear": outputs["linear"][q, 0]}
             signals = {k: v.double().numpy() for k, v in signals.items()}
-            report.write_wavs(tmp / "audio", f"test{q}", signals, ev.sample_rate)
-            report.example_figure(tmp / f"test{q}.png", signals, ev.sample_rate, f"test recording {q}")
-        report.response_figure(tmp / "filters.png", model.layers[0].H.detach().double().numpy(), h.numpy(), ev.sample_rate)
+            report.write_wavs(tmp / "audio", f"test{q}", signals, rate)
+            report.example_figure(tmp / f"test{q}.png", signals, rate, f"test recording {q}")
+        report.response_figure(tmp / "filters.png", model.layers[0].H.detach().double().numpy(), h.numpy(), rate)
 
 
 def main(argv=None):
@@ -42,25 +42,26 @@ def main(argv=None):
     parser.add_argument("metrics_out")
     parser.add_argument("reports_out", help="folder for WAVs and figures")
     args = parser.parse_args(argv)
-    ev = params.load().evaluate
+    p = params.load()
+    ev, rate = p.evaluate, p.data.sample_rate
     model = cnn.load(args.model)
     train, test = load_split(args.train_set), load_split(args.test_set)
     h = baselines.fit_fir(train["x"], train["y"], model.receptive_field)
-    gain = baselines.fit_gain(baselines.ideal_lowpass(train["x"], ev.lowpass_hz, ev.sample_rate), train["y"])
+    gain = baselines.fit_gain(baselines.ideal_lowpass(train["x"], ev.lowpass_hz, rate), train["y"])
     x, y = test["x"], test["y"]
     outputs = {
         "cnn": predict(model, x),
         "zeros": torch.zeros_like(y),
         "noisy": x,
         "linear": baselines.apply_fir(h, x),
-        "lowpass": gain * baselines.ideal_lowpass(x, ev.lowpass_hz, ev.sample_rate),
+        "lowpass": gain * baselines.ideal_lowpass(x, ev.lowpass_hz, rate),
     }
     metrics = {
         "train": losses(model, train["x"], train["y"]),
-        "test": measures(outputs["cnn"], x, y, ev.sample_rate),
-        "baselines": {name: measures(out, x, y, ev.sample_rate) for name, out in outputs.items() if name != "cnn"},
+        "test": measures(outputs["cnn"], x, y, rate),
+        "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
     }
-    write_reports(args.reports_out, model, h, test, outputs, ev)
+    write_reports(args.reports_out, model, h, test, outputs, ev, rate)
     write_json(args.metrics_out, metrics)
     summary = {name: round(m["l1"], 9) for name, m in [("train", metrics["train"]), ("test", metrics["test"])] + list(metrics["baselines"].items())}
     print("L1: " + json.dumps(summary), file=sys.stderr)

@@ -49,7 +49,8 @@ def main(argv=None):
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0
-    cnn.save(model, args.model_out)
+    audio = {"sample_rate": p.data.sample_rate, "input_rms": train_set["x"].double().square().mean().sqrt().item()}
+    cnn.save(model, args.model_out, audio)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))
     return tracking.guarded("logging training", lambda: tracking.log_training(logged, history, model, args.model_out, args.history_out))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from cnn_denoise import atomic
 from cnn_denoise.atomic import atomic_path, save_torch, write_json
 
 
@@ -23,3 +24,19 @@ def test_torch_files_are_byte_identical_whatever_the_path(tmp_path):
     save_torch(tmp_path / "sub" / "a.pt", obj)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "sub" / "a.pt").read_bytes()
     assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["x"], obj["x"])
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700; the outputs get what open() and mkdir() would give."""
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        atomic.write_text(tmp_path / "f.txt", "x")
+        with atomic.atomic_dir(tmp_path / "d") as d:
+            (d / "inside").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750

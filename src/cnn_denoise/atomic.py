@@ -13,6 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _mode(full: int) -> int:
+    """`full` (0o666 for files, 0o777 for folders) less the umask: what open() and mkdir() give,
+    where mkstemp and mkdtemp would give 0600 and 0700."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
 @contextmanager
 def atomic_path(path):
     """Yield a temp path in the target's folder; rename it onto `path` only if the block succeeds."""
@@ -22,6 +30,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _mode(0o666))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -36,6 +45,7 @@ def atomic_dir(path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _mode(0o777))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

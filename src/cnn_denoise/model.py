@@ -69,23 +69,32 @@ def build(taps, features, last_activation=spec.TANH, backend=spec.AUTO, seed=Non
     return MIMOCNN(taps, features, last_activation=last_activation, backend=backend, input_scale=input_scale)
 
 
-def save(model: MIMOCNN, path) -> None:
-    """A checkpoint that carries its own spec, so evaluation needs no params."""
+def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
+    """A checkpoint that carries its own spec, so evaluation needs no params, and `audio`:
+    what the training recordings were ({"sample_rate": Hz, "input_rms": RMS of the noisy
+    inputs}), so `cnn-denoise enhance` can bring other recordings to the same rate and level."""
     from .atomic import save_torch
 
-    spec = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation, "input_scale": model.input_scale}
-    save_torch(path, {"spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+    spec_ = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation, "input_scale": model.input_scale}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_torch(path, {"spec": spec_, "state_dict": state, **({"audio": audio} if audio else {})})
 
 
-def load(path, backend=spec.AUTO) -> MIMOCNN:
-    """The model a checkpoint of `save` holds; a PipelineError naming the file otherwise."""
+def load_checkpoint(path, backend=spec.AUTO) -> tuple[MIMOCNN, dict]:
+    """The model a checkpoint of `save` holds, and its `audio` record ({} if it has none);
+    a PipelineError naming the file otherwise."""
     try:
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
         model = MIMOCNN(**checkpoint["spec"], backend=backend)
         model.load_state_dict(checkpoint["state_dict"])
+        audio = dict(checkpoint.get("audio") or {})
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such model file; train one first (dvc repro) or give the path of one") from None
     except Exception as exc:  # whatever a foreign or corrupt file makes torch.load or the model raise
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise PipelineError(f"{path} is not a model checkpoint of this project ({reason}); give a models/model.pt written by the train stage") from None
-    return model.eval()
+    return model.eval(), audio
+
+
+def load(path, backend=spec.AUTO) -> MIMOCNN:
+    return load_checkpoint(path, backend)[0]

@@ -31,6 +31,7 @@ class Data(_Strict):
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
     timeout: float = Field(gt=0)
     synthetic: Synthetic
+    sample_rate: PositiveInt
     test_size: PositiveInt
     split_seed: int
 
@@ -61,7 +62,6 @@ class Train(_Strict):
 
 
 class Evaluate(_Strict):
-    sample_rate: int = Field(strict=True, gt=0)
     lowpass_hz: float = Field(gt=0)
     examples: int = Field(strict=True, ge=0)
 

@@ -148,6 +148,7 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
         lock = upstream_lock()  # read dvc.lock once, for the tags and the data's params
         mlflow.set_tags({"model_sha256": file_sha256(model_path), **run_tags(lock)})
         mlflow.log_params({**{k: str(v) for k, v in lock.get("params", {}).items()}, **params})
+        mlflow.log_artifact(str(model_path), artifact_path="checkpoint")  # what cnn-denoise enhance -m runs:/<id> loads
         if history_path:
             mlflow.log_artifact(str(history_path), artifact_path="plots")
         with tempfile.TemporaryDirectory() as tmp:

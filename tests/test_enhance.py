@@ -1,0 +1,213 @@
+"""cnn-denoise enhance and the Denoiser API: exact streaming, every WAV format back as it came,
+bounded memory, a real gain in SI-SDR with a model that denoises, and one line for bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+import torch
+
+from cnn_denoise import cli, enhance, quality, synth
+from cnn_denoise import model as cnn
+from cnn_denoise.enhance import Denoiser, Stream, resampled_blocks
+from cnn_denoise.warmstart import linear_start
+
+
+def test_stream_equals_the_whole_signal_at_once():
+    torch.manual_seed(0)
+    model = cnn.build([7, 3, 4], [1, 3, 2, 1], seed=0, input_scale=100.0)
+    x = torch.randn(2, 1, 1000) * 1e-2
+    whole = model(x).detach()
+    for size in (3, 50, 333, 4096):  # blocks shorter and longer than every filter
+        stream = Stream(model, channels=2)
+        got = torch.cat([stream(x[..., a : a + size]) for a in range(0, x.shape[-1], size)], -1)
+        torch.testing.assert_close(got, whole, rtol=1e-6, atol=1e-6 * whole.abs().max().item())
+
+
+@pytest.mark.parametrize("up, down", [(2, 3), (3, 2), (320, 441), (1, 1)])
+def test_resampled_blocks_equal_resample_poly_of_the_whole(up, down):
+    x = np.random.default_rng(0).standard_normal((2, 20011))
+    whole = scipy.signal.resample_poly(x, up, down, axis=-1)
+    got = np.concatenate(list(resampled_blocks(lambda a, b: x[:, a:b], x.shape[1], up, down, block=1500)), axis=-1)
+    assert got.shape == whole.shape
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+
+
+def denoising_model(tmp_path):
+    """The recipe's start (src/cnn_denoise/warmstart.py): the least-squares filter and a gate,
+    fitted on synthetic training data; saved with its rate and level as the train stage does."""
+    pairs = synth.make_pairs(8, 8000, seed=1)
+    x, y = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    model = cnn.build([31, 1], [1, 3, 1], "linear", seed=0, input_scale=1000.0)
+    linear_start(model, x, y)
+    path = tmp_path / "model.pt"
+    cnn.save(model, path, {"sample_rate": 32000, "input_rms": x.double().square().mean().sqrt().item()})
+    return path
+
+
+def speech_at(rate, seconds, channels, seed=0):
+    """(noisy, clean) at `rate`, full-scale level: synthetic speech and band noise made at 32 kHz."""
+    rng = np.random.default_rng(seed)
+    n = int(32000 * seconds)
+    clean = np.stack([synth.clean_speech(rng, n) for _ in range(channels)], -1)
+    noisy = 0.5 * clean + np.stack([synth.band_noise(rng, n) for _ in range(channels)], -1)
+    g = 0.4 / np.abs(noisy).max()
+    up, down = rate // np.gcd(rate, 32000), 32000 // np.gcd(rate, 32000)
+    return tuple(scipy.signal.resample_poly(s * g, up, down, axis=0) for s in (noisy, clean))
+
+
+@pytest.mark.parametrize("rate, channels, subtype", [(48000, 2, "PCM_16"), (16000, 1, "FLOAT"), (44100, 1, "PCM_24")])
+def test_files_come_back_in_their_own_rate_channels_length_and_format(tmp_path, rate, channels, subtype):
+    noisy, _ = speech_at(rate, 0.7, channels)
+    src = tmp_path / "in" / "rec.wav"
+    src.parent.mkdir()
+    sf.write(src, noisy, rate, subtype=subtype)
+    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    a, b = sf.info(str(src)), sf.info(str(tmp_path / "out" / "rec.wav"))
+    assert (b.samplerate, b.channels, b.frames, b.subtype, b.format) == (a.samplerate, a.channels, a.frames, a.subtype, a.format)
+
+
+def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch):
+    """The file pipeline in blocks of 3000 samples against one pass over the whole recording:
+    resample_poly, the model on the whole signal, resample_poly back, the level undone."""
+    d = Denoiser.load(denoising_model(tmp_path))
+    noisy, _ = speech_at(48000, 1.3, 2)
+    monkeypatch.setattr(enhance, "BLOCK", 3000)
+    got = d(noisy, 48000)
+    gain = d.input_rms / np.sqrt(np.mean(noisy**2))
+    mid = torch.from_numpy(scipy.signal.resample_poly(noisy * gain, 2, 3, axis=0).T).float()[:, None, :]
+    with torch.no_grad():
+        out = d.model(mid)[:, 0].double().numpy().T
+    whole = scipy.signal.resample_poly(out, 3, 2, axis=0)[: len(noisy)] / gain
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6 * np.abs(whole).max())
+    assert got.shape == noisy.shape and got.dtype == noisy.dtype
+
+
+def test_a_denoising_model_raises_si_sdr_on_a_48k_stereo_file(tmp_path):
+    noisy, clean = speech_at(48000, 2.0, 2, seed=3)
+    src = tmp_path / "noisy.wav"
+    sf.write(src, noisy, 48000, subtype="PCM_16")
+    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    out, _ = sf.read(tmp_path / "out" / "noisy.wav")
+    before = quality.si_sdr_db(torch.from_numpy(noisy.T), torch.from_numpy(clean.T))
+    after = quality.si_sdr_db(torch.from_numpy(out.T), torch.from_numpy(clean.T))
+    assert after > before + 10, (before, after)
+
+
+def test_numpy_and_torch_in_the_same_shape_and_type(tmp_path):
+    d = Denoiser.load(denoising_model(tmp_path))
+    noisy, _ = speech_at(32000, 0.3, 1)
+    mono = noisy[:, 0].astype(np.float32)
+    a = d(mono, 32000)
+    b = d(torch.from_numpy(mono), 32000)
+    assert a.shape == mono.shape and a.dtype == np.float32 and isinstance(b, torch.Tensor) and b.dtype == torch.float32
+    np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
+
+
+def refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exited.value.code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+@pytest.mark.parametrize("case, message", [
+    ("not_wav", "is not a readable WAV file"),
+    ("empty", "holds no samples"),
+    ("nan", "holds NaN or infinite samples"),
+    ("bad_model", "is not a model checkpoint of this project"),
+    ("missing", "no such file or folder"),
+    ("flac", "is a FLAC file, not a WAV"),
+])
+def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message):
+    model = denoising_model(tmp_path)
+    src = tmp_path / "in.wav"
+    if case == "not_wav":
+        src.write_text("hello")
+    elif case == "empty":
+        sf.write(src, np.zeros((0, 1)), 16000)
+    elif case == "nan":
+        sf.write(src, np.array([0.1, np.nan, 0.2] * 100), 16000, subtype="FLOAT")
+    elif case == "bad_model":
+        sf.write(src, np.zeros(1000), 16000)
+        model.write_bytes(b"not a checkpoint")
+    elif case == "flac":
+        src = tmp_path / "in.flac"
+        sf.write(src, np.zeros(1000), 16000)
+    elif case == "missing":
+        src = tmp_path / "nope.wav"
+    refused(capsys, ["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model)], message)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_never_overwrites_an_input(tmp_path, capsys):
+    src = tmp_path / "a.wav"
+    sf.write(src, np.zeros(100), 16000)
+    before = src.read_bytes()
+    refused(capsys, ["enhance", str(src), "-o", str(tmp_path), "-m", str(denoising_model(tmp_path))], "is the input itself")
+    assert src.read_bytes() == before
+
+
+def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsys):
+    noisy, _ = speech_at(32000, 0.5, 1)
+    sf.write(tmp_path / "loud.wav", noisy / np.abs(noisy).max() * 0.99, 32000, subtype="PCM_16")  # x ~ 0.5 y: y comes out 2x
+    cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    out, _ = sf.read(tmp_path / "out" / "loud.wav")
+    assert "passed full scale; scaled by" in capsys.readouterr().err
+    assert 0.99 < np.abs(out).max() <= 1.0  # scaled, not wrapped around
+
+
+def peak_rss_mib(tmp_path, seconds: int) -> float:
+    """Peak RSS of `cnn-denoise enhance` (its main(), in a fresh process) on a 48 kHz stereo
+    16-bit file of `seconds`; the output must have every frame."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / f"long{seconds}.wav"
+    with sf.SoundFile(src, "w", 48000, 2, "PCM_16") as f:
+        for a in range(0, seconds, 10):
+            f.write(rng.standard_normal((48000 * min(10, seconds - a), 2)) * 0.05)
+    script = "import sys; from cnn_denoise.cli import main; main(sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", script, "enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))],
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert sf.info(str(tmp_path / "out" / src.name)).frames == 48000 * seconds
+    print(f"{seconds} s: peak RSS {usage.ru_maxrss / 1024:.0f} MiB; {err.strip().splitlines()[-1]}")
+    return usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_ten_minutes_at_48k_in_bounded_memory(tmp_path):
+    """10 minutes of 48 kHz stereo: peak RSS under 500 MiB, and no more than for 20 seconds
+    (plus 64 MiB of slack): memory does not grow with the recording's length."""
+    short, long = peak_rss_mib(tmp_path, 20), peak_rss_mib(tmp_path, 600)
+    assert long < 500 and long < short + 64
+
+
+@pytest.mark.slow
+def test_mlflow_uris_load_the_runs_checkpoint(tmp_path, monkeypatch, sqlite_store):
+    import mlflow
+
+    from cnn_denoise import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    monkeypatch.setenv("CNN_DENOISE_LOG_MODEL", "0")
+    monkeypatch.chdir(tmp_path)
+    path = denoising_model(tmp_path)
+    model, _ = cnn.load_checkpoint(path)
+    tracking.log_training({"train.lr": "1.0"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], model, path)
+    [run] = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    noisy, _ = speech_at(32000, 0.3, 1)
+    expected = Denoiser.load(path)(noisy, 32000)
+    np.testing.assert_array_equal(Denoiser.load(f"runs:/{run.info.run_id}")(noisy, 32000), expected)
+    client = mlflow.MlflowClient()
+    client.create_registered_model("cnn-denoise")
+    version = client.create_model_version("cnn-denoise", f"runs:/{run.info.run_id}/checkpoint", run.info.run_id)
+    client.set_registered_model_alias("cnn-denoise", "best", version.version)
+    np.testing.assert_array_equal(Denoiser.load("models:/cnn-denoise@best")(noisy, 32000), expected)
+    with pytest.raises(cli.PipelineError, match="no model checkpoint found"):
+        Denoiser.load("runs:/0123456789abcdef")
