@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint browser bench compare recipe sweep results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint browser bench compare exps promote recipe sweep results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 repro: setup
 	dvc repro
-	dvc metrics show --precision 10
+	dvc metrics show
 	@python -m cnn_denoise.summary
 
 test: setup browser lint
@@ -48,8 +48,14 @@ clean:
 bench: setup
 	python bench/bench.py
 
-compare: setup
+compare: setup  # MLflow's runs side by side
 	python -m cnn_denoise.compare
+
+exps: setup  # DVC's experiments: the params that differ and the key metrics, within 160 columns
+	python -m cnn_denoise.compare exps
+
+promote: setup  # make promote EXP=linear-gate [ALIAS=best]: models:/cnn-denoise@best is that run's model
+	cnn-denoise promote $(EXP) --alias $(or $(ALIAS),best)
 
 # A recipe of recipes/ (NAME.yaml) as a DVC experiment, or a sweep of several, queued.
 NAME ?= linear-gate

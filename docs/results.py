@@ -54,7 +54,7 @@ def heading(title: str, command: str, rev: str, note: str = "") -> str:
 
 
 def lab_section(seconds: float, rev: str) -> str:
-    m = json.loads((ROOT / "metrics" / "eval.json").read_text())
+    m = json.loads((ROOT / "reports" / "measures.json").read_text())  # every measure; eval.json holds the headline
     keys = ["l1", "l1_sum", "mse", "snr_db", "si_sdr_db", "stoi"]
     rows = [["CNN, train set", *(m["train"].get(k) for k in keys)], ["CNN, test set", *(m["test"].get(k) for k in keys)]]
     rows += [[f"baseline `{name}`, test set", *(b.get(k) for k in keys)] for name, b in m["baselines"].items()]
@@ -81,16 +81,22 @@ def experiments() -> dict[str, dict]:
                 metrics = ((data.get("metrics") or {}).get("metrics/eval.json") or {}).get("data")
                 params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
                 if rev.get("name") and metrics and params:
-                    out[rev["name"]] = {"params": params, "metrics": metrics}
+                    out[rev["name"]] = {"params": params, "metrics": metrics, "commit": baseline.get("rev", "")[:7]}
     return out
 
 
+def ran_at(exps: dict, names: list[str], rev: str) -> str:
+    """The commit(s) the named experiments ran at (their DVC baseline), else `rev`."""
+    return ", ".join(sorted({exps[n]["commit"] for n in names if n in exps})) or rev
+
+
 def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
+    rev = ran_at(exps, RECIPES, rev)
     rows = []
     for name in RECIPES:
         if name in exps:
             p, m = exps[name]["params"], exps[name]["metrics"]
-            lin = m["baselines"]["linear"]
+            lin = m.get("linear") or m["baselines"]["linear"]  # older experiments: baselines.linear
             rows.append([name, p["train"]["init"], m["test"]["l1"], lin["l1"], m["test"]["si_sdr_db"], lin["si_sdr_db"],
                          m["test"].get("stoi"), g(seconds.get(name), 3)])
     cmds = "; ".join(f"make recipe NAME={n}" for n in RECIPES)
@@ -105,8 +111,10 @@ def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
 def sweep_section(exps: dict, rev: str, seconds: float | None) -> str:
     from cnn_denoise import recipes
 
+    variants = recipes.load(SWEEP, ROOT)
+    rev = ran_at(exps, [v.name for v in variants], rev)
     rows = []
-    for variant in recipes.load(SWEEP, ROOT):
+    for variant in variants:
         if variant.name in exps:
             p, m = exps[variant.name]["params"], exps[variant.name]["metrics"]
             rows.append([variant.name, p["model"]["taps"], p["model"]["features"], m["train"]["l1"], m["test"]["l1"], m["test"]["si_sdr_db"]])

@@ -24,8 +24,28 @@ def measures(pred, x, y, sample_rate):
     return {**scores(pred, y), **quality.measures(pred, x, y, sample_rate)}
 
 
-def write_reports(folder, model, h, test, outputs, ev, rate):
+DIGITS = 6  # significant digits kept: the same bytes on every machine of a kind (STOI varies in the 16th)
+SHOWN = {"train": ("l1", "l1_sum"), "test": ("l1", "l1_sum", "si_sdr_db", "snr_gain_db", "stoi")}
+
+
+def rounded(tree):
+    """Every float of a nested dict to DIGITS significant digits."""
+    if isinstance(tree, dict):
+        return {k: rounded(v) for k, v in tree.items()}
+    return float(f"{tree:.{DIGITS}g}") if isinstance(tree, float) else tree
+
+
+def headline(full: dict) -> dict:
+    """What metrics/eval.json shows (dvc metrics show, dvc exp show): the lab's deliverables,
+    the measures a person compares first, and the bar to beat: the least-squares filter."""
+    out = {split: {k: full[split][k] for k in keys} for split, keys in SHOWN.items()}
+    out["linear"] = {k: full["baselines"]["linear"][k] for k in ("l1", "si_sdr_db")}
+    return out
+
+
+def write_reports(folder, model, h, test, outputs, ev, rate, full):
     with atomic_dir(folder) as tmp:
+        write_json(tmp / "measures.json", full)
         for q in range(min(ev.examples, test["x"].shape[0])):
             signals = {"noisy": test["x"][q, 0], "clean": test["y"][q, 0], "cnn": outputs["cnn"][q, 0], "linear": outputs["linear"][q, 0]}
             signals = {k: v.double().numpy() for k, v in signals.items()}
@@ -56,16 +76,22 @@ def main(argv=None):
         "linear": baselines.apply_fir(h, x),
         "lowpass": gain * baselines.ideal_lowpass(x, ev.lowpass_hz, rate),
     }
-    metrics = {
+    full = rounded({
         "train": losses(model, train["x"], train["y"]),
         "test": measures(outputs["cnn"], x, y, rate),
         "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
-    }
-    write_reports(args.reports_out, model, h, test, outputs, ev, rate)
-    write_json(args.metrics_out, metrics)
-    summary = {name: round(m["l1"], 9) for name, m in [("train", metrics["train"]), ("test", metrics["test"])] + list(metrics["baselines"].items())}
+    })
+    write_reports(args.reports_out, model, h, test, outputs, ev, rate, full)
+    write_json(args.metrics_out, headline(full))
+    summary = {name: m["l1"] for name, m in [("train", full["train"]), ("test", full["test"])] + list(full["baselines"].items())}
     print("L1: " + json.dumps(summary), file=sys.stderr)
-    return tracking.guarded("logging evaluation", lambda: tracking.log_evaluation(args.model, metrics, args.reports_out))
+
+    def log():
+        tracking.log_evaluation(args.model, {"train": full["train"], "test": full["test"]}, args.reports_out)
+        settings = {"linear": {"taps": model.receptive_field}, "lowpass": {"cutoff_hz": ev.lowpass_hz}}
+        tracking.log_baselines(full["baselines"], settings, tracking.file_sha256(args.train_set)[:16] + tracking.file_sha256(args.test_set)[:16])
+
+    return tracking.guarded("logging evaluation", log)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def main(argv=None):
     cnn.save(model, args.model_out, audio)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))
-    return tracking.guarded("logging training", lambda: tracking.log_training(logged, history, model, args.model_out, args.history_out))
+    return tracking.guarded("logging training", lambda: tracking.log_training(
+        logged, history, model, args.model_out, args.history_out, splits={"train": args.train_set, "test": args.test_set}))
 
 
 if __name__ == "__main__":

@@ -26,16 +26,22 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     repo, env, first = project
     assert ran(first) == ["fetch", "unzip", "split", "train", "evaluate"]
     metrics = json.loads((repo / "metrics/eval.json").read_text())
+    full = json.loads((repo / "reports/measures.json").read_text())
+    assert set(metrics) == {"train", "test", "linear"} and set(metrics["train"]) == {"l1", "l1_sum"}
     for split in ("train", "test"):
-        assert set(metrics[split]) >= {"l1", "l1_sum", "mse"}
-        assert metrics[split]["l1_sum"] == pytest.approx(metrics[split]["l1"] * SMALL["samples"])
+        assert set(full[split]) >= {"l1", "l1_sum", "mse"}
+        assert metrics[split]["l1"] == full[split]["l1"]
+        assert metrics[split]["l1_sum"] == pytest.approx(metrics[split]["l1"] * SMALL["samples"], rel=1e-5)
+    assert metrics["linear"] == {k: full["baselines"]["linear"][k] for k in ("l1", "si_sdr_db")}
     shown = json.loads(sh(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == metrics["test"]
+    table = sh(["dvc", "metrics", "show"], repo, env).stdout
+    assert max(map(len, table.splitlines())) <= 160, table
     history = (repo / "metrics/history.csv").read_text().splitlines()
     assert history[0] == "epoch,train_l1,test_l1" and len(history) == 1 + 3
-    assert set(metrics["baselines"]) == {"zeros", "noisy", "linear", "lowpass"}
-    assert metrics["baselines"]["noisy"]["snr_gain_db"] == 0 and metrics["baselines"]["zeros"]["si_sdr_db"] is None
-    assert metrics["baselines"]["linear"]["l1"] < metrics["baselines"]["noisy"]["l1"]  # the linear filter denoises
+    assert set(full["baselines"]) == {"zeros", "noisy", "linear", "lowpass"}
+    assert full["baselines"]["noisy"]["snr_gain_db"] == 0 and full["baselines"]["zeros"]["si_sdr_db"] is None
+    assert full["baselines"]["linear"]["l1"] < full["baselines"]["noisy"]["l1"]  # the linear filter denoises
     reports = {p.relative_to(repo / "reports").as_posix() for p in (repo / "reports").rglob("*") if p.is_file()}
     assert {"filters.png", "test0.png", "audio/test0_noisy.wav", "audio/test0_cnn.wav", "audio/test0_linear.wav"} <= reports
 
@@ -48,10 +54,10 @@ def test_metrics_match_an_independent_recomputation(project):
     test = torch.load(repo / "data/split/test.pt", weights_only=True)
     with torch.no_grad():
         err = (model(test["x"]) - test["y"]).double()
-    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    metrics = json.loads((repo / "reports/measures.json").read_text())
     assert metrics["test"]["l1"] == pytest.approx(err.abs().mean().item(), rel=1e-5)
     assert metrics["test"]["mse"] == pytest.approx(err.square().mean().item(), rel=1e-5)
-    assert metrics["baselines"]["zeros"]["l1"] == pytest.approx(test["y"].double().abs().mean().item(), rel=1e-9)
+    assert metrics["baselines"]["zeros"]["l1"] == pytest.approx(test["y"].double().abs().mean().item(), rel=1e-6)  # 6 digits kept
 
 
 def test_mlflow_run_holds_params_history_and_final_metrics(project):
@@ -64,13 +70,21 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     sha = tracking.file_sha256(repo / "models/model.pt")
     run = next(r for r in runs if r.data.tags.get("model_sha256") == sha)
-    metrics = json.loads((repo / "metrics/eval.json").read_text())
-    assert run.data.metrics["test.l1"] == metrics["test"]["l1"]
+    metrics = json.loads((repo / "reports/measures.json").read_text())
+    assert run.data.metrics["test.l1"] == metrics["test"]["l1"] and run.info.status == "FINISHED"
+    commit = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
+    assert run.info.run_name == f"workspace@{commit[:7]}"
+    inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
+    assert inputs == {name: tracking._file_md5(repo / f"data/split/{name}.pt") for name in ("train", "test")}
     assert run.data.params["model.taps"] == "[40, 40]" and run.data.params["train.epochs"] == "2"
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "epoch.train_l1")
     assert [m.step for m in history] == [0, 1, 2]
-    assert run.data.metrics["baselines.linear.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]
+    baselines = {r.data.tags["baseline"]: r for r in runs if r.data.tags.get("kind") == "baseline"}
+    assert set(baselines) == {"zeros", "noisy", "linear", "lowpass"}
+    assert baselines["linear"].info.run_name == "baseline: linear" and baselines["linear"].data.params == {"taps": "79"}
+    assert baselines["linear"].data.metrics["test.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]  # one name, both kinds
+    assert not any(k.startswith("baselines.") for k in run.data.metrics)  # not repeated in every CNN run
     assert "reports/filters.png" in {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
 

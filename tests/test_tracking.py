@@ -1,5 +1,8 @@
 """MLflow logging into a real SQLite store: one run per model, found again by the model's hash."""
 
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -65,9 +68,53 @@ def test_train_then_evaluate_share_one_run(store, tmp_path):
     assert run.data.metrics["test.l1"] == 0.5 and run.data.metrics["train.l1"] == 0.25
     steps = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch.test_l1")
     assert [(m.step, m.value) for m in steps] == [(0, 2.0), (1, 1.0), (2, 2.0 / 3)]
-    logged = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    assert run.info.run_name == "brisk-lamb" and tags["kind"] == "cnn"  # named after the DVC experiment
+    logged = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")  # models from code: no pickle
     x = torch.randn(2, 1, 300)
-    torch.testing.assert_close(logged(x), model(x))
+    torch.testing.assert_close(torch.from_numpy(logged.predict(x.numpy())), model(x).detach())
+    [version] = mlflow.MlflowClient().search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
+    assert version.run_id == run.info.run_id
+    tracking.log_training({"train.lr": "0.5"}, history, model, path)  # the same model again (a run-cache restore)
+    assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")) == 1
+
+
+@pytest.mark.slow
+def test_experiment_made_in_a_temp_copy_is_repaired_and_a_creation_race_is_no_error(store, tmp_path, monkeypatch):
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    client.create_experiment(tracking.EXPERIMENT, artifact_location=(tmp_path / ".dvc/tmp/exps/tmpab12/mlruns").as_uri())
+    real = client.get_experiment_by_name
+    calls = []
+    monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", lambda self, name: calls.append(name) or (None if len(calls) == 1 else real(name)))
+    exp_id = tracking.experiment_id(mlflow.MlflowClient())  # first look: "missing"; create: "exists"; then found
+    monkeypatch.undo()
+    assert client.get_experiment(exp_id).artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
+
+
+@pytest.mark.slow
+def test_runs_left_running_by_a_dead_process_are_marked_killed(store):
+    import socket
+
+    import mlflow
+
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    exp_id = tracking.experiment_id(client)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mine = client.create_run(exp_id, tags={"host": socket.gethostname(), "pid": str(dead.pid)}).info.run_id
+    alive = client.create_run(exp_id, tags={"host": socket.gethostname(), "pid": str(os.getpid())}).info.run_id
+    tracking._mlflow()
+    assert client.get_run(mine).info.status == "KILLED" and client.get_run(alive).info.status == "RUNNING"
+
+
+def test_run_names_say_where_the_run_came_from():
+    assert tracking.run_name({"dvc_exp_name": "linear-gate", "git_commit": "abcdef123"}) == "linear-gate"
+    assert tracking.run_name({"git_commit": "abcdef123456", "git_dirty": "False"}) == "workspace@abcdef1"
+    assert tracking.run_name({"git_commit": "abcdef123456", "git_dirty": "True"}) == "workspace@abcdef1+changes"
+    assert tracking.run_name({}) == "workspace"
 
 
 def test_failure_is_one_line_and_keeps_going(monkeypatch, capsys):

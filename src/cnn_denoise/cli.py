@@ -1,6 +1,7 @@
 """cnn-denoise: the project's command line.
 
-    cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL]
+    cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL]    denoise WAV files
+    cnn-denoise promote NAME [--alias best]              models:/cnn-denoise@best -> that run's model
 """
 
 import argparse
@@ -128,10 +129,23 @@ def enhance(argv) -> int:
     return 0
 
 
+def promote(argv) -> int:
+    parser = argparse.ArgumentParser(prog="cnn-denoise promote", description="Point a registered-model alias at a run's model.")
+    parser.add_argument("name", help="the run: a DVC experiment's name (dvc exp show) or an MLflow run name")
+    parser.add_argument("--alias", default="best", help="the alias to set (default: %(default)s)")
+    args = parser.parse_args(argv)
+    from . import tracking
+
+    version = tracking.promote(args.name, args.alias)
+    print(f"models:/{tracking.REGISTERED_MODEL}@{args.alias} is now version {version} (run {args.name}); "
+          f"cnn-denoise enhance -m models:/{tracking.REGISTERED_MODEL}@{args.alias} uses it", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"enhance": enhance}
+    commands = {"enhance": enhance, "promote": promote}
     if not argv or argv[0] not in commands:
-        print("usage: cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL]   (cnn-denoise enhance --help)", file=sys.stderr)
+        print("usage: cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL] | cnn-denoise promote NAME [--alias best]", file=sys.stderr)
         sys.exit(2)
     run_stage(lambda: commands[argv[0]](argv[1:]))
