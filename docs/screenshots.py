@@ -66,8 +66,8 @@ def main() -> int:
                 time.sleep(0.5)
         OUT.mkdir(parents=True, exist_ok=True)
         runs = f"{base}/#/experiments/{exp.experiment_id}/runs"
-        shoot(f"{runs}?viewType=TABLE", OUT / "mlflow-runs.png")
-        shoot(f"{runs}?viewType=CHART", OUT / "mlflow-chart.png")
+        shoot(f"{runs}?compareRunsMode=TABLE", OUT / "mlflow-runs.png")
+        shoot(f"{runs}?compareRunsMode=CHART", OUT / "mlflow-chart.png")
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)

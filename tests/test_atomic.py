@@ -40,3 +40,30 @@ def test_outputs_follow_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp(tmp_path):
+    """A stage killed with SIGTERM mid-write: exit 130, one line, no output, no temp file."""
+    import signal
+    import subprocess
+    import sys
+
+
+    script = (
+        "import time\n"
+        "from cnn_denoise.atomic import atomic_path\n"
+        "from cnn_denoise.errors import run_stage\n"
+        "def main():\n"
+        f"    with atomic_path({str(tmp_path / 'out.bin')!r}) as tmp:\n"
+        "        tmp.write_bytes(b'partial')\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "run_stage(main)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err.strip().startswith("error: interrupted"), err
+    assert list(tmp_path.iterdir()) == []
+

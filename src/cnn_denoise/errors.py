@@ -5,10 +5,18 @@ class PipelineError(Exception):
     """Bad input or a failed step; the message names the problem and the fix."""
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run_stage(main) -> None:
-    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1."""
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1.
+    SIGTERM (what `kill` and job schedulers send) is handled like Ctrl-C: temp files are
+    removed and an open MLflow run is ended, not left RUNNING."""
+    import signal
     import sys
 
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = main()
     except PipelineError as exc:
