@@ -112,3 +112,21 @@ def test_split_is_seeded_and_disjoint():
 def test_split_needs_room(size):
     with pytest.raises(PipelineError, match="data.test_size"):
         split_pairs(to_pairs(pairs_list(q=20)), size, seed=0)
+
+
+def test_ambiguous_two_by_n_tensors_are_refused():
+    """Two [2, N] tensors: (X, Y) of 2 recordings, or 2 recordings of (x, y) rows? Not guessed."""
+    a, b = torch.randn(2, 64), torch.randn(2, 64)
+    with pytest.raises(PipelineError, match=r"could be \(X, Y\) with 2 recordings"):
+        to_pairs([a, b])
+
+
+def test_a_single_recording_cannot_be_split():
+    with pytest.raises(PipelineError, match="the dataset has 1 pair; a train/test split needs at least 2"):
+        split_pairs(to_pairs(pairs_list(q=1)), 1, seed=0)
+
+
+def test_member_names_are_escaped(tmp_path):
+    with pytest.raises(PipelineError) as err:
+        read_torch_member(zip_of(tmp_path / "d.zip", {"evil\x1b[2Jname.txt": b"x"}))
+    assert "\x1b" not in str(err.value) and "\\x1b" in str(err.value)

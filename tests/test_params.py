@@ -63,3 +63,14 @@ def test_missing_and_broken_file(tmp_path):
 def test_flatten():
     assert params.flatten({"model": {"taps": [40, 40]}, "train": {"lr": 0.5, "d": {"x": 1}}}) == {
         "model.taps": [40, 40], "train.lr": 0.5, "train.d.x": 1}
+
+
+def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
+    """YAML 1.1 reads `lr: 1e-3` (no dot) as the string '1e-3': taken as the number it says."""
+    text = (REPO / "params.yaml").read_text().replace("  lr: 0.5 ", "  lr: 1e-3 ").replace("timeout: 60.0", "timeout: 6e1")
+    (tmp_path / "params.yaml").write_text(text)
+    p = params.load(tmp_path / "params.yaml")
+    assert p.train.lr == 1e-3 and p.data.timeout == 60.0
+    (tmp_path / "params.yaml").write_text(text.replace("lr: 1e-3", "lr: 1e-3x"))
+    with pytest.raises(PipelineError, match="train.lr: Input should be a valid number"):
+        params.load(tmp_path / "params.yaml")

@@ -58,7 +58,7 @@ def read_torch_member(path) -> object:
         files = [i for i in infos if not i.is_dir() and not _ignored(i.filename)]
         found = [i for i in files if PurePosixPath(i.filename).suffix.lower() in TORCH_SUFFIXES]
         if len(found) != 1:
-            names = ", ".join(i.filename for i in files) or "nothing"
+            names = ", ".join(repr(i.filename) for i in files) or "nothing"  # repr: no control characters reach the terminal
             what = "no torch file" if not found else f"{len(found)} torch files"
             raise PipelineError(f"{path} holds {what} (members: {names}); the zip must hold exactly one {'/'.join(TORCH_SUFFIXES)} file")
         try:
@@ -70,12 +70,12 @@ def read_torch_member(path) -> object:
     except pickle.UnpicklingError as exc:
         culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if culprit:
-            raise PipelineError(f"{path}: {found[0].filename} holds objects other than tensors (GLOBAL {culprit[1]}); "
+            raise PipelineError(f"{path}: {found[0].filename!r} holds objects other than tensors (GLOBAL {culprit[1]}); "
                                 "refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
         detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split()).split(" Check the documentation")[0]
-        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({detail}); fix data.url") from exc
+        raise PipelineError(f"{path}: {found[0].filename!r} is not a readable torch file ({detail}); fix data.url") from exc
     except (RuntimeError, EOFError, ValueError) as exc:
-        raise PipelineError(f"{path}: {found[0].filename} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
+        raise PipelineError(f"{path}: {found[0].filename!r} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
 
 
 def _as_rows(t, what: str) -> torch.Tensor:
@@ -103,6 +103,9 @@ def to_pairs(obj) -> dict:
     """Normalise any accepted layout to {"x": [Q,1,N], "y": [Q,1,N]} and validate it."""
     if isinstance(obj, dict) and {"x", "y"} <= set(obj):
         X, Y = _as_rows(obj["x"], "x"), _as_rows(obj["y"], "y")
+    elif isinstance(obj, (list, tuple)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) and t.dim() == 2 and t.shape[0] == 2 for t in obj):
+        raise PipelineError("dataset: two tensors of shape [2, N] could be (X, Y) with 2 recordings or 2 recordings of stacked (x, y) rows; "
+                            "save a list of (x, y) pairs or {'x': X, 'y': Y}")
     elif isinstance(obj, (list, tuple)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] != 1 for t in obj):
         X, Y = _as_rows(obj[0], "X"), _as_rows(obj[1], "Y")
     elif isinstance(obj, (list, tuple)) and obj:
@@ -140,6 +143,8 @@ def to_pairs(obj) -> dict:
 def split_pairs(pairs: dict, test_size: int, seed: int) -> tuple[dict, dict]:
     """A seeded random split: `test_size` pairs for testing, the rest for training."""
     q = pairs["x"].shape[0]
+    if q < 2:
+        raise PipelineError(f"the dataset has {q} pair; a train/test split needs at least 2")
     if test_size < 1 or test_size >= q:
         raise PipelineError(f"data.test_size is {test_size} but the dataset has {q} pairs; set it between 1 and {q - 1} in params.yaml")
     order = torch.randperm(q, generator=torch.Generator().manual_seed(seed))

@@ -4,16 +4,26 @@ Every stage validates the whole file (so a typo fails the first stage, not the l
 then reads only the keys that dvc.yaml declares for it.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from . import spec
 from .errors import PipelineError
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _yaml_number(value):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; take it as the number it says."""
+    return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
+
+
+Number = Annotated[float, BeforeValidator(_yaml_number)]
 
 
 class _Strict(BaseModel):
@@ -29,7 +39,7 @@ class Synthetic(_Strict):
 class Data(_Strict):
     url: str = Field(min_length=1)
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    timeout: float = Field(gt=0)
+    timeout: Number = Field(gt=0)
     synthetic: Synthetic
     sample_rate: PositiveInt
     test_size: PositiveInt
@@ -40,7 +50,7 @@ class Model(_Strict):
     taps: list[PositiveInt] = Field(min_length=1)
     features: list[PositiveInt]
     last_activation: Literal[spec.ACTIVATIONS]
-    input_scale: float = Field(gt=0)
+    input_scale: Number = Field(gt=0)
     backend: Literal[(spec.AUTO, *spec.BACKENDS)]
 
     @model_validator(mode="after")
@@ -54,7 +64,7 @@ class Train(_Strict):
     optimizer: Literal[spec.OPTIMIZERS]
     loss: Literal[spec.LOSSES]
     init: Literal[spec.INITS]
-    lr: float = Field(gt=0)
+    lr: Number = Field(gt=0)
     batch_size: PositiveInt | Literal[spec.FULL]
     epochs: PositiveInt
     seed: int
@@ -62,7 +72,7 @@ class Train(_Strict):
 
 
 class Evaluate(_Strict):
-    lowpass_hz: float = Field(gt=0)
+    lowpass_hz: Number = Field(gt=0)
     examples: int = Field(strict=True, ge=0)
 
 

@@ -11,11 +11,13 @@
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
 
 EPS = 1e-30
+PYSTOI_TOO_SHORT = 1e-5  # what pystoi returns, with a warning, when a recording has fewer than 30 speech frames
 
 
 def _per_recording(pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +52,12 @@ def stoi(pred: torch.Tensor, y: torch.Tensor, sample_rate: int) -> float | None:
     p, t = (a.numpy() for a in _per_recording(pred, y))
     if not len(t) or not np.any(p):
         return None
-    scores = [pystoi(t[q], p[q], sample_rate, extended=False) for q in range(len(t))]
+    with warnings.catch_warnings():  # pystoi warns when a recording is too short; that is handled here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scores = [pystoi(t[q], p[q], sample_rate, extended=False) for q in range(len(t))]
+    scores = [s for s in scores if s != PYSTOI_TOO_SHORT]
+    if not scores:
+        return None
     value = float(np.mean(scores))
     return None if math.isnan(value) else value
 
