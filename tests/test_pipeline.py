@@ -75,7 +75,7 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     commit = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     assert run.info.run_name == f"workspace@{commit[:7]}"
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
-    assert inputs == {name: tracking._file_md5(repo / f"data/split/{name}.pt") for name in ("train", "test")}
+    assert inputs == {name: tracking.file_sha256(repo / f"data/split/{name}.pt", "md5") for name in ("train", "test")}
     assert run.data.params["model.taps"] == "[40, 40]" and run.data.params["train.epochs"] == "2"
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "epoch.train_l1")

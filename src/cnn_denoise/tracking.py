@@ -106,8 +106,9 @@ def upstream_lock() -> dict:
     return out
 
 
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path, algorithm: str = "sha256") -> str:
+    """The file's hash (hex); with "md5", DVC's hash of a file."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
@@ -208,15 +209,6 @@ def run_name(tags: dict) -> str:
     return f"workspace@{commit}{'+changes' if tags.get('git_dirty') == 'True' else ''}" if commit else "workspace"
 
 
-def _file_md5(path) -> str:
-    """DVC's hash of a file: the md5 of its bytes."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _log_datasets(mlflow, splits: dict) -> None:
     """The train and test splits as the run's dataset inputs, digest = DVC's md5 of the file."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -224,7 +216,7 @@ def _log_datasets(mlflow, splits: dict) -> None:
 
     for name, path in splits.items():
         source = resolve_dataset_source(str(Path(path).resolve()))
-        dataset = MetaDataset(source=source, name=name, digest=_file_md5(path))
+        dataset = MetaDataset(source=source, name=name, digest=file_sha256(path, "md5"))
         mlflow.log_input(dataset, context="training" if name == "train" else "testing")
 
 
