@@ -4,6 +4,7 @@ bounded memory, a real gain in SI-SDR with a model that denoises, and one line f
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,19 @@ def test_resampled_blocks_equal_resample_poly_of_the_whole(up, down):
     np.testing.assert_allclose(got, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
 
 
+@pytest.fixture(scope="module")
+def _denoising_checkpoint(tmp_path_factory):
+    return denoising_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def model_path(_denoising_checkpoint, tmp_path):
+    """A copy of the module's denoising checkpoint (a test may overwrite it)."""
+    import shutil
+
+    return Path(shutil.copy(_denoising_checkpoint, tmp_path / "model.pt"))
+
+
 def denoising_model(tmp_path):
     """The recipe's start (src/cnn_denoise/warmstart.py): the least-squares filter and a gate,
     fitted on synthetic training data; saved with its rate and level as the train stage does."""
@@ -61,20 +75,20 @@ def speech_at(rate, seconds, channels, seed=0):
 
 
 @pytest.mark.parametrize("rate, channels, subtype", [(48000, 2, "PCM_16"), (16000, 1, "FLOAT"), (44100, 1, "PCM_24")])
-def test_files_come_back_in_their_own_rate_channels_length_and_format(tmp_path, rate, channels, subtype):
+def test_files_come_back_in_their_own_rate_channels_length_and_format(tmp_path, rate, channels, subtype, model_path):
     noisy, _ = speech_at(rate, 0.7, channels)
     src = tmp_path / "in" / "rec.wav"
     src.parent.mkdir()
     sf.write(src, noisy, rate, subtype=subtype)
-    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
     a, b = sf.info(str(src)), sf.info(str(tmp_path / "out" / "rec.wav"))
     assert (b.samplerate, b.channels, b.frames, b.subtype, b.format) == (a.samplerate, a.channels, a.frames, a.subtype, a.format)
 
 
-def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch):
+def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch, model_path):
     """The file pipeline in blocks of 3000 samples against one pass over the whole recording:
     resample_poly, the model on the whole signal, resample_poly back, the level undone."""
-    d = Denoiser.load(denoising_model(tmp_path))
+    d = Denoiser.load(model_path)
     noisy, _ = speech_at(48000, 1.3, 2)
     monkeypatch.setattr(enhance, "BLOCK", 3000)
     got = d(noisy, 48000)
@@ -87,19 +101,19 @@ def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch):
     assert got.shape == noisy.shape and got.dtype == noisy.dtype
 
 
-def test_a_denoising_model_raises_si_sdr_on_a_48k_stereo_file(tmp_path):
+def test_a_denoising_model_raises_si_sdr_on_a_48k_stereo_file(tmp_path, model_path):
     noisy, clean = speech_at(48000, 2.0, 2, seed=3)
     src = tmp_path / "noisy.wav"
     sf.write(src, noisy, 48000, subtype="PCM_16")
-    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
     out, _ = sf.read(tmp_path / "out" / "noisy.wav")
     before = quality.si_sdr_db(torch.from_numpy(noisy.T), torch.from_numpy(clean.T))
     after = quality.si_sdr_db(torch.from_numpy(out.T), torch.from_numpy(clean.T))
     assert after > before + 10, (before, after)
 
 
-def test_numpy_and_torch_in_the_same_shape_and_type(tmp_path):
-    d = Denoiser.load(denoising_model(tmp_path))
+def test_numpy_and_torch_in_the_same_shape_and_type(tmp_path, model_path):
+    d = Denoiser.load(model_path)
     noisy, _ = speech_at(32000, 0.3, 1)
     mono = noisy[:, 0].astype(np.float32)
     a = d(mono, 32000)
@@ -123,8 +137,8 @@ def refused(capsys, argv, message):
     ("missing", "no such file or folder"),
     ("flac", "is a FLAC file, not a WAV"),
 ])
-def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message):
-    model = denoising_model(tmp_path)
+def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message, model_path):
+    model = model_path
     src = tmp_path / "in.wav"
     if case == "not_wav":
         src.write_text("hello")
@@ -144,18 +158,18 @@ def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message):
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
-def test_never_overwrites_an_input(tmp_path, capsys):
+def test_never_overwrites_an_input(tmp_path, capsys, model_path):
     src = tmp_path / "a.wav"
     sf.write(src, np.zeros(100), 16000)
     before = src.read_bytes()
-    refused(capsys, ["enhance", str(src), "-o", str(tmp_path), "-m", str(denoising_model(tmp_path))], "is the input itself")
+    refused(capsys, ["enhance", str(src), "-o", str(tmp_path), "-m", str(model_path)], "is the input itself")
     assert src.read_bytes() == before
 
 
-def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsys):
+def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsys, model_path):
     noisy, _ = speech_at(32000, 0.5, 1)
     sf.write(tmp_path / "loud.wav", noisy / np.abs(noisy).max() * 0.99, 32000, subtype="PCM_16")  # x ~ 0.5 y: y comes out 2x
-    cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))])
+    cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
     out, _ = sf.read(tmp_path / "out" / "loud.wav")
     assert "passed full scale; scaled by" in capsys.readouterr().err
     assert 0.99 < np.abs(out).max() <= 1.0  # scaled, not wrapped around
