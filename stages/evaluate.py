@@ -13,7 +13,7 @@ import torch
 
 from cnn_denoise import baselines, params, quality, report, tracking
 from cnn_denoise import model as cnn
-from cnn_denoise.atomic import atomic_dir, write_json
+from cnn_denoise.atomic import atomic_dir, clean_stale, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.metrics import losses, predict, scores
@@ -62,6 +62,7 @@ def main(argv=None):
     parser.add_argument("metrics_out")
     parser.add_argument("reports_out", help="folder for WAVs and figures")
     args = parser.parse_args(argv)
+    clean_stale(args.metrics_out, args.reports_out)
     p = params.load()
     ev, rate = p.evaluate, p.data.sample_rate
     model = cnn.load(args.model)

@@ -5,7 +5,7 @@ import hashlib
 import sys
 
 from cnn_denoise import download, params
-from cnn_denoise.atomic import write_bytes
+from cnn_denoise.atomic import clean_stale, write_bytes
 from cnn_denoise.errors import PipelineError, run_stage
 
 
@@ -13,6 +13,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", help="where to write the zip")
     args = parser.parse_args(argv)
+    clean_stale(args.out)
     data = params.load().data
     if data.url != "synthetic":
         download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout)

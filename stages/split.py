@@ -6,7 +6,7 @@ import sys
 import torch
 
 from cnn_denoise import params
-from cnn_denoise.atomic import save_torch
+from cnn_denoise.atomic import clean_stale, save_torch
 from cnn_denoise.dataset import split_pairs
 from cnn_denoise.errors import run_stage
 
@@ -17,6 +17,7 @@ def main(argv=None):
     parser.add_argument("train_out")
     parser.add_argument("test_out")
     args = parser.parse_args(argv)
+    clean_stale(args.train_out, args.test_out)
     data = params.load().data
     train, test = split_pairs(torch.load(args.pairs, weights_only=True), data.test_size, data.split_seed)
     save_torch(args.train_out, train)

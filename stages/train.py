@@ -9,7 +9,7 @@ import torch
 
 from cnn_denoise import model as cnn
 from cnn_denoise import params, spec, tracking
-from cnn_denoise.atomic import write_text
+from cnn_denoise.atomic import clean_stale, write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.train import close_distributed, exact_float32, fit, init_distributed, pick_device
@@ -31,6 +31,7 @@ def main(argv=None):
     parser.add_argument("model_out")
     parser.add_argument("history_out", help="per-epoch train/test L1 (CSV, a DVC plot)")
     args = parser.parse_args(argv)
+    clean_stale(args.model_out, args.history_out)
     p = params.load()
     torch.use_deterministic_algorithms(True)
     m, t = p.model, p.train

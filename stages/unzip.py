@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from cnn_denoise.atomic import save_torch
+from cnn_denoise.atomic import clean_stale, save_torch
 from cnn_denoise.dataset import read_torch_member, to_pairs
 from cnn_denoise.errors import run_stage
 
@@ -13,6 +13,7 @@ def main(argv=None):
     parser.add_argument("zip", help="the dataset zip from fetch")
     parser.add_argument("out", help="where to write the validated pairs")
     args = parser.parse_args(argv)
+    clean_stale(args.out)
     pairs = to_pairs(read_torch_member(args.zip))
     save_torch(args.out, pairs)
     q, _, n = pairs["x"].shape

@@ -67,3 +67,13 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp(tmp_path):
     assert proc.returncode == 130 and err.strip().startswith("error: interrupted"), err
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_clean_stale_removes_debris_of_killed_runs_only(tmp_path):
+    (tmp_path / ".m.pt.ab12.tmp").write_bytes(b"half")
+    (tmp_path / ".reports.cd34.tmp").mkdir()
+    (tmp_path / ".reports.cd34.tmp" / "x.wav").write_bytes(b"half")
+    (tmp_path / ".other.ef56.tmp").write_bytes(b"not ours")
+    (tmp_path / "m.pt").write_bytes(b"old")
+    atomic.clean_stale(tmp_path / "m.pt", tmp_path / "reports", tmp_path / "missing" / "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.ef56.tmp", "m.pt"]

@@ -89,3 +89,13 @@ def test_missing_file_and_bad_scheme(tmp_path):
     with pytest.raises(PipelineError, match="unsupported scheme 'ftp'"):
         fetch("ftp://example.org/x.zip", tmp_path / "d.zip")
     assert not (tmp_path / "d.zip").exists()
+
+
+def test_relative_path_under_a_dvc_experiment_copy_means_the_main_repository(tmp_path, monkeypatch):
+    """dvc exp run --temp/--queue run in .dvc/tmp/exps/<copy> with DVC_ROOT = the main repo."""
+    (tmp_path / "course.zip").write_bytes(BODY)
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "abc"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert fetch("course.zip", copy / "d.zip", sha256=SHA) == SHA

@@ -54,6 +54,14 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
 
 
+def clean_stale(*outputs) -> None:
+    """Remove what a killed run left beside these outputs (.<name>.<random>.tmp files or
+    folders): a stage calls it before its work, so debris never outlives the next run."""
+    for out in map(Path, outputs):
+        for stale in out.parent.glob(f".{out.name}.*.tmp") if out.parent.is_dir() else ():
+            shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink(missing_ok=True)
+
+
 def write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -6,6 +6,7 @@ file is written to a temp name and renamed only once its hash is right.
 """
 
 import hashlib
+import os
 import socket
 import sys
 import time
@@ -32,7 +33,10 @@ def _local_path(url: str) -> Path:
         return Path(urllib.request.url2pathname(parts.path))
     if parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
         raise PipelineError(f"data.url: unsupported scheme {parts.scheme!r} in {url!r}; use https://, http://, file:// or a path")
-    return Path(url)
+    path = Path(url).expanduser()
+    if not path.is_absolute() and os.environ.get("DVC_ROOT"):  # dvc exp run --temp/--queue: a copy under .dvc/tmp
+        path = Path(os.environ["DVC_ROOT"]) / path  # a relative path means the main repository's
+    return path
 
 
 def _copy_stream(src, dst, total, label, digest) -> None:
