@@ -30,7 +30,7 @@ def runs_table(max_runs: int = 20):
     return table, shared
 
 
-EXP_METRICS = {"train.l1": "train L1", "test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "linear.l1": "linear L1"}
+EXP_METRICS = {"train.l1": "train L1", "test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "linear.si_sdr_db": "linear SI-SDR"}
 WIDTH = 160
 
 
