@@ -103,7 +103,8 @@ def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
     return "\n".join([
         heading("Recipes beyond the lab", cmds, rev, " (each a `dvc exp run`; recipes/*.yaml hold their params)."),
         "`linear` columns: the least-squares FIR filter with the same receptive field, fitted on the training set.\n",
-        table(["experiment", "train.init", "test L1 per recording", "linear L1 per recording", "test SI-SDR (dB)", "linear SI-SDR (dB)", "test STOI", "wall time (s)"], rows),
+        table(["experiment", "train.init", "test L1 per recording", "linear L1 per recording", "test SI-SDR (dB)",
+               "linear SI-SDR (dB)", "test STOI", "wall time (s)"], rows),
         "",
     ])
 
