@@ -5,14 +5,12 @@ import csv
 import io
 import sys
 
-import torch
-
 from cnn_denoise import model as cnn
 from cnn_denoise import params, spec, tracking
 from cnn_denoise.atomic import clean_stale, write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.train import close_distributed, exact_float32, fit, init_distributed, pick_device
+from cnn_denoise.train import close_distributed, deterministic, exact_float32, fit, init_distributed, pick_device
 from cnn_denoise.warmstart import linear_start
 
 
@@ -33,10 +31,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     clean_stale(args.model_out, args.history_out)
     p = params.load()
-    torch.use_deterministic_algorithms(True)
     m, t = p.model, p.train
     device = pick_device(t.device)
     exact_float32()
+    deterministic()
     rank = init_distributed(device)  # 0 unless launched by torchrun
     model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
     train_set = load_split(args.train_set)

@@ -76,7 +76,7 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
     history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
     assert len(history) == 11
     assert float(history[0]["test_l1"]) * 2000 == pytest.approx(metrics["linear"]["l1_sum"], rel=1e-4)  # 2000 samples a recording
-    assert float(history[-1]["test_l1"]) == pytest.approx(metrics["test"]["l1"], rel=1e-6)
+    assert float(history[-1]["test_l1"]) == pytest.approx(metrics["test"]["l1"], rel=5e-6)  # eval.json keeps 6 digits
     gate = torch.load(repo / "models" / "model.pt", weights_only=True)["state_dict"]["layers.1.H"]
     assert gate.shape == (1, 4, 1) and gate[0, 1:].abs().max() > 0
     runs = {r.data.tags.get("dvc_exp_name"): r for r in mlflow_runs(repo)}

@@ -33,9 +33,10 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
         assert metrics[split]["l1"] == full[split]["l1"]
         assert metrics[split]["l1_sum"] == pytest.approx(metrics[split]["l1"] * SMALL["samples"], rel=1e-5)
     assert metrics["linear"] == {k: full["baselines"]["linear"][k] for k in ("l1_sum", "si_sdr_db")}
-    assert all(v != 0 and round(v, 5) != 0 for part in metrics.values() for v in part.values()), metrics  # none reads 0.0 in dvc metrics show
+    shown_values = [v for part in metrics.values() for v in part.values() if v is not None]  # STOI: null on recordings this short
+    assert all(round(v, 5) != 0 for v in shown_values), metrics  # none reads 0.0 in dvc metrics show
     shown = json.loads(sh(["dvc", "metrics", "show", "--json"], repo, env).stdout)
-    assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == metrics["test"]
+    assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == {k: v for k, v in metrics["test"].items() if v is not None}
     table = sh(["dvc", "metrics", "show"], repo, env).stdout
     assert max(map(len, table.splitlines())) <= 160, table
     history = (repo / "metrics/history.csv").read_text().splitlines()

@@ -4,7 +4,7 @@ The names below load on first use, so that `import cnn_denoise.params` (every st
 included) does not pay for importing torch.
 """
 
-_EXPORTS = {"MIMOFilter": "filters", "CNN": "model", "MIMOCNN": "model"}
+_EXPORTS = {"MIMOFilter": "filters", "CNN": "model", "MIMOCNN": "model", "Denoiser": "enhance"}
 __all__ = sorted(_EXPORTS)
 
 

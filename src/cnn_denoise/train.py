@@ -40,6 +40,13 @@ def exact_float32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
+def deterministic() -> None:
+    """Deterministic kernels only (some CPU backward kernels change with it: the model's bytes
+    depend on it). torch.use_deterministic_algorithms(True) does this and also sets
+    torch.compile's flag, whose import costs ~2.4 s a process; nothing here compiles."""
+    torch._C._set_deterministic_algorithms(True, warn_only=False)
+
+
 def _lbfgs(params, lr):
     return torch.optim.LBFGS(params, lr=lr, line_search_fn="strong_wolfe")
 
