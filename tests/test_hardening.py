@@ -226,3 +226,36 @@ def test_each_stage_as_its_own_process(tmp_path, name):
     args, message, out = one_stage_case(name, tmp_path)
     assert_refused(subprocess_stage(name, *args, cwd=tmp_path), message, out)
     assert not (tmp_path / "marker").exists()
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, stage):
+    """Found when writing, not as a traceback: the stage names the path."""
+    import stat
+
+    if os.geteuid() == 0:  # root writes anywhere; stand in a file where the folder should be
+        (tmp_path / "data").write_text("a file, not a folder")
+    else:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data").chmod(stat.S_IRUSR | stat.S_IXUSR)
+    write_params_copy(tmp_path, **{"data.synthetic.pairs": 2, "data.synthetic.samples": 100})
+    out = tmp_path / "data" / "raw" / "dataset.zip"
+    proc = stage("fetch", out, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: cannot access"), proc.stderr
+    assert "data" in lines[0]
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
+    from cnn_denoise.errors import run_stage
+
+    def broken():
+        raise ZeroDivisionError("division by zero\nmore")
+
+    with pytest.raises(SystemExit) as exited:
+        run_stage(broken)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 1 and err == ["error: unexpected ZeroDivisionError: division by zero; rerun with CNN_DENOISE_DEBUG=1 "
+                                              "for the traceback and report it"]
+    monkeypatch.setenv("CNN_DENOISE_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        run_stage(broken)
