@@ -23,7 +23,13 @@ def _yaml_number(value):
     return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
 
 
-Number = Annotated[float, BeforeValidator(_yaml_number)]
+Number = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False)]
+
+
+# Bounds: what one machine can do in hours, not weeks, so a typo fails at once instead of
+# filling memory first. Seeds: what torch.manual_seed takes.
+Seed = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
+MAX_SAMPLES = 200_000_000  # pairs x samples of the synthetic data (x and y: 0.8 GB each as float32)
 
 
 class _Strict(BaseModel):
@@ -31,26 +37,32 @@ class _Strict(BaseModel):
 
 
 class Synthetic(_Strict):
-    pairs: PositiveInt
-    samples: PositiveInt
-    seed: int
+    pairs: PositiveInt = Field(le=1_000_000)
+    samples: PositiveInt = Field(le=MAX_SAMPLES)
+    seed: Seed
+
+    @model_validator(mode="after")
+    def _size(self):
+        if self.pairs * self.samples > MAX_SAMPLES:
+            raise ValueError(f"pairs x samples is {self.pairs * self.samples}, more than {MAX_SAMPLES} samples; make fewer or shorter recordings")
+        return self
 
 
 class Data(_Strict):
     url: str = Field(min_length=1)
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    timeout: Number = Field(gt=0)
+    timeout: Number = Field(gt=0, le=3600)  # seconds: finite
     synthetic: Synthetic
-    sample_rate: PositiveInt
+    sample_rate: Annotated[int, Field(strict=True, ge=1000, le=768_000)]  # Hz
     test_size: PositiveInt
-    split_seed: int
+    split_seed: Seed
 
 
 class Model(_Strict):
-    taps: list[PositiveInt] = Field(min_length=1)
-    features: list[PositiveInt]
+    taps: list[Annotated[PositiveInt, Field(le=100_000)]] = Field(min_length=1, max_length=100)
+    features: list[Annotated[PositiveInt, Field(le=1024)]] = Field(max_length=101)
     last_activation: Literal[spec.ACTIVATIONS]
-    input_scale: Number = Field(gt=0)
+    input_scale: Number = Field(gt=0, le=1e12)
     backend: Literal[(spec.AUTO, *spec.BACKENDS)]
 
     @model_validator(mode="after")
@@ -64,16 +76,16 @@ class Train(_Strict):
     optimizer: Literal[spec.OPTIMIZERS]
     loss: Literal[spec.LOSSES]
     init: Literal[spec.INITS]
-    lr: Number = Field(gt=0)
-    batch_size: PositiveInt | Literal[spec.FULL]
-    epochs: PositiveInt
-    seed: int
+    lr: Number = Field(gt=0, allow_inf_nan=False)  # no upper bound: a diverging run stops with its own error
+    batch_size: Annotated[PositiveInt, Field(le=1_000_000)] | Literal[spec.FULL]
+    epochs: PositiveInt = Field(le=1_000_000)
+    seed: Seed
     device: Literal[spec.DEVICES]
 
 
 class Evaluate(_Strict):
-    lowpass_hz: Number = Field(gt=0)
-    examples: int = Field(strict=True, ge=0)
+    lowpass_hz: Number = Field(gt=0, le=384_000)
+    examples: int = Field(strict=True, ge=0, le=100)
 
 
 class Params(_Strict):
@@ -83,10 +95,12 @@ class Params(_Strict):
     evaluate: Evaluate
 
     @model_validator(mode="after")
-    def _linear_start(self):
+    def _across_sections(self):
         m = self.model
         if self.train.init == spec.LINEAR and (why := spec.linear_start_problem(m.taps, m.features, m.last_activation)):
             raise ValueError(why)
+        if self.evaluate.lowpass_hz >= self.data.sample_rate / 2:
+            raise ValueError(f"evaluate.lowpass_hz {self.evaluate.lowpass_hz} must be below half data.sample_rate ({self.data.sample_rate / 2})")
         return self
 
 
@@ -104,7 +118,9 @@ def load(path="params.yaml") -> Params:
     """Read and validate params.yaml; raise PipelineError naming the key on any problem."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     except FileNotFoundError:
         raise PipelineError(f"{path} not found; run the stage from the project's root") from None
     except yaml.YAMLError as exc:
