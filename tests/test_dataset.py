@@ -130,3 +130,44 @@ def test_member_names_are_escaped(tmp_path):
     with pytest.raises(PipelineError) as err:
         read_torch_member(zip_of(tmp_path / "d.zip", {"evil\x1b[2Jname.txt": b"x"}))
     assert "\x1b" not in str(err.value) and "\\x1b" in str(err.value)
+
+
+def test_only_stored_and_deflate_members(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "b.zip", "w", zipfile.ZIP_BZIP2) as zf:
+        zf.writestr("d.pt", torch_bytes(pairs_list()))
+    with pytest.raises(PipelineError, match="uses compression method 12; only stored and deflate are accepted"):
+        read_torch_member(tmp_path / "b.zip")
+
+
+def test_encrypted_member_is_refused(tmp_path):
+    import struct
+
+    path = zip_of(tmp_path / "e.zip", {"d.pt": torch_bytes(pairs_list())})
+    raw = bytearray(path.read_bytes())
+    central = raw.rfind(b"PK\x01\x02")
+    for offset in (6, central + 8):  # general-purpose flags of the local header and the central directory
+        struct.pack_into("<H", raw, offset, struct.unpack_from("<H", raw, offset)[0] | 0x1)  # bit 0: encrypted
+    path.write_bytes(bytes(raw))
+    with pytest.raises(PipelineError, match="'d.pt' is encrypted; give an unencrypted zip"):
+        read_torch_member(tmp_path / "e.zip")
+
+
+def test_a_header_that_lies_about_the_size_never_inflates_past_it(tmp_path):
+    """A deflated member whose headers declare 1000 bytes but which inflates to 5 MB: the
+    read stops at the declared size (the CRC then fails), it never holds the 5 MB."""
+    import struct
+    import zipfile
+
+    body = torch_bytes(pairs_list()) + b"\0" * (5 << 20)
+    path = zip_of(tmp_path / "lie.zip", {"d.pt": body})
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("d.pt")
+    struct.pack_into("<I", raw, info.header_offset + 22, 1000)  # local header: uncompressed size
+    central = raw.rfind(b"PK\x01\x02")
+    struct.pack_into("<I", raw, central + 24, 1000)  # central directory: uncompressed size
+    path.write_bytes(bytes(raw))
+    with pytest.raises(PipelineError, match="'d.pt' is corrupt"):
+        read_torch_member(path)

@@ -24,6 +24,26 @@ TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".tar", ".torch")
 MAX_MEMBER_BYTES = 4 << 30  # refuse a member that inflates past 4 GiB
 MAX_RATIO = 200  # refuse a member compressed more than 200:1
 MAX_MEMBERS = 10_000
+METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}  # what real dataset zips use
+CHUNK = 1 << 20  # bytes inflated at a time
+
+
+def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> bytes:
+    """The member's bytes, inflated as a stream that stops as soon as it produces more than the
+    header declared (a forged header cannot make it allocate more), CRC checked at the end."""
+    out, produced = io.BytesIO(), 0
+    try:
+        with zf.open(info) as member:
+            while chunk := member.read(CHUNK):
+                produced += len(chunk)
+                if produced > info.file_size:
+                    raise PipelineError(f"{path}: member {info.filename!r} inflates past the {info.file_size} bytes its header "
+                                        "declares; refusing a possible zip bomb")
+                out.write(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PipelineError(f"{path}: member {info.filename!r} is corrupt ({reason}); fix data.url or re-download") from exc
+    return out.getvalue()
 
 
 def _unsafe_name(name: str) -> bool:
@@ -49,6 +69,11 @@ def read_torch_member(path) -> object:
         for info in infos:
             if _unsafe_name(info.filename):
                 raise PipelineError(f"{path}: member {info.filename!r} points outside its folder (zip slip); refusing this zip")
+            if info.flag_bits & 0x1:
+                raise PipelineError(f"{path}: member {info.filename!r} is encrypted; give an unencrypted zip")
+            if info.compress_type not in METHODS:
+                raise PipelineError(f"{path}: member {info.filename!r} uses compression method {info.compress_type}; "
+                                    f"only {' and '.join(METHODS.values())} are accepted: re-zip it with those")
             if info.file_size > MAX_MEMBER_BYTES:
                 raise PipelineError(f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); "
                                     "refusing a possible zip bomb")
@@ -61,10 +86,7 @@ def read_torch_member(path) -> object:
             names = ", ".join(repr(i.filename) for i in files) or "nothing"  # repr: no control characters reach the terminal
             what = "no torch file" if not found else f"{len(found)} torch files"
             raise PipelineError(f"{path} holds {what} (members: {names}); the zip must hold exactly one {'/'.join(TORCH_SUFFIXES)} file")
-        try:
-            data = zf.read(found[0])
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise PipelineError(f"{path}: member {found[0].filename!r} is corrupt ({exc}); fix data.url or re-download") from exc
+        data = _read_capped(zf, found[0], path)
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
