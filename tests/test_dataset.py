@@ -171,3 +171,27 @@ def test_a_header_that_lies_about_the_size_never_inflates_past_it(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(PipelineError, match="'d.pt' is corrupt"):
         read_torch_member(path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda x: x[:, :1].expand(1, 10**8), "a broadcast view"),
+    (lambda x: x.to_sparse(), "save dense CPU tensors"),
+    (lambda x: x.to("meta"), "save dense CPU tensors"),
+    (lambda x: x.requires_grad_(True), "requires_grad=True"),
+    (lambda x: torch.nn.Parameter(x), "is a Parameter, expected a plain tensor"),
+])
+def test_tensors_that_lie_are_refused_before_stacking(make, message):
+    data = pairs_list()
+    data[1] = (make(data[1][0].clone()), data[1][1])
+    with pytest.raises(PipelineError, match=message):
+        to_pairs(data)
+
+
+def test_total_samples_are_bounded(monkeypatch):
+    from cnn_denoise import dataset
+
+    monkeypatch.setattr(dataset, "MAX_SAMPLES", 200)  # stands for 2e8: the same check on small data
+    with pytest.raises(PipelineError, match="more than 200 samples by pair 3"):
+        to_pairs(pairs_list(q=5, n=64))
+    with pytest.raises(PipelineError, match="has 320 samples \\(limit 200\\)"):
+        to_pairs({"x": torch.zeros(5, 1, 64), "y": torch.zeros(5, 1, 64)})

@@ -100,10 +100,31 @@ def read_torch_member(path) -> object:
         raise PipelineError(f"{path}: {found[0].filename!r} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
 
 
+MAX_SAMPLES = 200_000_000  # samples in x (and in y) over all recordings: 0.8 GB each as float32
+
+
+def _plain(t, what: str) -> torch.Tensor:
+    """t if it is what it says it is: a dense CPU tensor, not a Parameter, needing no grad,
+    whose storage holds every element it shows (a stride-0 `expand` view shows many more)."""
+    if type(t) is not torch.Tensor:
+        raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a plain tensor")
+    if t.layout != torch.strided or t.device.type != "cpu" or t.requires_grad:
+        raise PipelineError(f"dataset: {what} is a {t.layout} tensor on {t.device} (requires_grad={t.requires_grad}); "
+                            "save dense CPU tensors without grad")
+    if t.numel() > MAX_SAMPLES:
+        raise PipelineError(f"dataset: {what} has {t.numel()} samples (limit {MAX_SAMPLES}); use fewer or shorter recordings")
+    repeated = any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape, strict=True))  # a dim of one element, shown n times
+    if t.numel() and (repeated or t.untyped_storage().nbytes() < t.numel() * t.element_size()):
+        raise PipelineError(f"dataset: {what} shows {t.numel()} elements but its storage holds {t.untyped_storage().nbytes()} bytes "
+                            "(a broadcast view); save real tensors (.contiguous())")
+    return t
+
+
 def _as_rows(t, what: str) -> torch.Tensor:
     """A stack [Q, 1, N] or [Q, N] as [Q, 1, N]."""
     if not isinstance(t, torch.Tensor):
         raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
+    t = _plain(t, what)
     if t.dim() == 2:
         t = t.unsqueeze(1)
     if t.dim() != 3 or t.shape[1] != 1:
@@ -114,6 +135,7 @@ def _as_rows(t, what: str) -> torch.Tensor:
 def _signal(t, what: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
+    t = _plain(t, what)
     if t.dim() == 1:
         t = t.unsqueeze(0)
     if t.dim() != 2 or t.shape[0] != 1:
@@ -145,6 +167,8 @@ def to_pairs(obj) -> dict:
                     raise PipelineError(f"dataset: {name} of pair {q} is {t.dtype}, expected torch.float32; convert the data with .float()")
             xs.append(x)
             ys.append(y)
+            if len(xs) * x.numel() > MAX_SAMPLES:
+                raise PipelineError(f"dataset: more than {MAX_SAMPLES} samples by pair {q}; use fewer or shorter recordings")
         X, Y = torch.stack(xs), torch.stack(ys)
     else:
         raise PipelineError(f"dataset: unsupported layout {type(obj).__name__}; expected a list of (x, y) pairs, (X, Y) or {{'x': X, 'y': Y}}")
