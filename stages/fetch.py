@@ -16,7 +16,7 @@ def main(argv=None):
     clean_stale(args.out)
     data = params.load().data
     if data.url != "synthetic":
-        download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout)
+        download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
         return
     from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
 

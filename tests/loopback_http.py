@@ -5,8 +5,12 @@ Run as `python loopback_http.py ROOT MAX_SECONDS`; prints its port on the first 
   /status/CODE         answers with that HTTP status
   /flaky/N/NAME        answers 503 to the first N requests, then serves ROOT/NAME
   /stall               accepts the request and sends nothing for a minute
+  /endless             sends zeros without end (no Content-Length), until the client leaves
+  /short/NAME          announces ROOT/NAME's length, sends half of it and closes
+  /gzip/NAME           sends ROOT/NAME gzip-compressed with Content-Encoding: gzip
 """
 
+import gzip
 import sys
 import threading
 import time
@@ -48,6 +52,28 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_file(parts[2])
         elif parts[0] == "stall":
             time.sleep(60)
+        elif parts[0] == "endless":
+            self.send_response(200)
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+        elif parts[0] == "short" and len(parts) == 2:
+            body = (ROOT / parts[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        elif parts[0] == "gzip" and len(parts) == 2:
+            body = gzip.compress((ROOT / parts[1]).read_bytes())
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self.send_error(404)
 

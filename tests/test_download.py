@@ -99,3 +99,53 @@ def test_relative_path_under_a_dvc_experiment_copy_means_the_main_repository(tmp
     monkeypatch.chdir(copy)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     assert fetch("course.zip", copy / "d.zip", sha256=SHA) == SHA
+
+
+def test_an_endless_body_stops_at_the_cap(http_server, tmp_path):
+    _, url = http_server
+    with pytest.raises(PipelineError, match="sends more than data.max_mb \\(1 MiB\\)"):
+        fetch(f"{url}/endless", tmp_path / "out" / "d.zip", timeout=10, max_bytes=1 << 20)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []  # no temp file either
+
+
+def test_a_body_shorter_than_announced_is_retried_then_refused(http_server, tmp_path, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    root, url = http_server
+    (root / "data.zip").write_bytes(BODY)
+    with pytest.raises(PipelineError, match="failed after 2 attempts"):
+        fetch(f"{url}/short/data.zip", tmp_path / "out" / "d.zip", timeout=10, retries=2)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_encoded_body_is_refused_not_saved_compressed(http_server, tmp_path):
+    root, url = http_server
+    (root / "data.zip").write_bytes(BODY)
+    with pytest.raises(PipelineError, match="sends the file gzip-encoded"):
+        fetch(f"{url}/gzip/data.zip", tmp_path / "out" / "d.zip", timeout=10)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_certificate_failure_is_not_retried(monkeypatch, tmp_path, capsys):
+    import ssl
+    import urllib.error
+
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate"))
+
+    monkeypatch.setattr("urllib.request.urlopen", refuse)
+    with pytest.raises(PipelineError, match="certificate verify failed"):
+        fetch("https://127.0.0.1:1/d.zip", tmp_path / "d.zip", retries=3)
+    assert calls == [1] and "retrying" not in capsys.readouterr().err
+
+
+def test_passwords_and_signed_queries_never_shown(tmp_path):
+    from cnn_denoise.download import redact
+
+    url = "https://ann:s3cret@example.org/d.zip?X-Amz-Signature=abc123&X-Amz-Credential=key"
+    assert redact(url) == "https://ann:***@example.org/d.zip?<query hidden>"
+    with pytest.raises(PipelineError) as err:
+        fetch(f"http://ann:s3cret@127.0.0.1:{free_port()}/d.zip?sig=abc123", tmp_path / "d.zip", timeout=2, retries=1)
+    assert "s3cret" not in str(err.value) and "abc123" not in str(err.value)

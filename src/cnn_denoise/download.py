@@ -6,8 +6,10 @@ file is written to a temp name and renamed only once its hash is right.
 """
 
 import hashlib
+import http.client
 import os
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -21,6 +23,18 @@ from .atomic import atomic_path
 from .errors import PipelineError
 
 CHUNK = 1 << 20  # bytes read at a time
+
+
+def redact(url: str) -> str:
+    """The URL without its password and query (signed URLs carry their credentials there)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
 
 
 def _is_http(url: str) -> bool:
@@ -39,18 +53,31 @@ def _local_path(url: str) -> Path:
     return path
 
 
-def _copy_stream(src, dst, total, label, digest) -> None:
+class Truncated(OSError):
+    """The body ended before its Content-Length: a dropped connection, worth another try."""
+
+
+def _copy_stream(src, dst, total, label, digest, max_bytes: int, url: str) -> None:
+    received = 0
     with tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr, disable=None) as bar:
         while chunk := src.read(CHUNK):
+            received += len(chunk)
+            if received > max_bytes:
+                raise PipelineError(f"{redact(url)} sends more than data.max_mb ({max_bytes >> 20} MiB); "
+                                    "check data.url or raise data.max_mb")
             dst.write(chunk)
             digest.update(chunk)
             bar.update(len(chunk))
+    if total is not None and received != total:
+        raise Truncated(f"received {received} of the {total} bytes announced")
 
 
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code >= 500 or exc.code == 429
-    return isinstance(exc, (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError))
+    if isinstance(getattr(exc, "reason", exc), ssl.SSLError):  # a bad certificate stays bad: no retry
+        return False
+    return isinstance(exc, (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, Truncated, http.client.HTTPException))
 
 
 def _describe(exc: Exception) -> str:
@@ -63,7 +90,7 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retries: int = 3) -> str:
+def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retries: int = 3, max_bytes: int = 4 << 30) -> str:
     """Copy `url` to `dest`; return its SHA-256. Raises PipelineError; leaves no file on failure."""
     dest = Path(dest)
     label = Path(urllib.parse.urlsplit(url).path).name or "download"
@@ -72,33 +99,37 @@ def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retr
         try:
             with atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 if _is_http(url):
-                    request = urllib.request.Request(url, headers={"User-Agent": "cnn-denoise"})
+                    request = urllib.request.Request(url, headers={"User-Agent": "cnn-denoise", "Accept-Encoding": "identity"})
                     with urllib.request.urlopen(request, timeout=timeout) as response:
+                        encoding = response.headers.get("Content-Encoding", "identity").lower()
+                        if encoding != "identity":
+                            raise PipelineError(f"{redact(url)} sends the file {encoding}-encoded although asked for it as is; "
+                                                "download it by hand and point data.url at the file")
                         length = response.headers.get("Content-Length")
-                        _copy_stream(response, out, int(length) if length else None, label, digest)
+                        _copy_stream(response, out, int(length) if length and length.isdigit() else None, label, digest, max_bytes, url)
                 else:
                     path = _local_path(url)
                     if not path.is_file():
                         raise PipelineError(f"data.url: no file at {path}; fix the path or URL in params.yaml")
                     with open(path, "rb") as src:
-                        _copy_stream(src, out, path.stat().st_size, label, digest)
+                        _copy_stream(src, out, path.stat().st_size, label, digest, max_bytes, url)
                 out.flush()
                 found = digest.hexdigest()
                 if sha256 is not None and found != sha256.lower():
                     raise PipelineError(
-                        f"data.sha256 mismatch for {url}: expected {sha256.lower()}, got {found}; "
+                        f"data.sha256 mismatch for {redact(url)}: expected {sha256.lower()}, got {found}; "
                         "check the URL or update data.sha256 in params.yaml"
                     )
             break
         except PipelineError:
             raise
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if not _is_http(url) or not _transient(exc) or attempt == retries:
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
-                raise PipelineError(f"download of {url} failed{tries}: {_describe(exc)}; check data.url and the network") from exc
-            print(f"download of {url}: {_describe(exc)}; retrying ({attempt}/{retries - 1})", file=sys.stderr)
+                raise PipelineError(f"download of {redact(url)} failed{tries}: {_describe(exc)}; check data.url and the network") from exc
+            print(f"download of {redact(url)}: {_describe(exc)}; retrying ({attempt}/{retries - 1})", file=sys.stderr)
             time.sleep(min(2.0 ** (attempt - 1), 8.0))
     if sha256 is None:
-        print(f"SHA-256 of {url}: {found} (pin it as data.sha256 in params.yaml)", file=sys.stderr)
+        print(f"SHA-256 of {redact(url)}: {found} (pin it as data.sha256 in params.yaml)", file=sys.stderr)
     return found
 

@@ -52,6 +52,7 @@ class Data(_Strict):
     url: str = Field(min_length=1)
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
     timeout: Number = Field(gt=0, le=3600)  # seconds: finite
+    max_mb: Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
     synthetic: Synthetic
     sample_rate: Annotated[int, Field(strict=True, ge=1000, le=768_000)]  # Hz
     test_size: PositiveInt

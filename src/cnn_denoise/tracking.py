@@ -95,11 +95,14 @@ def upstream_lock() -> dict:
         stages = yaml.safe_load(path.read_text())["stages"]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return {}
+    from .download import redact
     from .params import flatten
 
     out = {"params": {}}
     for name in ("fetch", "split"):
         out["params"].update(flatten(stages.get(name, {}).get("params", {}).get("params.yaml", {})))
+    if isinstance(out["params"].get("data.url"), str):
+        out["params"]["data.url"] = redact(out["params"]["data.url"])  # no password or signed query in MLflow
     for item in stages.get("fetch", {}).get("outs", []):
         if item.get("path", "").endswith(".zip"):
             out["dataset_md5"] = item.get("md5")
