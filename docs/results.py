@@ -71,8 +71,9 @@ def lab_section(seconds: float, rev: str) -> str:
 
 
 def experiments() -> dict[str, dict]:
-    """{name: {"params": {...}, "metrics": {...}}} of the experiments of HEAD, from dvc exp show."""
-    shown = json.loads(sh(["dvc", "exp", "show", "--json"])[0])
+    """{name: {"params", "metrics", "commit"}} of the experiments of every commit (dvc exp show -A
+    lists the newest first; the newest run of a name is kept)."""
+    shown = json.loads(sh(["dvc", "exp", "show", "--all-commits", "--json"])[0])
     out = {}
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
@@ -80,7 +81,7 @@ def experiments() -> dict[str, dict]:
                 data = rev.get("data") or {}
                 metrics = ((data.get("metrics") or {}).get("metrics/eval.json") or {}).get("data")
                 params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
-                if rev.get("name") and metrics and params:
+                if rev.get("name") and metrics and params and rev["name"] not in out:
                     out[rev["name"]] = {"params": params, "metrics": metrics, "commit": baseline.get("rev", "")[:7]}
     return out
 
