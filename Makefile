@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint browser bench compare exps promote recipe sweep results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench compare exps promote recipe sweep results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ repro: setup
 	dvc metrics show
 	@python -m cnn_denoise.summary
 
-test: setup browser lint
+test: setup system lint
 	python -m pytest -n auto --dist worksteal --durations=10
 
 test-fast: setup  # the unmarked tests, in parallel: seconds
@@ -32,12 +32,21 @@ test-fast: setup  # the unmarked tests, in parallel: seconds
 lint: setup
 	ruff check .
 
-# The offline-plot test renders the page in headless Chromium; install it where we can (root
-# with apt, as in CI), otherwise that one test skips and says why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "chromium could not be installed: the browser test will skip"
+# System packages a few end-to-end tests use: Chromium (the offline-plot page) and PostgreSQL
+# (the team's tracking server). Installed where we can (root with apt, as in CI); elsewhere
+# those tests skip and say why, except under CI, where they fail.
+SYSTEM_PACKAGES = $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/postgres),,postgresql)
+system:
+	@[ -z "$(strip $(SYSTEM_PACKAGES))" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; } || \
+	  echo "could not install $(SYSTEM_PACKAGES): the tests that need them will skip"
+
+# The team's MLflow server on PostgreSQL, state in .team/ (see README, "Working as a team").
+tracking-server: setup system
+	python -m cnn_denoise.server start $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
+
+tracking-server-stop: setup
+	python -m cnn_denoise.server stop
 
 mlflow-ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

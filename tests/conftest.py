@@ -60,6 +60,33 @@ def mlflow_server(tmp_path):
 
 
 @pytest.fixture
+def team_server():
+    """`python -m cnn_denoise.server start`: MLflow on a PostgreSQL database, both on free
+    loopback ports, stopped by their PIDs. Its folder is made in /tmp itself (pytest's folders
+    are 0700 and PostgreSQL runs as the postgres user under root). Skips without PostgreSQL,
+    except under CI, which installs it (make system)."""
+    import shutil
+    import tempfile
+
+    from cnn_denoise import server
+    from cnn_denoise.errors import PipelineError
+
+    try:
+        server.pg_bin("postgres")
+    except PipelineError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    folder = Path(tempfile.mkdtemp(prefix="cnn-denoise-team-"))
+    try:
+        state = server.start(folder, "127.0.0.1", free_port(), 2)
+        yield state
+    finally:
+        server.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def stage(monkeypatch):
     """Run stages/NAME.py's main() in this process, as `python stages/NAME.py ARGS` in `cwd`
     would (run_stage turns errors into one line and an exit status), with tracking off.

@@ -89,3 +89,46 @@ def make_project(repo: Path, **changes) -> tuple[Path, dict]:
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "copy"], repo, env)
     return repo, env
+
+
+def run_queue(repo: Path, env: dict, experiments: dict[str, list[str]], jobs: int, timeout: float = 500) -> str:
+    """Queue each experiment {name: ["-S", "key=value", ...]}, `dvc queue start -j jobs`, wait
+    until none is queued or running; every one must succeed. Returns `dvc queue status`."""
+    import time
+
+    for name, args in experiments.items():
+        sh(["dvc", "exp", "run", "--queue", "-n", name, *args], repo, env)
+    sh(["dvc", "queue", "start", "-j", str(jobs)], repo, env)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = sh(["dvc", "queue", "status"], repo, env).stdout
+        if not any(word in status for word in ("Running", "Queued")):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    logs = "".join(sh(["dvc", "queue", "logs", n], repo, env, check=False).stdout[-3000:] for n in experiments if f"{n} " not in status)
+    assert status.count("Success") == len(experiments), status + logs
+    return status
+
+
+def assert_runs_complete(client, experiment_id: str, names: dict[str, dict[str, str]]) -> None:
+    """Each CNN run {name: {param: value}} is there once, FINISHED, with its params, a metric
+    history of train.epochs + 1 steps, final metrics and its artifacts; no CNN run is left
+    unfinished."""
+    runs = client.search_runs([experiment_id], "tags.kind = 'cnn'", max_results=100)
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    by_name = {}
+    for r in runs:
+        by_name.setdefault(r.info.run_name, []).append(r)
+    for name, params in names.items():
+        assert len(by_name.get(name, [])) == 1, (name, sorted(by_name))
+        run = by_name[name][0]
+        assert {k: run.data.params.get(k) for k in params} == params, name
+        history = client.get_metric_history(run.info.run_id, "epoch.test_l1")
+        assert sorted(m.step for m in history) == list(range(int(run.data.params["train.epochs"]) + 1)), name
+        assert {"test.l1", "test.si_sdr_db"} <= set(run.data.metrics), name
+        top = {f.path for f in client.list_artifacts(run.info.run_id)}
+        assert {"checkpoint", "plots", "reports"} <= top, (name, top)
+        models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert [m.name for m in models] == ["model"], name  # MLflow 3 keeps the logged model beside the run's artifacts
+        assert "checkpoint/model.pt" in {f.path for f in client.list_artifacts(run.info.run_id, "checkpoint")}, name

@@ -1,11 +1,11 @@
-"""DVC experiments (workspace and queued with -j 2) land in the main repository's MLflow store."""
+"""DVC experiments (workspace, and four queued with -j 4 at once) land in the main repository's MLflow store."""
 
 import json
 import subprocess
 import time
 
 import pytest
-from helpers import make_project, sh
+from helpers import assert_runs_complete, make_project, run_queue, sh
 
 pytestmark = pytest.mark.slow
 
@@ -19,23 +19,20 @@ def mlflow_runs(repo):
     return mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
 
 
-def test_workspace_and_queued_experiments_share_the_store(tmp_path):
+def test_workspace_and_four_parallel_experiments_share_the_store(tmp_path):
     repo, env = make_project(tmp_path)
     sh(["dvc", "repro"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "baseline"], repo, env)
     sh(["dvc", "exp", "run", "-n", "short", "-S", "train.epochs=1"], repo, env)
-    sh(["dvc", "exp", "run", "--queue", "-n", "narrow", "-S", "model.taps=[20,20]"], repo, env)
-    sh(["dvc", "exp", "run", "--queue", "-n", "wide", "-S", "model.features=[1,3,1]"], repo, env)
-    sh(["dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline = time.monotonic() + 400
-    while True:
-        status = sh(["dvc", "queue", "status"], repo, env).stdout
-        if not any(word in status for word in ("Running", "Queued")):
-            break
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
-    assert status.count("Success") == 2, status + subprocess.run(["dvc", "queue", "logs", "narrow"], cwd=repo, env=env, capture_output=True, text=True).stdout
+    run_queue(repo, env, {"narrow": ["-S", "model.taps=[20,20]"], "wide": ["-S", "model.features=[1,3,1]"],
+                          "three-epochs": ["-S", "train.epochs=3"], "lr-half": ["-S", "train.lr=0.25"]}, jobs=4)
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    assert_runs_complete(client, client.get_experiment_by_name("lab2b-cnn-denoise").experiment_id, {
+        "short": {"train.epochs": "1"}, "narrow": {"model.taps": "[20, 20]"}, "wide": {"model.features": "[1, 3, 1]"},
+        "three-epochs": {"train.epochs": "3"}, "lr-half": {"train.lr": "0.25"}})
     all_runs = mlflow_runs(repo)
     runs = {r.info.run_name: r for r in all_runs if r.data.tags.get("kind") == "cnn"}
     assert {"short", "narrow", "wide"} <= set(runs)

@@ -180,7 +180,9 @@ def reap(client, exp_id: str) -> None:
     for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=200):
         tags = run.data.tags
         if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not _alive(int(tags["pid"])):
-            client.set_terminated(run.info.run_id, status="KILLED")
+            fresh = client.get_run(run.info.run_id)  # read again: its process may have finished it (or handed it on) meanwhile
+            if fresh.info.status == "RUNNING" and fresh.data.tags.get("pid") == tags["pid"]:
+                client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def _alive(pid: int) -> bool:
@@ -291,6 +293,12 @@ def log_evaluation(model_path, metrics: dict, reports=None) -> None:
     sha = file_sha256(model_path)
     runs = mlflow.search_runs(filter_string=f"tags.model_sha256 = '{sha}'", order_by=["start_time DESC"], max_results=1, output_format="list")
     run_id = runs[0].info.run_id if runs else None
+    if run_id:  # this process holds the run now: other workers' reap() must not take it for a dead one
+        import socket
+
+        from mlflow.entities import RunTag
+
+        mlflow.MlflowClient().log_batch(run_id, tags=[RunTag("pid", str(os.getpid())), RunTag("host", socket.gethostname())])
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name(run_tags(upstream_lock()))) as run:
         if run_id is None:
             mlflow.set_tags({"model_sha256": sha, "kind": "cnn"})
