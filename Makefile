@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench compare exps promote recipe sweep results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-team compare exps promote recipe sweep results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,9 @@ clean:
 
 bench: setup
 	python bench/bench.py
+
+bench-team: setup system  # what the tracking server, the DVC remote and parallel queue workers cost (~10 min)
+	python bench/team.py
 
 compare: setup  # MLflow's runs side by side
 	python -m cnn_denoise.compare
