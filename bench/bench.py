@@ -27,6 +27,7 @@ from cnn_denoise.train import exact_float32, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
+PLAIN = "plain conv1d"  # the reference a user would write (PlainConv1dCNN)
 
 
 def lab_data(q: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,8 +41,28 @@ def sync(device):
 
 
 def one_epoch(backend: str, x, y, batch: int = 32) -> float:
-    """Seconds for one SGD epoch (forward, L1 loss, backward, step) of the lab's CNN."""
-    model = cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0).to(x.device)
+    """Seconds for one SGD epoch of the lab's CNN with a backend, or with PlainConv1dCNN ("plain")."""
+    model = PlainConv1dCNN(SPEC["taps"], SPEC["features"]) if backend == PLAIN else cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0)
+    return train_epoch(model.to(x.device), x, y, batch)
+
+
+class PlainConv1dCNN(torch.nn.Module):
+    """The lab's CNN as a user would write it with PyTorch's layers: causal Conv1d (pad K - 1
+    both sides, keep the first N samples), no bias, tanh. The reference for `auto`'s speed."""
+
+    def __init__(self, taps, features):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv1d(f, g, k, padding=k - 1, bias=False)
+                                         for k, f, g in zip(taps, features[:-1], features[1:], strict=True))
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.tanh(conv(x)[..., : x.shape[-1]])
+        return x
+
+
+def train_epoch(model, x, y, batch: int = 32) -> float:
+    """Seconds for one SGD epoch (forward, L1 loss, backward, step) of `model` over x."""
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     loss_fn = torch.nn.L1Loss()
     sync(x.device)
@@ -53,6 +74,56 @@ def one_epoch(backend: str, x, y, batch: int = 32) -> float:
         opt.step()
     sync(x.device)
     return time.perf_counter() - start
+
+
+# `auto` against every exact backend, one knob of the lab's shape changed at a time.
+LAB_SHAPE = {"taps": 40, "features": [1, 5, 1], "samples": 32000, "batch": 32}
+KNOBS = {"taps": [10, 40, 100, 200, 400], "features": [[1, 5, 1], [1, 16, 1], [1, 16, 16, 1], [1, 32, 32, 1]],
+         "samples": [8000, 32000, 128000], "batch": [1, 8, 32, 128]}
+
+
+def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
+    """For each shape: seconds per epoch of `recordings` recordings with each fast backend
+    (shift is the reference, far slower), the fastest, `auto`'s pick and how far it is off."""
+    rows = []
+    fast = [b for b in BACKENDS if b != "shift"]
+    for knob, values in KNOBS.items():
+        for value in values:
+            shape = {**LAB_SHAPE, knob: value}
+            layers = len(shape["features"]) - 1
+            taps = [shape["taps"]] * layers
+            x, y = lab_data(max(recordings, shape["batch"]), shape["samples"], device)
+            times = {}
+            for b in fast:
+                model = cnn.build(taps, shape["features"], backend=b, seed=0).to(device)
+                train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
+                times[b] = min(train_epoch(model, x, y, shape["batch"]) for _ in range(repeats))
+            pick = choose_backend(shape["taps"], device)
+            best = min(times, key=times.get)
+            rows.append({"knob": knob, **shape, "seconds": times, "fastest": best, "auto": pick, "auto_over_fastest": times[pick] / times[best]})
+            print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f" -> auto {pick} {times[pick] / times[best]:.2f}x",
+                  file=sys.stderr)
+    return rows
+
+
+def auto_plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(KNOBS), figsize=(4 * len(KNOBS), 3.4), constrained_layout=True)
+    for ax, knob in zip(axes, KNOBS, strict=True):
+        mine = [r for r in rows if r["knob"] == knob]
+        labels = [str(r[knob]).replace(" ", "") for r in mine]
+        for b in mine[0]["seconds"]:
+            ax.plot(labels, [r["seconds"][b] for r in mine], marker="o", label=b)
+        ax.plot(labels, [r["seconds"][r["auto"]] for r in mine], "k--", lw=1, label="auto")
+        ax.set(title=f"{knob} (others as the lab)", ylabel="s per epoch", yscale="log")
+        ax.tick_params(axis="x", rotation=30)
+    axes[0].legend()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def useful_flops(q: int, n: int) -> float:
@@ -138,6 +209,7 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per fast backend (best kept)")
     parser.add_argument("--skip-stages", action="store_true", help="do not time the pipeline's stages")
+    parser.add_argument("--skip-auto", action="store_true", help="do not sweep shapes for the auto table")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
@@ -146,15 +218,15 @@ def main(argv=None):
     default = choose_backend(SPEC["taps"][0], device)
     one_epoch(default, x[:32], y[:32])  # warm-up: allocator, kernels, threads
     epoch = {}
-    for backend in BACKENDS:
+    for backend in (PLAIN, *BACKENDS):
         reps = 1 if backend == "shift" else args.repeats
         epoch[backend] = min(one_epoch(backend, x, y) for _ in range(reps))
         print(f"{backend:>9}: {epoch[backend]:.3f} s/epoch", file=sys.stderr)
     rate = gemm_rate(device)
     flops = useful_flops(args.recordings, args.samples)
-    memory = {b: peak_memory_mib(b, args.recordings, args.samples) for b in BACKENDS} if device.type == "cpu" else {}
+    memory = {b: peak_memory_mib(b, args.recordings, args.samples) for b in (PLAIN, *BACKENDS)} if device.type == "cpu" else {}
     if device.type == "cuda":
-        for b in BACKENDS:
+        for b in (PLAIN, *BACKENDS):
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             one_epoch(b, x, y)
@@ -169,6 +241,7 @@ def main(argv=None):
         "default_backend": default,
         "seconds_per_epoch": epoch,
         "speedup_default_over_conv1d": epoch["conv1d"] / epoch[default],
+        "speedup_default_over_plain_conv1d": epoch[PLAIN] / epoch[default],
         "speedup_default_over_shift": epoch["shift"] / epoch[default],
         "useful_gflop_per_epoch": flops / 1e9,
         "gemm_gflops": rate / 1e9,
@@ -176,11 +249,17 @@ def main(argv=None):
         "peak_training_memory_mib": memory,
         "one_batch_mib": 32 * args.samples * 4 / 2**20,
     }
+    if not args.skip_auto:
+        results["auto"] = auto_table(device)
+        auto_plot(results["auto"], Path(args.out).with_name(f"auto_{device.type}.png"))
     results["enhance"] = enhance_rtf()
     print(f"enhance: {results['enhance']['audio_seconds']} s of {results['enhance']['format']} in "
           f"{results['enhance']['wall_seconds']:.2f} s (real-time factor {results['enhance']['real_time_factor']:.3f})", file=sys.stderr)
     if not args.skip_stages:
         results["stage_seconds"] = stage_times()
+        epochs = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["epochs"]
+        results["training_arithmetic_s"] = epochs * epoch[default]  # what the train stage cannot do without
+        results["pipeline_over_training"] = sum(results["stage_seconds"].values()) / results["training_arithmetic_s"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{results['device']}, {args.recordings} x {args.samples} samples, GEMM {rate / 1e9:.0f} GFLOP/s, "
@@ -189,10 +268,17 @@ def main(argv=None):
     for b, t in epoch.items():
         mark = " *" if b == default else ""
         print(f"{b:>9} {t:9.3f} {t / epoch[default]:10.2f}x {flops / t / rate:8.1%} {memory.get(b, float('nan')):9.0f}{mark}")
-    print(f"default ({default}) is {results['speedup_default_over_conv1d']:.1f}x conv1d and "
-          f"{results['speedup_default_over_shift']:.1f}x the shift register")
+    print(f"default ({default}) is {results['speedup_default_over_plain_conv1d']:.1f}x a plain conv1d CNN, "
+          f"{results['speedup_default_over_conv1d']:.1f}x the conv1d backend and {results['speedup_default_over_shift']:.1f}x the shift register")
+    if "auto" in results:
+        print(f"{'knob':>9} {'value':>14} " + " ".join(f"{b:>9}" for b in results["auto"][0]["seconds"]) + "  auto  vs fastest")
+        for r in results["auto"]:
+            print(f"{r['knob']:>9} {str(r[r['knob']]).replace(' ', ''):>14} " + " ".join(f"{t:9.3f}" for t in r["seconds"].values())
+                  + f"  {r['auto']:>8} {r['auto_over_fastest']:.2f}x")
     if "stage_seconds" in results:
-        print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items()))
+        print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items())
+              + f"; all {sum(results['stage_seconds'].values()):.1f} = {results['pipeline_over_training']:.1f}x the training arithmetic "
+              f"({results['training_arithmetic_s']:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def main() -> int:
     from cnn_denoise import server
 
     work = Path(tempfile.mkdtemp(prefix="cnn-denoise-team-bench-"))  # in /tmp itself: PostgreSQL runs as postgres under root
+    work.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "CNN_DENOISE_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", MLFLOW_DISABLE_TELEMETRY="true", CNN_DENOISE_TRACKING="require")
     a, b, remote = work / "a", work / "b", work / "dvc-remote"

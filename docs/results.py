@@ -141,10 +141,24 @@ def bench_section() -> str:
         f"{g(r['gemm_gflops'], 3)} GFLOP/s, {g(r['useful_gflop_per_epoch'], 3)} useful GFLOP per epoch; "
         f"`auto` chose `{r['default_backend']}`.\n",
         table(["backend", "s/epoch", "share of GEMM rate", "peak training memory (MiB)"], rows),
-        ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()) + ".\n") if stages else "",
+        ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+         + (f"; {r['pipeline_over_training']:.1f}x the training arithmetic ({r['training_arithmetic_s']:.1f} s)" if "pipeline_over_training" in r else "")
+         + ".\n") if stages else "",
+        auto_section(r.get("auto")),
         (f"\n`cnn-denoise enhance`, lab's CNN: {enh['audio_seconds']} s of {enh['format']} in {enh['wall_seconds']:.2f} s, "
          f"real-time factor {enh['real_time_factor']:.3f}.\n") if enh else "",
     ])
+
+
+def auto_section(rows) -> str:
+    if not rows:
+        return ""
+    backends = list(rows[0]["seconds"])
+    body = [[r["knob"], str(r[r["knob"]]).replace(" ", ""), *(g(r["seconds"][b], 3) for b in backends), r["auto"], f"{r['auto_over_fastest']:.2f}x"]
+            for r in rows]
+    return "\n".join(["\n`auto` against each exact backend, one knob of the lab's shape (K 40, [1,5,1], 32000 samples, batch 32) "
+                      "changed at a time; seconds per SGD epoch of 32 recordings ([plot](../bench/auto_cpu.png)):\n",
+                      table(["knob", "value", *backends, "auto picks", "auto / fastest"], body)])
 
 
 def team_section() -> str:

@@ -82,3 +82,12 @@ def test_status_and_stop_of_nothing(tmp_path):
     assert server.status(tmp_path) is None  # a record whose processes are gone is not a running server
     stop = subprocess.run([sys.executable, "-m", "cnn_denoise.server", "stop", "--dir", str(tmp_path)], capture_output=True, text=True, env=env)
     assert stop.returncode == 0 and not (tmp_path / "server.json").exists()
+
+
+def test_a_folder_postgres_cannot_enter_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(server, "_user", lambda: {"user": "postgres", "group": "postgres"})
+    monkeypatch.setattr(server, "pg_bin", lambda name: f"/usr/bin/{name}")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    with pytest.raises(server.PipelineError, match=rf"who cannot enter {closed} \(mode 700\); chmod o\+x {closed} or start with --dir"):
+        server.start(closed / "team", "127.0.0.1", 5000, 1)

@@ -154,6 +154,11 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
                             "stop it first: python -m cnn_denoise.server stop")
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
+    if _user():
+        for parent in folder.parents:
+            if not parent.stat().st_mode & 0o001:
+                raise PipelineError(f"PostgreSQL runs as the postgres user, who cannot enter {parent} (mode {parent.stat().st_mode & 0o777:o}); "
+                                    f"chmod o+x {parent} or start with --dir somewhere it can reach")
     password = _init_db(folder)
     pg, pg_port = _start_postgres(folder, password)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
