@@ -4,7 +4,7 @@ import argparse
 import hashlib
 import sys
 
-from cnn_denoise import download, params
+from cnn_denoise import download, params, urls
 from cnn_denoise.atomic import clean_stale, write_bytes
 from cnn_denoise.errors import PipelineError, run_stage
 
@@ -16,7 +16,7 @@ def main(argv=None):
     clean_stale(args.out)
     data = params.load().data
     if data.url != "synthetic":
-        download.fetch(data.url, args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
+        download.fetch(urls.expand(data.url), args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
         return
     from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
 

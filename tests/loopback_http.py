@@ -2,6 +2,7 @@
 
 Run as `python loopback_http.py ROOT MAX_SECONDS`; prints its port on the first line.
   /files/NAME          serves ROOT/NAME
+  /signed/NAME?token=s3cret   serves ROOT/NAME only with that query (403 without)
   /status/CODE         answers with that HTTP status
   /flaky/N/NAME        answers 503 to the first N requests, then serves ROOT/NAME
   /stall               accepts the request and sends nothing for a minute
@@ -39,10 +40,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        parts = self.path.strip("/").split("/")
+        path, _, query = self.path.partition("?")
+        parts = path.strip("/").split("/")
         hits[self.path] += 1
         if parts[0] == "files" and len(parts) == 2:
             self._send_file(parts[1])
+        elif parts[0] == "signed" and len(parts) == 2:  # a signed URL: only ?token=s3cret gets the file
+            self._send_file(parts[1]) if query == "token=s3cret" else self.send_error(403)
         elif parts[0] == "status" and len(parts) == 2:
             self.send_error(int(parts[1]))
         elif parts[0] == "flaky" and len(parts) == 3:

@@ -142,7 +142,7 @@ def test_a_certificate_failure_is_not_retried(monkeypatch, tmp_path, capsys):
 
 
 def test_passwords_and_signed_queries_never_shown(tmp_path):
-    from cnn_denoise.download import redact
+    from cnn_denoise.urls import redact
 
     url = "https://ann:s3cret@example.org/d.zip?X-Amz-Signature=abc123&X-Amz-Credential=key"
     assert redact(url) == "https://ann:***@example.org/d.zip?<query hidden>"

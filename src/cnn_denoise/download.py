@@ -21,20 +21,9 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .errors import PipelineError
+from .urls import redact
 
 CHUNK = 1 << 20  # bytes read at a time
-
-
-def redact(url: str) -> str:
-    """The URL without its password and query (signed URLs carry their credentials there)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
 
 
 def _is_http(url: str) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import spec
 from .errors import PipelineError
@@ -50,6 +50,17 @@ class Synthetic(_Strict):
 
 class Data(_Strict):
     url: str = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _no_secret(cls, url):
+        from .urls import redact, secret_in
+
+        if what := secret_in(url):
+            raise ValueError(f"{redact(url)} holds {what}, which params.yaml and dvc.lock would record; "
+                             "write it as ${NAME} (e.g. https://me:${DATA_PASSWORD}@host/data.zip) and export NAME")
+        return url
+
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
     timeout: Number = Field(gt=0, le=3600)  # seconds: finite
     max_mb: Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
@@ -110,7 +121,8 @@ def one_line(err: ValidationError) -> str:
     key = ".".join(str(p) for p in e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
     whole = not key or isinstance(e["input"], dict)  # a check across keys: its message names them
-    got = "" if whole or e["type"] in ("missing", "model_type") else f" (got {e['input']!r})"
+    quiet = whole or e["type"] in ("missing", "model_type") or key == "data.url"  # a URL's message shows it redacted
+    got = "" if quiet else f" (got {e['input']!r})"
     more = f" [and {len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
     return f"{key + ': ' if key else ''}{msg}{got}{more}"
 

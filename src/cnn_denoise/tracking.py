@@ -95,8 +95,8 @@ def upstream_lock() -> dict:
         stages = yaml.safe_load(path.read_text())["stages"]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return {}
-    from .download import redact
     from .params import flatten
+    from .urls import redact
 
     out = {"params": {}}
     for name in ("fetch", "split"):
