@@ -16,7 +16,11 @@ def main(argv=None):
     clean_stale(args.out)
     data = params.load().data
     if data.url != "synthetic":
-        download.fetch(urls.expand(data.url), args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
+        url = urls.expand(data.url)
+        download.fetch(url, args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
+        if not download.watched(url):
+            print(f"fetch: DVC does not watch {urls.redact(url)} for changes: after it changes run `dvc repro -f fetch && dvc repro`, "
+                  "or keep the zip in sources/ (sources/README.md)", file=sys.stderr)
         return
     from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
 

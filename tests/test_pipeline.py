@@ -175,3 +175,33 @@ def test_plots_page_renders_offline_in_chromium(project, tmp_path):
     shot = tmp_path / "plot.png"
     chromium(f"--screenshot={shot}", "--window-size=900,700", url)
     assert shot.stat().st_size > 10_000
+
+
+def test_a_zip_replaced_in_sources_is_fetched_again_and_retrained(tmp_path):
+    """data.url: sources/course.zip. Replacing that file (same path, new data) makes the next
+    `dvc repro` fetch, unzip, split, train and evaluate again on the new data."""
+    from cnn_denoise import synth
+
+    repo, env = make_project(tmp_path, **{"data.url": "sources/course.zip"})
+    (repo / "sources" / "course.zip").write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=1))
+    first = sh(["dvc", "repro"], repo, env)
+    assert "DVC does not watch" not in first.stderr
+    model = (repo / "models/model.pt").read_bytes()
+    pairs = torch.load(repo / "data/pairs.pt", weights_only=True)
+    assert "Data and pipelines are up to date" in sh(["dvc", "status"], repo, env).stdout
+    (repo / "sources" / "course.zip").write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=2))
+    again = sh(["dvc", "repro"], repo, env)
+    assert ran(again) == ["fetch", "unzip", "split", "train", "evaluate"]
+    new_pairs = torch.load(repo / "data/pairs.pt", weights_only=True)
+    assert not torch.equal(new_pairs["x"], pairs["x"]) and (repo / "models/model.pt").read_bytes() != model
+    assert torch.equal(new_pairs["x"], torch.stack([x for x, _ in synth.make_pairs(SMALL["pairs"], SMALL["samples"], 2)]))
+
+
+def test_a_source_outside_sources_says_how_to_refetch(tmp_path):
+    from cnn_denoise import synth
+
+    outside = tmp_path / "elsewhere.zip"
+    outside.write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=1))
+    repo, env = make_project(tmp_path / "project", **{"data.url": str(outside)})
+    proc = sh(["dvc", "repro", "fetch"], repo, env)
+    assert f"fetch: DVC does not watch {outside} for changes: after it changes run `dvc repro -f fetch && dvc repro`" in proc.stderr

@@ -42,6 +42,14 @@ def _local_path(url: str) -> Path:
     return path
 
 
+def watched(url: str) -> bool:
+    """Whether DVC sees this source change: a file under sources/ (a dependency of fetch)."""
+    if _is_http(url):
+        return False
+    sources = (Path(os.environ.get("DVC_ROOT") or ".") / "sources").resolve()
+    return _local_path(url).resolve().is_relative_to(sources)
+
+
 class Truncated(OSError):
     """The body ended before its Content-Length: a dropped connection, worth another try."""
 
