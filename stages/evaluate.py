@@ -8,12 +8,13 @@ L1, the lab's L1, MSE, SNR, SNR gain, SI-SDR and STOI. Writes WAVs and figures t
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 
 from cnn_denoise import baselines, params, quality, report, tracking
 from cnn_denoise import model as cnn
-from cnn_denoise.atomic import atomic_dir, clean_stale, write_json
+from cnn_denoise.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.metrics import losses, predict, scores
@@ -64,6 +65,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     clean_stale(args.metrics_out, args.reports_out)
     p = params.load()
+    check_writable(args.metrics_out, Path(args.reports_out) / "measures.json")  # before the work, not after
     ev, rate = p.evaluate, p.data.sample_rate
     model = cnn.load(args.model)
     train, test = load_split(args.train_set), load_split(args.test_set)

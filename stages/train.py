@@ -7,7 +7,7 @@ import sys
 
 from cnn_denoise import model as cnn
 from cnn_denoise import params, spec, tracking
-from cnn_denoise.atomic import clean_stale, write_text
+from cnn_denoise.atomic import check_writable, clean_stale, write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.train import close_distributed, deterministic, exact_float32, fit, init_distributed, pick_device
@@ -31,6 +31,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     clean_stale(args.model_out, args.history_out)
     p = params.load()
+    check_writable(args.model_out, args.history_out)  # before training, not after
     m, t = p.model, p.train
     device = pick_device(t.device)
     exact_float32()

@@ -259,3 +259,23 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
     monkeypatch.setenv("CNN_DENOISE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         run_stage(broken)
+
+
+@pytest.mark.parametrize(("name", "args", "blocked"), [
+    ("train", ["data/split/train.pt", "data/split/test.pt", "models/model.pt", "metrics/history.csv"], "models"),
+    ("evaluate", ["models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json", "reports"], "metrics"),
+])
+def test_an_unwritable_output_folder_is_found_before_the_work(tmp_path, stage, monkeypatch, name, args, blocked):
+    """A file where the output folder should be (what a read-only folder is to root): one line
+    naming it, before any input is read, so an hour of training is not lost."""
+    import cnn_denoise.dataset
+
+    def no_work(*a, **k):
+        raise AssertionError("the stage started its work")
+
+    monkeypatch.setattr(cnn_denoise.dataset, "load_split", no_work)
+    write_params_copy(tmp_path)
+    (tmp_path / blocked).write_text("a file, not a folder")
+    proc = stage(name, *args, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: cannot access {tmp_path / blocked}: a file stands where a folder should be"), proc.stderr

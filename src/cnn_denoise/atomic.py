@@ -62,6 +62,25 @@ def clean_stale(*outputs) -> None:
             shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink(missing_ok=True)
 
 
+def check_writable(*outputs) -> None:
+    """Fail now, not after an hour of training, if an output cannot be written: its folder (or
+    the nearest one that exists) must be a folder that takes a new file. Creates nothing."""
+    import errno
+
+    for out in map(Path, outputs):
+        folder = out.absolute().parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file stands where a folder should be", str(folder))
+        if folder == out.absolute().parent:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)  # raises if it cannot
+            os.close(fd)
+            os.unlink(probe)
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "no permission to create folders in it", str(folder))
+
+
 def write_bytes(path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
