@@ -279,3 +279,67 @@ def test_an_unwritable_output_folder_is_found_before_the_work(tmp_path, stage, m
     proc = stage(name, *args, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith(f"error: cannot access {tmp_path / blocked}: a file stands where a folder should be"), proc.stderr
+
+
+def run_with_peak(name, *args, cwd):
+    """`python stages/NAME.py ARGS` with its own peak RSS (VmHWM, MiB) read at exit; ru_maxrss
+    of a child would also count the pytest process it was forked from."""
+    script = ("import atexit, runpy, sys\n"
+              "atexit.register(lambda: print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+              f"sys.argv = [{str(REPO / 'stages' / f'{name}.py')!r}] + sys.argv[1:]\n"
+              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    env = dict(os.environ, CNN_DENOISE_TRACKING="off")
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    text, _, peak = proc.stderr.rpartition("VmHWM")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, text), int(peak.split()[0]) / 1024
+
+
+def lying_zip(tmp_path, case):
+    """Zips whose headers or tensors lie about their size, and members in methods no dataset uses."""
+    import struct
+    import zipfile
+
+    z = tmp_path / f"{case}.zip"
+    if case == "forged_header":  # deflate: declares twice its compressed size (an innocent ratio), inflates to 1 GiB
+        with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("d.pt", "w", force_zip64=True) as member:
+            member.write(torch_bytes(pairs()))
+            zeros = b"\0" * (16 << 20)
+            for _ in range(64):
+                member.write(zeros)
+        raw = bytearray(z.read_bytes())
+        with zipfile.ZipFile(z) as zf:
+            info = zf.getinfo("d.pt")
+        extra = info.header_offset + 30 + len(info.filename.encode())  # zip64 extra field of the local header
+        struct.pack_into("<Q", raw, extra + 4, 2 * info.compress_size)
+        central = raw.rfind(b"PK\x01\x02")  # the central directory: what readers believe
+        if struct.unpack_from("<I", raw, central + 24)[0] == 0xFFFFFFFF:
+            struct.pack_into("<Q", raw, central + 46 + len(info.filename.encode()) + 4, 2 * info.compress_size)
+        else:
+            struct.pack_into("<I", raw, central + 24, 2 * info.compress_size)
+        z.write_bytes(bytes(raw))
+    elif case in ("bzip2", "lzma"):
+        method = {"bzip2": zipfile.ZIP_BZIP2, "lzma": zipfile.ZIP_LZMA}[case]
+        with zipfile.ZipFile(z, "w", method) as zf:
+            zf.writestr("d.pt", torch_bytes(pairs()) + b"\0" * (8 << 20))
+    elif case == "broadcast_tensor":  # a 1-sample storage viewed as 1.5e8 samples (under the total bound): 600 MB each copy
+        data = pairs()
+        data[1] = (data[1][0][:, :1].expand(1, 150_000_000), data[1][1])
+        zip_of(z, {"d.pt": torch_bytes(data)})
+    return z
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, message", [
+    ("forged_header", "'d.pt' is corrupt"),
+    ("bzip2", "uses compression method 12; only stored and deflate are accepted"),
+    ("lzma", "uses compression method 14; only stored and deflate are accepted"),
+    ("broadcast_tensor", "a broadcast view"),
+])
+def test_lying_zips_through_the_unzip_stage_in_bounded_memory(tmp_path, case, message):
+    z = lying_zip(tmp_path, case)
+    assert z.stat().st_size < 8 << 20  # small files ...
+    out = tmp_path / "data" / "pairs.pt"
+    proc, peak_mib = run_with_peak("unzip", z, out, cwd=tmp_path)
+    assert_refused(proc, message, out)
+    print(f"{case}: {z.stat().st_size} bytes, peak RSS {peak_mib:.0f} MiB")
+    assert peak_mib < 1024, f"{case}: peak RSS {peak_mib:.0f} MiB"  # ... that once took gigabytes
