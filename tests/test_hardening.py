@@ -4,6 +4,7 @@ Each case runs the stage's main() in this process (the `stage` fixture); one cas
 also runs as its own `python stages/NAME.py` process, the contract DVC sees."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -343,3 +344,25 @@ def test_lying_zips_through_the_unzip_stage_in_bounded_memory(tmp_path, case, me
     assert_refused(proc, message, out)
     print(f"{case}: {z.stat().st_size} bytes, peak RSS {peak_mib:.0f} MiB")
     assert peak_mib < 1024, f"{case}: peak RSS {peak_mib:.0f} MiB"  # ... that once took gigabytes
+
+
+@pytest.mark.parametrize("init", ["xavier", "linear"])
+def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
+    """Silence everywhere makes the least-squares problems singular (once a traceback): the
+    zero filter is their answer, the measures that need signal are null, and a linear start
+    (which scales by the filter's output) says it has nothing to start from."""
+    d = tmp_path / "split"
+    d.mkdir()
+    for name, q in (("train", 8), ("test", 4)):
+        torch.save({"x": torch.zeros(q, 1, 600), "y": torch.zeros(q, 1, 600)}, d / f"{name}.pt")
+    model_spec = {"model.taps": [40, 1], "model.features": [1, 4, 1], "model.last_activation": "linear"} if init == "linear" else {}
+    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "train.init": init, **model_spec})
+    trained = stage("train", d / "train.pt", d / "test.pt", tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
+    if init == "linear":
+        assert_refused(trained, "train.init linear: the least-squares filter of the training set outputs silence", tmp_path / "m.pt")
+        return
+    assert trained.returncode == 0, trained.stderr
+    evaluated = stage("evaluate", tmp_path / "m.pt", d / "train.pt", d / "test.pt", tmp_path / "e.json", tmp_path / "reports", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads((tmp_path / "e.json").read_text())
+    assert metrics["linear"]["l1_sum"] == 0.0 and metrics["test"]["si_sdr_db"] is None and metrics["test"]["stoi"] is None

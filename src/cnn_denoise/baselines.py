@@ -23,6 +23,8 @@ def fit_fir(x: torch.Tensor, y: torch.Tensor, taps: int) -> torch.Tensor:
         A = F.pad(xb, (taps - 1, 0)).unfold(-1, taps, 1).flip(-1).reshape(-1, taps)  # A[n, k] = x[n-k]
         R += A.T @ A
         p += A.T @ yb.reshape(-1)
+    if torch.trace(R) == 0:  # silent inputs: every filter outputs zeros; the zero filter is the least one
+        return torch.zeros(taps, dtype=torch.float64)
     ridge = 1e-12 * torch.trace(R) / taps  # the noise-free band makes R nearly singular
     return torch.linalg.solve(R + ridge * torch.eye(taps, dtype=torch.float64), p)
 
