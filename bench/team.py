@@ -33,10 +33,11 @@ def run(cmd, cwd, env) -> float:
     return time.perf_counter() - start
 
 
-def sweep(repo: Path, env: dict, jobs: int, tag: str) -> float:
-    """Queue EXPERIMENTS experiments, start jobs workers, wait: seconds until all are done."""
+def sweep(repo: Path, env: dict, jobs: int, tag: str, first_seed: int) -> float:
+    """Queue EXPERIMENTS experiments (seeds never used before, so DVC's run cache cannot
+    restore them), start jobs workers, wait: seconds until all are done."""
     for i in range(EXPERIMENTS):
-        run(["dvc", "exp", "run", "--queue", "-n", f"{tag}-{i}", "-S", "train.epochs=5", "-S", f"train.seed={100 * jobs + i}"], repo, env)
+        run(["dvc", "exp", "run", "--queue", "-n", f"{tag}-{i}", "-S", "train.epochs=5", "-S", f"train.seed={first_seed + i}"], repo, env)
     start = time.perf_counter()
     run(["dvc", "queue", "start", "-j", str(jobs)], repo, env)
     while True:
@@ -94,11 +95,11 @@ def main() -> int:
         run(["git", "commit", "-qm", "bench", "--allow-empty"], a, dict(env, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
                                                                          GIT_COMMITTER_EMAIL="b@b"))
         results["sweeps"] = []
-        for store, jobs, store_env, uri in [*(("sqlite", j, env, f"sqlite:///{a / 'mlflow.db'}") for j in JOBS),
-                                             ("server", 4, server_env, state["url"])]:
+        sweeps = [*(("sqlite", j, env, f"sqlite:///{a / 'mlflow.db'}") for j in JOBS), ("server", 4, server_env, state["url"])]
+        for n, (store, jobs, store_env, uri) in enumerate(sweeps):
             print(f"{EXPERIMENTS} queued experiments, -j {jobs}, {store}", file=sys.stderr)
             tag = f"{store}-j{jobs}"
-            took = sweep(a, store_env, jobs, tag)
+            took = sweep(a, store_env, jobs, tag, first_seed=100 * (n + 1))
             results["sweeps"].append({"store": store, "jobs": jobs, "wall_s": took, "experiments_per_min": 60 * EXPERIMENTS / took,
                                       "complete_runs": complete_runs(uri, tag)})
     finally:
