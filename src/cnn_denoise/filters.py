@@ -113,12 +113,15 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum, n=n)[..., :N]
 
 
+FFT_FROM_TAPS = 81  # CPUs: the FFT beats the Toeplitz GEMMs from here (make bench's auto table: K 40 no, K 100 yes)
+
+
 def choose_backend(K: int, device: torch.device | str = "cpu") -> str:
     """The `auto` rule, from `make bench` on the machines we measured: on CUDA, cuDNN's
-    conv1d; on CPUs, the Toeplitz GEMM, or the FFT once filters are long (K > 256)."""
+    conv1d; on CPUs, the Toeplitz GEMMs, or the FFT once filters are long."""
     if torch.device(device).type == spec.CUDA:
         return spec.CONV1D
-    return spec.FFT if K > 256 else spec.TOEPLITZ
+    return spec.FFT if K >= FFT_FROM_TAPS else spec.TOEPLITZ
 
 
 IMPLEMENTATIONS = {spec.SHIFT: mimo_shift, spec.CONV1D: mimo_conv1d, spec.TOEPLITZ: mimo_toeplitz, spec.FFT: mimo_fft}
