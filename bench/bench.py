@@ -83,7 +83,7 @@ KNOBS = {"taps": [10, 40, 100, 200, 400], "features": [[1, 5, 1], [1, 16, 1], [1
 
 
 def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
-    """For each shape: seconds per epoch of `recordings` recordings with each fast backend
+    """For each shape: seconds per epoch of `recordings` recordings (one batch, if larger) with each fast backend
     (shift is the reference, far slower), the fastest, `auto`'s pick and how far it is off."""
     rows = []
     fast = [b for b in BACKENDS if b != "shift"]
@@ -100,7 +100,8 @@ def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
                 times[b] = min(train_epoch(model, x, y, shape["batch"]) for _ in range(repeats))
             pick = choose_backend(shape["taps"], device)
             best = min(times, key=times.get)
-            rows.append({"knob": knob, **shape, "seconds": times, "fastest": best, "auto": pick, "auto_over_fastest": times[pick] / times[best]})
+            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "seconds": times, "fastest": best, "auto": pick,
+                         "auto_over_fastest": times[pick] / times[best]})
             print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f" -> auto {pick} {times[pick] / times[best]:.2f}x",
                   file=sys.stderr)
     return rows
