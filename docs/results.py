@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         "Machine: see each table's heading. The lab's text: [Lab 2B, ESE 2000, University of Pennsylvania](lab.md).\n",
         lab_section(repro_s, rev), recipes_section(exps, seconds, rev), sweep_section(exps, rev, sweep_s), bench_section(), team_section(),
     ]
-    OUT.write_text("\n".join(parts))
+    OUT.write_text("\n".join(parts).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
