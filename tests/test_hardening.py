@@ -366,3 +366,18 @@ def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((tmp_path / "e.json").read_text())
     assert metrics["linear"]["l1_sum"] == 0.0 and metrics["test"]["si_sdr_db"] is None and metrics["test"]["stoi"] is None
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"hostile bytes", "is not a split file ("),
+    (torch_bytes([Exploit("marker")]), "is not a split file ("),
+    (torch_bytes({"x": torch.zeros(4, 1, 100)}), "is not a split file (expected {'x': X, 'y': Y})"),
+    (torch_bytes({"x": torch.zeros(4, 1, 100), "y": torch.zeros(4, 1, 100, dtype=torch.float64)}), "y is torch.float64, expected torch.float32"),
+])
+def test_a_corrupt_or_hostile_split_file_is_one_line(tmp_path, stage, content, message):
+    write_params_copy(tmp_path)
+    bad = tmp_path / "train.pt"
+    bad.write_bytes(content)
+    out = tmp_path / "models" / "model.pt"
+    assert_refused(stage("train", bad, bad, out, tmp_path / "h.csv", cwd=tmp_path), message, out)
+    assert not (tmp_path / "marker").exists()

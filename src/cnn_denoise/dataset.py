@@ -199,5 +199,18 @@ def split_pairs(pairs: dict, test_size: int, seed: int) -> tuple[dict, dict]:
 
 
 def load_split(path) -> dict:
-    """A split written by the split stage: {"x": [Q,1,N], "y": [Q,1,N]}."""
-    return torch.load(path, weights_only=True, map_location="cpu")
+    """A split written by the split stage: {"x": [Q,1,N], "y": [Q,1,N]}, checked as the
+    dataset was (a file replaced by hand, corrupt or hostile, is one line, not a traceback)."""
+    try:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no such split file; run dvc repro (the split stage writes it)") from None
+    except Exception as exc:  # not a torch file, or one holding code (weights_only refuses it)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PipelineError(f"{path} is not a split file ({reason}); run dvc repro -f split to write it again") from None
+    if not (isinstance(obj, dict) and set(obj) == {"x", "y"}):
+        raise PipelineError(f"{path} is not a split file (expected {{'x': X, 'y': Y}}); run dvc repro -f split to write it again")
+    try:
+        return to_pairs(obj)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
