@@ -1,11 +1,14 @@
 """Plain helpers shared by the tests (fixtures live in conftest.py)."""
 
 import io
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -42,6 +45,15 @@ def free_port() -> int:
 
 SMALL = {"pairs": 12, "samples": 2000}  # a dataset small enough for seconds-long runs
 STAGES = ("fetch", "unzip", "split", "train", "evaluate")
+
+
+def rest(url, endpoint, body=None, **query):
+    """A call to an MLflow server's REST API: GET with query, or POST with a JSON body."""
+    full = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
 
 
 def sh(cmd, cwd, env, check=True):

@@ -9,17 +9,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import assert_runs_complete, make_project, run_queue, sh
+from helpers import assert_runs_complete, make_project, rest, run_queue, sh
 
 from cnn_denoise import server
-
-
-def rest(url, endpoint, body=None, **query):
-    full = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+from cnn_denoise.tracking import pid_alive
 
 
 @pytest.mark.slow
@@ -61,7 +54,7 @@ def test_pipeline_and_a_parallel_sweep_on_the_postgresql_server(tmp_path, team_s
     assert len(stored) >= 5  # the server wrote the artifacts into its own folder
 
     assert server.stop(server.Path(team_server["folder"]))
-    assert not server._alive(team_server["mlflow_pid"]) and not server._alive(team_server["postgres_pid"])
+    assert not pid_alive(team_server["mlflow_pid"]) and not pid_alive(team_server["postgres_pid"])
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url}/health", timeout=2)
 

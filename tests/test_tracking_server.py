@@ -2,21 +2,11 @@
 and a server that is down loses no DVC output."""
 
 import json
-import urllib.parse
-import urllib.request
 
 import pytest
-from helpers import free_port, make_project, sh
+from helpers import free_port, make_project, rest, sh
 
 pytestmark = pytest.mark.slow
-
-
-def rest(url, endpoint, body=None, **query):
-    full = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
 
 
 def test_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):

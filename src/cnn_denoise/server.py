@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .atomic import write_json
 from .errors import PipelineError, run_stage
+from .tracking import pid_alive
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
@@ -179,48 +180,33 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
     return state
 
 
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this very process counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def status(folder: Path) -> dict | None:
     """server.json when both of its processes are alive, else None."""
     try:
         state = json.loads((folder / "server.json").read_text())
     except (OSError, ValueError):
         return None
-    return state if _alive(state.get("mlflow_pid")) and _alive(state.get("postgres_pid")) else None
+    return state if pid_alive(state.get("mlflow_pid")) and pid_alive(state.get("postgres_pid")) else None
 
 
 def _stop_pids(state: dict) -> None:
     """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after 30 s."""
     for key, sig in (("mlflow_pid", signal.SIGTERM), ("postgres_pid", signal.SIGINT)):
         pid = state.get(key)
-        if not _alive(pid):
+        if not pid_alive(pid):
             continue
         try:
             os.killpg(pid, sig) if key == "mlflow_pid" else os.kill(pid, sig)
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
             time.sleep(0.2)
-        if _alive(pid):
+        if pid_alive(pid):
             os.killpg(pid, signal.SIGKILL)
 
 

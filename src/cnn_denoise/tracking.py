@@ -179,20 +179,26 @@ def reap(client, exp_id: str) -> None:
 
     for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=200):
         tags = run.data.tags
-        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not _alive(int(tags["pid"])):
+        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not pid_alive(int(tags["pid"])):
             fresh = client.get_run(run.info.run_id)  # read again: its process may have finished it (or handed it on) meanwhile
             if fresh.info.status == "RUNNING" and fresh.data.tags.get("pid") == tags["pid"]:
                 client.set_terminated(run.info.run_id, status="KILLED")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether a process with this PID runs; a zombie (exited, not yet waited for) counts as gone."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _mlflow():
