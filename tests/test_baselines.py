@@ -22,6 +22,17 @@ def test_fit_fir_recovers_a_known_filter_and_matches_lstsq():
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("n, taps", [(5, 9), (9, 9), (1000, 3), (2049, 64)])
+def test_normal_equations_are_the_explicit_matrix_products(n, taps):
+    """The FFT form (autocorrelation less the products past the end) against A^T A built row by row."""
+    rng = np.random.default_rng(n + taps)
+    x, y = rng.standard_normal((3, 1, n)), rng.standard_normal((3, 1, n))
+    A = np.concatenate([np.stack([np.concatenate([np.zeros(k), r[: max(len(r) - k, 0)]])[:n] for k in range(taps)], 1) for r in x[:, 0]])
+    R, p = baselines.normal_equations(torch.from_numpy(x), torch.from_numpy(y), taps)
+    np.testing.assert_allclose(R.numpy(), A.T @ A, rtol=1e-10, atol=1e-10 * n)
+    np.testing.assert_allclose(p.numpy(), A.T @ y[:, 0].reshape(-1), rtol=1e-10, atol=1e-10 * n)
+
+
 def test_apply_fir_is_causal_filtering():
     rng = np.random.default_rng(1)
     h, x = rng.standard_normal(5), rng.standard_normal((2, 1, 50)).astype(np.float32)

