@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from cnn_denoise.train import exact_float32, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
+RECIPE = "linear-gate"  # the recipe whose time make bench takes (train and evaluate on the default data)
 PLAIN = "plain conv1d"  # the reference a user would write (PlainConv1dCNN)
 
 
@@ -76,34 +76,45 @@ def train_epoch(model, x, y, batch: int = 32) -> float:
     return time.perf_counter() - start
 
 
-# `auto` against every exact backend, one knob of the lab's shape changed at a time.
+# `auto` against every exact backend, one knob of the lab's shape changed at a time, and the
+# shapes of the recipes (recipes/*.yaml) as they are.
 LAB_SHAPE = {"taps": 40, "features": [1, 5, 1], "samples": 32000, "batch": 32}
 KNOBS = {"taps": [10, 40, 100, 200, 400], "features": [[1, 5, 1], [1, 16, 1], [1, 16, 16, 1], [1, 32, 32, 1]],
-         "samples": [8000, 32000, 128000], "batch": [1, 8, 32, 128]}
+         "samples": [8000, 32000, 128000], "batch": [1, 8, 32, 128], "recipe": ["linear-gate"]}
+
+
+def shape_of(knob: str, value) -> dict:
+    """The lab's shape with one knob changed, or a recipe's taps and features; taps per layer."""
+    if knob == "recipe":
+        from cnn_denoise import recipes
+
+        overrides = recipes.load(value, ROOT)[0].overrides
+        return {**LAB_SHAPE, "recipe": value, "taps": overrides["model.taps"], "features": overrides["model.features"]}
+    shape = {**LAB_SHAPE, knob: value}
+    return {**shape, "taps": [shape["taps"]] * (len(shape["features"]) - 1)}
 
 
 def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
     """For each shape: seconds per epoch of `recordings` recordings (one batch, if larger) with each fast backend
-    (shift is the reference, far slower), the fastest, `auto`'s pick and how far it is off."""
+    (shift is the reference, far slower) and with `auto` (its pick per layer), and how far auto is off the fastest."""
     rows = []
     fast = [b for b in BACKENDS if b != "shift"]
     for knob, values in KNOBS.items():
         for value in values:
-            shape = {**LAB_SHAPE, knob: value}
-            layers = len(shape["features"]) - 1
-            taps = [shape["taps"]] * layers
+            shape = shape_of(knob, value)
             x, y = lab_data(max(recordings, shape["batch"]), shape["samples"], device)
             times = {}
-            for b in fast:
-                model = cnn.build(taps, shape["features"], backend=b, seed=0).to(device)
+            for b in (*fast, "auto"):
+                model = cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device)
                 train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
                 times[b] = min(train_epoch(model, x, y, shape["batch"]) for _ in range(repeats))
-            pick = choose_backend(shape["taps"], device)
+            auto = times.pop("auto")
+            picks = "+".join(choose_backend(k, f, g, device) for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False))
             best = min(times, key=times.get)
-            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "seconds": times, "fastest": best, "auto": pick,
-                         "auto_over_fastest": times[pick] / times[best]})
-            print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f" -> auto {pick} {times[pick] / times[best]:.2f}x",
-                  file=sys.stderr)
+            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "seconds": times, "auto_seconds": auto, "fastest": best,
+                         "auto": picks, "auto_over_fastest": auto / times[best]})
+            print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f", auto ({picks}) {auto:.3f}: "
+                  f"{auto / times[best]:.2f}x the fastest", file=sys.stderr)
     return rows
 
 
@@ -119,8 +130,8 @@ def auto_plot(rows: list[dict], path: Path) -> None:
         labels = [str(r[knob]).replace(" ", "") for r in mine]
         for b in mine[0]["seconds"]:
             ax.plot(labels, [r["seconds"][b] for r in mine], marker="o", label=b)
-        ax.plot(labels, [r["seconds"][r["auto"]] for r in mine], "k--", lw=1, label="auto")
-        ax.set(title=f"{knob} (others as the lab)", ylabel="s per epoch", yscale="log")
+        ax.plot(labels, [r["auto_seconds"] for r in mine], "k--", marker="x", lw=1, label="auto")
+        ax.set(title=f"{knob} (others as the lab)" if knob != "recipe" else "recipes' shapes", ylabel="s per epoch", yscale="log")
         ax.tick_params(axis="x", rotation=30)
     axes[0].legend()
     fig.savefig(path, dpi=110)
@@ -167,21 +178,28 @@ def peak_memory_mib(backend: str, q: int, n: int) -> float:
     return (int(out[1]) - int(out[0])) / 1024
 
 
-def stage_times() -> dict[str, float]:
-    """Wall time of each stage of dvc.yaml (its own command line) on the default params,
-    run in order in a temporary folder, with tracking off."""
+def stage_times(recipe: str = "linear-gate") -> tuple[dict[str, float], dict[str, float]]:
+    """Wall time of each stage of dvc.yaml (its own command line) on the default params, run
+    in order in a temporary folder with tracking off; then of the stages that `recipe`'s params
+    change (what `make recipe` reruns), on the same data."""
+    from cnn_denoise import recipes
+
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    times = {}
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
+    overrides = recipes.load(recipe, ROOT)[0].overrides
+    rerun = [name for name, stage in stages.items() if any(k.split(".")[0] in {p.split(".")[0] for p in stage.get("params", [])} for k in overrides)]
+    times, recipe_times = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(ROOT / "params.yaml", tmp)
         env = dict(os.environ, CNN_DENOISE_TRACKING="off")
-        for name, stage in stages.items():
-            program, script, *args = shlex.split(stage["cmd"])
-            assert program == "python", stage["cmd"]
-            start = time.perf_counter()
-            subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
-            times[name] = time.perf_counter() - start
-    return times
+        for params, names, out in ((defaults, list(stages), times), (recipes.set_dotted(defaults, overrides), rerun, recipe_times)):
+            Path(tmp, "params.yaml").write_text(yaml.safe_dump(params))
+            for name in names:
+                program, script, *args = shlex.split(stages[name]["cmd"])
+                assert program == "python", stages[name]["cmd"]
+                start = time.perf_counter()
+                subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
+                out[name] = time.perf_counter() - start
+    return times, recipe_times
 
 
 def enhance_rtf(seconds: int = 60) -> dict:
@@ -209,14 +227,15 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=32000, help="samples per recording (the lab: 32000)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per fast backend (best kept)")
-    parser.add_argument("--skip-stages", action="store_true", help="do not time the pipeline's stages")
+    parser.add_argument("--skip-stages", action="store_true", help="do not time the pipeline's stages and the recipe")
     parser.add_argument("--skip-auto", action="store_true", help="do not sweep shapes for the auto table")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     exact_float32()  # as training: no TF32 on CUDA
     x, y = lab_data(args.recordings, args.samples, device)
-    default = choose_backend(SPEC["taps"][0], device)
+    layers = zip(SPEC["taps"], SPEC["features"], SPEC["features"][1:], strict=True)
+    (default,) = {choose_backend(k, f, g, device) for k, f, g in layers}  # the lab's layers share one pick
     one_epoch(default, x[:32], y[:32])  # warm-up: allocator, kernels, threads
     epoch = {}
     for backend in (PLAIN, *BACKENDS):
@@ -257,7 +276,8 @@ def main(argv=None):
     print(f"enhance: {results['enhance']['audio_seconds']} s of {results['enhance']['format']} in "
           f"{results['enhance']['wall_seconds']:.2f} s (real-time factor {results['enhance']['real_time_factor']:.3f})", file=sys.stderr)
     if not args.skip_stages:
-        results["stage_seconds"] = stage_times()
+        results["stage_seconds"], results["recipe_seconds"] = stage_times(RECIPE)
+        results["recipe"] = RECIPE
         epochs = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["epochs"]
         results["training_arithmetic_s"] = epochs * epoch[default]  # what the train stage cannot do without
         results["pipeline_over_training"] = sum(results["stage_seconds"].values()) / results["training_arithmetic_s"]
@@ -280,6 +300,8 @@ def main(argv=None):
         print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items())
               + f"; all {sum(results['stage_seconds'].values()):.1f} = {results['pipeline_over_training']:.1f}x the training arithmetic "
               f"({results['training_arithmetic_s']:.1f} s)")
+        print(f"recipe {results['recipe']} (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["recipe_seconds"].items())
+              + f"; all {sum(results['recipe_seconds'].values()):.1f}")
 
 
 if __name__ == "__main__":

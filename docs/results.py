@@ -144,6 +144,8 @@ def bench_section() -> str:
         ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
          + (f"; {r['pipeline_over_training']:.1f}x the training arithmetic ({r['training_arithmetic_s']:.1f} s)" if "pipeline_over_training" in r else "")
          + ".\n") if stages else "",
+        (f"\nRecipe {r['recipe']} on the same data (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["recipe_seconds"].items())
+         + f"; all {sum(r['recipe_seconds'].values()):.1f}.\n") if "recipe_seconds" in r else "",
         auto_section(r.get("auto")),
         (f"\n`cnn-denoise enhance`, lab's CNN: {enh['audio_seconds']} s of {enh['format']} in {enh['wall_seconds']:.2f} s, "
          f"real-time factor {enh['real_time_factor']:.3f}.\n") if enh else "",
@@ -155,10 +157,11 @@ def auto_section(rows) -> str:
         return ""
     backends = list(rows[0]["seconds"])
     body = [[r["knob"], str(r[r["knob"]]).replace(" ", ""), r.get("recordings", max(32, r["batch"])), *(g(r["seconds"][b], 3) for b in backends),
-             r["auto"], f"{r['auto_over_fastest']:.2f}x"] for r in rows]
+             g(r["auto_seconds"], 3) if "auto_seconds" in r else "", r["auto"], f"{r['auto_over_fastest']:.2f}x"] for r in rows]
     return "\n".join(["\n`auto` against each exact backend, one knob of the lab's shape (K 40, [1,5,1], 32000 samples, batch 32) "
-                      "changed at a time; seconds per SGD epoch over the recordings shown ([plot](../bench/auto_cpu.png)):\n",
-                      table(["knob", "value", "recordings", *backends, "auto picks", "auto / fastest"], body)])
+                      "changed at a time, and the recipes' shapes; seconds per SGD epoch over the recordings shown; `auto` picks a "
+                      "backend per layer ([plot](../bench/auto_cpu.png)):\n",
+                      table(["knob", "value", "recordings", *backends, "auto", "auto picks", "auto / fastest"], body)])
 
 
 def team_section() -> str:

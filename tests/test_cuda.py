@@ -32,7 +32,7 @@ def test_backend_on_cuda_matches_cpu_reference(backend):
 
 
 def test_auto_on_cuda_trains():
-    assert choose_backend(40, "cuda") in BACKENDS
+    assert choose_backend(40, 1, 5, "cuda") in BACKENDS
     torch.manual_seed(0)
     model = MIMOCNN([40, 40], [1, 5, 1]).cuda()
     x = torch.randn(8, 1, 4000, device="cuda") * 1e-3

@@ -169,9 +169,13 @@ def test_fast_backends_equal_reference_in_float32_with_gradients(backend):
 def test_auto_picks_by_device_and_taps():
     from cnn_denoise.filters import choose_backend
 
-    assert choose_backend(40, "cpu") == choose_backend(80, "cpu") == "toeplitz"  # the lab's taps, the sweep's taps-80, the recipe's 79
-    assert choose_backend(100, "cpu") == choose_backend(1000, "cpu") == "fft"
-    assert choose_backend(40, "cuda") == "conv1d"
+    # the lab's layers (1 -> 5, 5 -> 1 at 40 taps) keep the GEMMs; linear-gate's first layer (1 -> 4 at 79) takes the FFT
+    assert choose_backend(40, 1, 5) == choose_backend(40, 5, 1) == choose_backend(40, 5, 5) == "toeplitz"
+    assert choose_backend(79, 1, 4) == choose_backend(60, 1, 5) == "fft"
+    assert choose_backend(120, 5, 1) == "toeplitz" and choose_backend(200, 5, 1) == "fft"  # a last layer keeps the GEMMs longer
+    assert choose_backend(80, 1, 1) == choose_backend(80, 5, 5) == "toeplitz"
+    assert choose_backend(81, 1, 1) == choose_backend(1000, 5, 5) == "fft"
+    assert choose_backend(400, 1, 4, "cuda") == "conv1d"
     layer = MIMOFilter(40, 1, 2)
     assert layer.backend == "auto"
     ref = MIMOFilter(40, 1, 2, backend="shift")

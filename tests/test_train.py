@@ -87,3 +87,24 @@ def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
         runs[optimizer] = fit(model, small, small, lr=lr, batch_size=24, epochs=5, seed=0, progress=False, optimizer=optimizer, loss=loss)
     assert runs["lbfgs"][-1]["train_l1"] < 1e-4 * runs["lbfgs"][0]["train_l1"]
     assert runs["sgd"][-1]["train_l1"] > 0.5 * runs["sgd"][0]["train_l1"]
+
+
+@pytest.mark.parametrize("loss", ["l1", "snr"])
+def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, monkeypatch):
+    """A full batch goes through the network CHUNK recordings at a time (memory a CPU allocator
+    reuses); the sums are added before the loss: the same loss and gradient as one pass."""
+    from cnn_denoise import train
+
+    monkeypatch.setattr(train, "CHUNK", 5)
+    data = toy(q=23)
+    idx = torch.randperm(23, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for chunked in (False, True):
+        model = cnn.build([7, 3], [1, 3, 1], "linear", seed=0)
+        value = train._chunked_loss(model, data["x"], data["y"], idx, loss) if chunked else loss_of(loss, model(data["x"][idx]), data["y"][idx])
+        value.backward()
+        grads.append((value.item(), [p.grad.clone() for p in model.parameters()]))
+    (v1, g1), (v2, g2) = grads
+    assert v2 == pytest.approx(v1, rel=1e-5)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * a.abs().max().item())

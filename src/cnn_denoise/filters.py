@@ -113,15 +113,22 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum, n=n)[..., :N]
 
 
-FFT_FROM_TAPS = 81  # CPUs: the FFT beats the Toeplitz GEMMs from here (make bench's auto table: K 40 no, K 100 yes)
+# CPUs: the taps from which the FFT beats the Toeplitz GEMMs, by the layer's features. One
+# input feature and several outputs (a first layer): the GEMMs' zeros grow with K while the
+# FFT transforms one signal (1 -> 4 at 79 taps: 0.045 s vs 0.081 s per batch, forward and
+# backward); several inputs and one output (a last layer): the FFT's gradient costs a
+# transform per input, and the GEMMs win to ~200 taps; otherwise from ~80 taps. From layer
+# timings of 32 x 32000 samples and make bench's auto table (2 cores).
+FFT_FROM_TAPS = {"one_to_many": 60, "many_to_one": 200, "other": 81}
 
 
-def choose_backend(K: int, device: torch.device | str = "cpu") -> str:
-    """The `auto` rule, from `make bench` on the machines we measured: on CUDA, cuDNN's
-    conv1d; on CPUs, the Toeplitz GEMMs, or the FFT once filters are long."""
+def choose_backend(K: int, F: int = 1, G: int = 1, device: torch.device | str = "cpu") -> str:
+    """The `auto` rule for a layer of K taps, F inputs and G outputs, from the timings above:
+    on CUDA, cuDNN's conv1d; on CPUs, the Toeplitz GEMMs, or the FFT once filters are long."""
     if torch.device(device).type == spec.CUDA:
         return spec.CONV1D
-    return spec.FFT if K >= FFT_FROM_TAPS else spec.TOEPLITZ
+    kind = "one_to_many" if F == 1 and G > 1 else "many_to_one" if G == 1 and F > 1 else "other"
+    return spec.FFT if K >= FFT_FROM_TAPS[kind] else spec.TOEPLITZ
 
 
 IMPLEMENTATIONS = {spec.SHIFT: mimo_shift, spec.CONV1D: mimo_conv1d, spec.TOEPLITZ: mimo_toeplitz, spec.FFT: mimo_fft}
@@ -154,7 +161,7 @@ class MIMOFilter(nn.Module):
                 f"MIMOFilter: expected input (batch, {self.in_features}, N) or ({self.in_features}, N), "
                 f"got shape {tuple(X.shape)}"
             )
-        backend = choose_backend(self.taps, X.device) if self.backend == spec.AUTO else self.backend
+        backend = choose_backend(self.taps, self.in_features, self.out_features, X.device) if self.backend == spec.AUTO else self.backend
         Y = IMPLEMENTATIONS[backend](X, self.H)
         return Y.squeeze(0) if unbatched else Y
 
