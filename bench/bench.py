@@ -94,7 +94,7 @@ def shape_of(knob: str, value) -> dict:
     return {**shape, "taps": [shape["taps"]] * (len(shape["features"]) - 1)}
 
 
-def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
+def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
     """For each shape: seconds per epoch of `recordings` recordings (one batch, if larger) with each fast backend
     (shift is the reference, far slower) and with `auto` (its pick per layer), and how far auto is off the fastest."""
     rows = []
@@ -103,11 +103,13 @@ def auto_table(device, recordings: int = 32, repeats: int = 2) -> list[dict]:
         for value in values:
             shape = shape_of(knob, value)
             x, y = lab_data(max(recordings, shape["batch"]), shape["samples"], device)
-            times = {}
-            for b in (*fast, "auto"):
-                model = cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device)
+            models = {b: cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device) for b in (*fast, "auto")}
+            for model in models.values():
                 train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
-                times[b] = min(train_epoch(model, x, y, shape["batch"]) for _ in range(repeats))
+            times = dict.fromkeys(models, float("inf"))
+            for _ in range(repeats):  # round robin: a slow spell of a shared machine hits every backend alike
+                for b, model in models.items():
+                    times[b] = min(times[b], train_epoch(model, x, y, shape["batch"]))
             auto = times.pop("auto")
             picks = "+".join(choose_backend(k, f, g, device) for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False))
             best = min(times, key=times.get)
