@@ -189,7 +189,11 @@ def stage_times(recipe: str = "linear-gate") -> tuple[dict[str, float], dict[str
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = recipes.load(recipe, ROOT)[0].overrides
-    rerun = [name for name, stage in stages.items() if any(k.split(".")[0] in {p.split(".")[0] for p in stage.get("params", [])} for k in overrides)]
+    rerun, changed = [], set()  # the stages whose params the recipe sets, and every stage downstream of them (as DVC reruns)
+    for name, stage in stages.items():
+        if any(o.split(".")[0] in {p.split(".")[0] for p in stage.get("params", [])} for o in overrides) or changed & set(stage.get("deps", [])):
+            rerun.append(name)
+            changed |= {o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
     times, recipe_times = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, CNN_DENOISE_TRACKING="off")
