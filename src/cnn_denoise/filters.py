@@ -117,9 +117,12 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
 # input feature and several outputs (a first layer): the GEMMs' zeros grow with K while the
 # FFT transforms one signal (1 -> 4 at 79 taps: 0.045 s vs 0.081 s per batch, forward and
 # backward); several inputs and one output (a last layer): the FFT's gradient costs a
-# transform per input, and the GEMMs win to ~200 taps; otherwise from ~80 taps. From layer
-# timings of 32 x 32000 samples and make bench's auto table (2 cores).
-FFT_FROM_TAPS = {"one_to_many": 60, "many_to_one": 200, "other": 81}
+# transform per input, and the GEMMs win to ~200 taps; several of both: the GEMMs grow with
+# F G K, the FFT's products with F G only (5 x 5 from ~120 taps, 16 x 16 ~60, 32 x 32 ~40);
+# one to one: from ~80. From layer timings of 32 x 32000 samples and make bench's auto table
+# (2 cores).
+FFT_FROM_TAPS = {"one_to_many": 60, "many_to_one": 200, "one_to_one": 81}
+FFT_FROM_TAPS_TIMES_WIDTH = 600  # several to several: the FFT from 600 / sqrt(F G) taps, and at least 40
 
 
 def choose_backend(K: int, F: int = 1, G: int = 1, device: torch.device | str = "cpu") -> str:
@@ -127,7 +130,9 @@ def choose_backend(K: int, F: int = 1, G: int = 1, device: torch.device | str = 
     on CUDA, cuDNN's conv1d; on CPUs, the Toeplitz GEMMs, or the FFT once filters are long."""
     if torch.device(device).type == spec.CUDA:
         return spec.CONV1D
-    kind = "one_to_many" if F == 1 and G > 1 else "many_to_one" if G == 1 and F > 1 else "other"
+    if F > 1 and G > 1:
+        return spec.FFT if K >= max(40, FFT_FROM_TAPS_TIMES_WIDTH / (F * G) ** 0.5) else spec.TOEPLITZ
+    kind = "one_to_many" if F == 1 and G > 1 else "many_to_one" if G == 1 and F > 1 else "one_to_one"
     return spec.FFT if K >= FFT_FROM_TAPS[kind] else spec.TOEPLITZ
 
 
