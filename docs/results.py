@@ -21,11 +21,13 @@ RECIPES = ["linear-gate", "lbfgs-scratch"]  # run in the workspace's copy (--tem
 SWEEP = "sweep"
 
 
-def sh(cmd, **kw) -> tuple[str, float]:
-    """Run a command in the repository; return its stdout and wall time; stop on failure."""
+def sh(cmd, capture: bool = True) -> tuple[str, float]:
+    """Run a command in the repository; return its stdout (when captured) and wall time; stop
+    on failure. A queued sweep leaves DVC's worker running a while: it would hold a captured
+    pipe open, so runs are not captured."""
     print("+ " + shlex.join(cmd), file=sys.stderr)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, **kw)
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE if capture else None, text=True)
     if proc.returncode:
         sys.exit(f"error: {shlex.join(cmd)} failed (exit {proc.returncode}); fix it and run make results again")
     return proc.stdout, time.perf_counter() - start
@@ -185,12 +187,12 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-experiments", action="store_true", help="render the experiments already in dvc exp show")
     args = parser.parse_args(argv)
     rev = commit()
-    _, repro_s = sh(["dvc", "repro", "-f"])
+    _, repro_s = sh(["dvc", "repro", "-f"], capture=False)
     seconds, sweep_s = {}, None
     if not args.skip_experiments:
         for name in RECIPES:
-            _, seconds[name] = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", name, "--temp"])
-        _, sweep_s = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", SWEEP])
+            _, seconds[name] = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", name, "--temp"], capture=False)
+        _, sweep_s = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", SWEEP], capture=False)
     exps = experiments()
     parts = [
         "# Results\n",
