@@ -13,9 +13,8 @@ Every value is rounded to a 2^-32 grid before the float32 cast, so the bytes do 
 on the last bit of the machine's sin/exp: the same seed gives the same zip everywhere.
 """
 
-import contextlib
+import concurrent.futures
 import io
-import multiprocessing
 import os
 import sys
 import zipfile
@@ -124,16 +123,11 @@ def make_pairs(pairs: int, samples: int, seed: int, fs: int = SAMPLE_RATE) -> li
     # Every random choice first, in one stream, then the arithmetic on every core: the same
     # bytes for any number of workers.
     draws = [(draw_speech(rng, samples, fs), rng.standard_normal(samples + _WARMUP), fs) for _ in range(pairs)]
-    with _pool() as pool:
-        rendered = pool.imap(_render_pair, draws, chunksize=4) if pool else map(_render_pair, draws)
-        bar = tqdm(rendered, total=pairs, desc="synthetic data", unit="pair", file=sys.stderr, disable=None)
+    # Threads, not processes: NumPy's ufuncs release the GIL on long arrays, and a forked
+    # worker of a process whose torch threads have run can deadlock (it did under pytest-xdist).
+    with concurrent.futures.ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        bar = tqdm(pool.map(_render_pair, draws), total=pairs, desc="synthetic data", unit="pair", file=sys.stderr, disable=None)
         return [(torch.from_numpy(x)[None, :], torch.from_numpy(y)[None, :]) for x, y in bar]
-
-
-def _pool():
-    """A pool of forked workers, one per core this process may use; nullcontext on one core."""
-    cores = len(os.sched_getaffinity(0))
-    return multiprocessing.get_context("fork").Pool(cores) if cores > 1 else contextlib.nullcontext()
 
 
 def make_zip(pairs: int, samples: int, seed: int) -> bytes:
