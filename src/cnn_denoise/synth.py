@@ -90,12 +90,12 @@ def clean_speech(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> np.
     return render_speech(draw_speech(rng, n, fs))
 
 
+_WARMUP = 2048  # samples of noise dropped while the band-pass filter settles
+
+
 def band_noise(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> np.ndarray:
     """Gaussian noise band-passed to NOISE_BAND, scaled to NOISE_RMS."""
     return _shape_noise(rng.standard_normal(n + _WARMUP), fs)
-
-
-_WARMUP = 2048  # samples of noise dropped while the band-pass filter settles
 
 
 def _shape_noise(white: np.ndarray, fs: int) -> np.ndarray:
@@ -112,7 +112,7 @@ def _render_pair(draws: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) as float32 from one recording's draws: y on the grid, x = 0.5 y + n on the grid."""
     speech, white, fs = draws
     y = _on_grid(render_speech(speech))
-    return _on_grid(0.5 * y + _on_grid(_shape_noise(white, fs))).astype(np.float32), _on_grid(y).astype(np.float32)
+    return _on_grid(0.5 * y + _on_grid(_shape_noise(white, fs))).astype(np.float32), y.astype(np.float32)
 
 
 def make_pairs(pairs: int, samples: int, seed: int, fs: int = SAMPLE_RATE) -> list[tuple[torch.Tensor, torch.Tensor]]:
