@@ -221,9 +221,21 @@ def one_stage_case(name, tmp_path):
     return [tmp_path / "model.pt", train, test, out, tmp_path / "reports"], "is not a model checkpoint", out
 
 
-@pytest.mark.parametrize("name", ["fetch", "unzip", "split", "train", "evaluate"])
+STAGES = ["fetch", "unzip", "split", "train", "evaluate"]
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_each_stage_refuses_in_one_line(tmp_path, stage, name):
+    """Each stage's main() under run_stage, in this process: one error line, exit status 1."""
+    args, message, out = one_stage_case(name, tmp_path)
+    assert_refused(stage(name, *args, cwd=tmp_path), message, out)
+    assert not (tmp_path / "marker").exists()
+
+
+@pytest.mark.parametrize("name", [n if n == "fetch" else pytest.param(n, marks=pytest.mark.slow) for n in STAGES])
 def test_each_stage_as_its_own_process(tmp_path, name):
-    """What DVC runs: `python stages/NAME.py`, one error line on stderr, exit status 1."""
+    """What DVC runs: `python stages/NAME.py`, one error line on stderr, exit status 1. Fetch
+    imports no torch, so it stays in the fast tier; the others pay torch's import each (slow)."""
     args, message, out = one_stage_case(name, tmp_path)
     assert_refused(subprocess_stage(name, *args, cwd=tmp_path), message, out)
     assert not (tmp_path / "marker").exists()

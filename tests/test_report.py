@@ -20,3 +20,18 @@ def test_figures_are_pngs(tmp_path):
     b = report.response_figure(tmp_path / "b.png", np.random.default_rng(0).standard_normal((40, 1, 5)), np.ones(79) / 79, 32000)
     for p in (a, b):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_envelope_keeps_each_blocks_extremes_in_time_order():
+    rng = np.random.default_rng(1)
+    s = rng.standard_normal(32003)
+    t = np.arange(s.size) / 32000.0
+    te, se = report.envelope(t, s, columns=1000)
+    blocks = s[:32000].reshape(1000, 32)
+    assert np.all(np.diff(te) > 0)  # time order, no sample twice
+    assert np.array_equal(se, s[np.rint(te * 32000).astype(int)])  # every point is a real sample
+    pairs = se[:2000].reshape(1000, 2)
+    assert np.array_equal(pairs.min(1), blocks.min(1)) and np.array_equal(pairs.max(1), blocks.max(1))
+    assert np.array_equal(se[2000:], s[32000:])  # the tail whole
+    short = s[:1500]
+    assert report.envelope(t[:1500], short, columns=1000)[1] is short

@@ -108,3 +108,22 @@ def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, mon
     assert v2 == pytest.approx(v1, rel=1e-5)
     for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * a.abs().max().item())
+
+
+def test_plain_sgd_is_torch_sgd_bit_for_bit():
+    from cnn_denoise.train import PlainSGD
+
+    data = toy()
+    models = [cnn.build([4, 3], [1, 3, 1], seed=2) for _ in range(2)]
+    opts = [PlainSGD(models[0].parameters(), lr=0.3), torch.optim.SGD(models[1].parameters(), lr=0.3)]
+    for _ in range(5):
+        for model, opt in zip(models, opts, strict=True):
+            def closure(model=model, opt=opt):
+                opt.zero_grad(set_to_none=True)
+                loss = (model(data["x"]) - data["y"]).abs().mean()
+                loss.backward()
+                return loss
+            opt.step(closure)
+    a, b = (m.state_dict() for m in models)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["layers.0.H"], cnn.build([4, 3], [1, 3, 1], seed=2).state_dict()["layers.0.H"])  # they moved
