@@ -35,7 +35,7 @@ def test_normal_equations_are_the_explicit_matrix_products(n, taps):
 
 def test_apply_fir_is_causal_filtering():
     rng = np.random.default_rng(1)
-    h, x = rng.standard_normal(5), rng.standard_normal((2, 1, 50)).astype(np.float32)
+    h, x = rng.standard_normal(5), rng.standard_normal((baselines.BATCH + 3, 1, 50)).astype(np.float32)  # two batches
     got = baselines.apply_fir(torch.from_numpy(h), torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, scipy.signal.lfilter(h, [1.0], x, axis=-1), rtol=1e-5, atol=1e-6)
 

@@ -67,11 +67,12 @@ def test_matrix_form_of_the_lab(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_gradients_match_conv1d_oracle(backend):
+@pytest.mark.parametrize("K, Fin, G", [(7, 3, 4), (1, 4, 1), (1, 1, 3)])  # one tap: a pointwise mix (linear-gate's last layer)
+def test_gradients_match_conv1d_oracle(backend, K, Fin, G):
     torch.manual_seed(1)
-    layer = MIMOFilter(7, 3, 4, backend=backend).double()
-    X = randn(2, 3, 30, requires_grad=True)
-    W = randn(2, 4, 30)
+    layer = MIMOFilter(K, Fin, G, backend=backend).double()
+    X = randn(2, Fin, 30, requires_grad=True)
+    W = randn(2, G, 30)
     (layer(X) * W).sum().backward()
     H = layer.H.detach().clone().requires_grad_(True)
     X2 = X.detach().clone().requires_grad_(True)
