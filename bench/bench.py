@@ -94,6 +94,9 @@ def shape_of(knob: str, value) -> dict:
     return {**shape, "taps": [shape["taps"]] * (len(shape["features"]) - 1)}
 
 
+MAX_ROUNDS, MIN_SECONDS = 15, 1.0  # the auto table's timing rounds: at most, and the fastest's total time at least
+
+
 def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
     """For each shape: seconds per epoch of `recordings` recordings (one batch, if larger) with each fast backend
     (shift is the reference, far slower) and with `auto` (its pick per layer), and how far auto is off the fastest."""
@@ -106,14 +109,17 @@ def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
             models = {b: cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device) for b in (*fast, "auto")}
             for model in models.values():
                 train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
-            times = dict.fromkeys(models, float("inf"))
-            for _ in range(repeats):  # round robin: a slow spell of a shared machine hits every backend alike
+            times, rounds = dict.fromkeys(models, float("inf")), 0
+            # Round robin: a slow spell of a shared machine hits every backend alike. Short epochs get
+            # more rounds (their best is noisier), until the fastest has been timed MIN_SECONDS in all.
+            while rounds < repeats or (rounds < MAX_ROUNDS and rounds * min(times.values()) < MIN_SECONDS):
                 for b, model in models.items():
                     times[b] = min(times[b], train_epoch(model, x, y, shape["batch"]))
+                rounds += 1
             auto = times.pop("auto")
             picks = "+".join(choose_backend(k, f, g, device) for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False))
             best = min(times, key=times.get)
-            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "seconds": times, "auto_seconds": auto, "fastest": best,
+            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "rounds": rounds, "seconds": times, "auto_seconds": auto, "fastest": best,
                          "auto": picks, "auto_over_fastest": auto / times[best]})
             print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f", auto ({picks}) {auto:.3f}: "
                   f"{auto / times[best]:.2f}x the fastest", file=sys.stderr)

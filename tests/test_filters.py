@@ -174,8 +174,8 @@ def test_auto_picks_by_device_and_taps():
     assert choose_backend(40, 1, 5) == choose_backend(40, 5, 1) == choose_backend(40, 5, 5) == "toeplitz"
     assert choose_backend(79, 1, 4) == choose_backend(60, 1, 5) == "fft"
     assert choose_backend(120, 5, 1) == "toeplitz" and choose_backend(200, 5, 1) == "fft"  # a last layer keeps the GEMMs longer
-    assert choose_backend(80, 1, 1) == choose_backend(80, 5, 5) == choose_backend(39, 32, 32) == "toeplitz"  # deep-3's 5 -> 5 at 40 too
-    assert choose_backend(81, 1, 1) == choose_backend(120, 5, 5) == choose_backend(40, 32, 32) == "fft"
+    assert choose_backend(80, 1, 1) == choose_backend(80, 5, 5) == choose_backend(40, 32, 32) == "toeplitz"  # deep-3's 5 -> 5 at 40 too
+    assert choose_backend(81, 1, 1) == choose_backend(120, 5, 5) == choose_backend(64, 32, 32) == "fft"
     assert choose_backend(400, 1, 4, "cuda") == "conv1d"
     layer = MIMOFilter(40, 1, 2)
     assert layer.backend == "auto"

@@ -129,3 +129,39 @@ def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
     assert cnn.load(tmp_path / "m.pt").input_scale == 250.0
     with pytest.raises(ValueError, match="input_scale"):
         MIMOCNN([3], [1, 1], input_scale=0.0)
+
+
+@pytest.mark.parametrize("taps, features, n, last, scale", [
+    ([40, 40], [1, 5, 1], 1000, "tanh", 1.0),      # the lab's CNN; N not a multiple of the block
+    ([7, 9, 12], [2, 3, 4, 1], 37, "linear", 100.0),  # several input features first, three layers, a scale
+    ([20, 30], [1, 4, 2], 15, "tanh", 1.0),         # a signal shorter than one block
+])
+def test_layers_chained_in_one_layout_equal_the_reference(taps, features, n, last, scale):
+    """toeplitz_chain (the Toeplitz layers in one blocked layout) against the shift register,
+    outputs and every gradient."""
+    from cnn_denoise.filters import chains
+
+    torch.manual_seed(0)
+    models = [MIMOCNN(taps, features, last_activation=last, backend=b, input_scale=scale).double() for b in ("toeplitz", "shift")]
+    models[1].load_state_dict(models[0].state_dict())
+    assert chains(["toeplitz"] * len(taps), taps)
+    X = torch.randn(3, features[0], n, dtype=torch.float64)
+    W = torch.randn(3, features[-1], n, dtype=torch.float64)
+    inputs = [X.clone().requires_grad_(True) for _ in models]
+    outs = [m(x) for m, x in zip(models, inputs, strict=True)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-12, atol=1e-12)
+    for out in outs:
+        (out * W).sum().backward()
+    torch.testing.assert_close(inputs[0].grad, inputs[1].grad)
+    for a, b in zip(models[0].layers, models[1].layers, strict=True):
+        torch.testing.assert_close(a.H.grad, b.H.grad)
+
+
+def test_which_layers_chain():
+    from cnn_denoise.filters import chains
+
+    assert chains(["toeplitz", "toeplitz"], [40, 40])
+    assert not chains(["toeplitz"], [40])                  # one layer: nothing to keep
+    assert not chains(["toeplitz", "fft"], [40, 40])        # another backend in between
+    assert not chains(["toeplitz", "toeplitz"], [10, 100])  # one block length would waste 5x on the short one
+    assert not chains(["toeplitz", "toeplitz"], [79, 1])    # a one-tap layer is one bmm of its own

@@ -67,29 +67,49 @@ def toeplitz_matrix(H: torch.Tensor, block: int) -> torch.Tensor:
     return T.permute(2, 0, 3, 1).reshape(Fin * (block + K - 1), G * block)
 
 
-def _windows(X: torch.Tensor, H: torch.Tensor, L: int) -> torch.Tensor:
-    """One GEMM of overlapping windows (each block and the K-1 samples before it) with T."""
-    K, Fin, G = H.shape
-    B, _, N = X.shape
-    J = -(-N // L)  # blocks, the last one zero-padded
+def _window_rows(X: torch.Tensor, K: int, L: int) -> torch.Tensor:
+    """Overlapping windows (each block of L and the K-1 samples before it) as GEMM rows:
+    (B*J, F*(L+K-1)) for X (B, F, N), the last block zero-padded."""
+    B, Fin, N = X.shape
+    J = -(-N // L)
     windows = F.pad(X, (K - 1, J * L - N)).unfold(-1, L + K - 1, L)  # (B, F, J, L+K-1), a view
-    rows = windows.permute(0, 2, 1, 3).reshape(B * J, Fin * (L + K - 1))
-    Y = rows @ toeplitz_matrix(H, L)  # (B*J, G*L)
-    return Y.view(B, J, G, L).permute(0, 2, 1, 3).reshape(B, G, J * L)[..., :N]
+    return windows.permute(0, 2, 1, 3).reshape(B * J, Fin * (L + K - 1))
+
+
+def _block_rows(X: torch.Tensor, L: int) -> torch.Tensor:
+    """Non-overlapping blocks of L as GEMM rows (B*J, F*L), features outer, time inner."""
+    B, Fin, N = X.shape
+    J = -(-N // L)
+    return F.pad(X, (0, J * L - N)).reshape(B, Fin, J, L).transpose(1, 2).reshape(B * J, Fin * L)
+
+
+def _from_rows(rows: torch.Tensor, B: int, N: int, L: int) -> torch.Tensor:
+    """Rows (B*J, G*L) back to (B, G, N)."""
+    J = rows.shape[0] // B
+    return rows.view(B, J, -1, L).transpose(1, 2).reshape(B, -1, J * L)[..., :N]
+
+
+def _blocks_gemm(rows: torch.Tensor, H: torch.Tensor, L: int, B: int) -> torch.Tensor:
+    """Block rows (B*J, F*L) to output rows (B*J, G*L), L >= K-1: each block's effect on its
+    own output block, and (its last K-1 samples) on the next one."""
+    K, Fin, G = H.shape
+    T = toeplitz_matrix(H, L).view(Fin, L + K - 1, G * L)
+    own = T[:, K - 1 :].reshape(Fin * L, G * L)
+    spill = F.pad(T[:, : K - 1], (0, 0, L - K + 1, 0)).reshape(Fin * L, G * L)
+    J = rows.shape[0] // B
+    Y = (rows @ own).view(B, J, G * L) + F.pad((rows @ spill).view(B, J, G * L)[:, :-1], (0, 0, 1, 0))
+    return Y.view(B * J, G * L)
+
+
+def _windows(X: torch.Tensor, H: torch.Tensor, L: int) -> torch.Tensor:
+    """One GEMM of overlapping windows with T."""
+    return _from_rows(_window_rows(X, H.shape[0], L) @ toeplitz_matrix(H, L), X.shape[0], X.shape[-1], L)
 
 
 def _blocks(X: torch.Tensor, H: torch.Tensor, L: int) -> torch.Tensor:
-    """Two GEMMs of non-overlapping blocks (L >= K-1): each block's effect on its own output
-    block, and on the next one. No overlapping copies, so the input's gradient is cheap."""
-    K, Fin, G = H.shape
-    B, _, N = X.shape
-    J = -(-N // L)
-    rows = F.pad(X, (0, J * L - N)).reshape(B, Fin, J, L).transpose(1, 2).reshape(B * J, Fin * L)
-    T = toeplitz_matrix(H, L).view(Fin, L + K - 1, G * L)
-    own = T[:, K - 1 :].reshape(Fin * L, G * L)
-    spill = F.pad(T[:, : K - 1], (0, 0, L - K + 1, 0)).reshape(Fin * L, G * L)  # last K-1 samples
-    Y = (rows @ own).view(B, J, G * L) + F.pad((rows @ spill).view(B, J, G * L)[:, :-1], (0, 0, 1, 0))
-    return Y.view(B, J, G, L).transpose(1, 2).reshape(B, G, J * L)[..., :N]
+    """Two GEMMs of non-overlapping blocks (L >= K-1): no overlapping copies, so the input's
+    gradient is cheap."""
+    return _from_rows(_blocks_gemm(_block_rows(X, L), H, L, X.shape[0]), X.shape[0], X.shape[-1], L)
 
 
 def mimo_toeplitz(X: torch.Tensor, H: torch.Tensor, block: int | None = None) -> torch.Tensor:
@@ -115,16 +135,49 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft(spectrum, n=n)[..., :N]
 
 
+def chains(backends: list[str], taps: list[int]) -> bool:
+    """Whether a CNN's layers run as one `toeplitz_chain`: two or more, every one on the
+    Toeplitz GEMMs, of similar lengths (one block length serves them all) and no one-tap layer."""
+    return len(taps) >= 2 and all(b == spec.TOEPLITZ for b in backends) and 2 <= min(taps) and max(taps) <= 2 * min(taps)
+
+
+def toeplitz_chain(X: torch.Tensor, Hs: list[torch.Tensor], after: list) -> torch.Tensor:
+    """Layers of Toeplitz GEMMs kept in one blocked layout: each layer's output rows, (g, i) per
+    block, are the next layer's input rows as they are, so the (batch, feature, time) layout is
+    left once and entered once, not at every layer (those copies, forward and backward, were a
+    third of an epoch of the lab's CNN). `after[l]` (a function or None) follows layer l; it
+    must act sample by sample, as tanh does. Exact: the outputs past N that the zero padding
+    makes feed only later samples (the filters are causal) and are cut off at the end.
+
+    One block length L = max(K, 16) for every layer: windows for a one-feature first layer
+    (a view of the signal), two GEMMs of blocks for the others (they need L >= K-1)."""
+    B, Fin, N = X.shape
+    L = max(16, *(H.shape[0] for H in Hs))
+    first = Hs[0]
+    if Fin == 1:
+        rows = _window_rows(X, first.shape[0], L) @ toeplitz_matrix(first, L)
+    else:
+        rows = _blocks_gemm(_block_rows(X, L), first, L, B)
+    for i, H in enumerate(Hs):
+        if i > 0:
+            rows = _blocks_gemm(rows, H, L, B)
+        if after[i] is not None:
+            rows = after[i](rows)
+    return _from_rows(rows, B, N, L)
+
+
 # CPUs: the taps from which the FFT beats the Toeplitz GEMMs, by the layer's features. One
 # input feature and several outputs (a first layer): the GEMMs' zeros grow with K while the
 # FFT transforms one signal (1 -> 4 at 79 taps: 0.045 s vs 0.081 s per batch, forward and
 # backward); several inputs and one output (a last layer): the FFT's gradient costs a
 # transform per input, and the GEMMs win to ~200 taps; several of both: the GEMMs grow with
-# F G K, the FFT's products with F G only (5 x 5 from ~120 taps, 16 x 16 ~60, 32 x 32 ~40);
-# one to one: from ~80. From layer timings of 32 x 32000 samples and make bench's auto table
-# (2 cores).
+# F G K, the FFT's products with F G only (5 x 5 from ~120 taps, 16 x 16 ~60, 32 x 32 ~40
+# for a layer alone; but an FFT layer breaks the Toeplitz chain of the whole CNN, and with the
+# chain [1, 32, 32, 1] at 40 taps took 5.6 s per bench epoch all-Toeplitz vs 6.9 s with an
+# FFT in the middle, so not below 64 taps); one to one: from ~80. From layer timings of
+# 32 x 32000 samples and make bench's auto table (2 cores).
 FFT_FROM_TAPS = {"one_to_many": 60, "many_to_one": 200, "one_to_one": 81}
-FFT_FROM_TAPS_TIMES_WIDTH = 600  # several to several: the FFT from 600 / sqrt(F G) taps, and at least 40
+FFT_FROM_TAPS_TIMES_WIDTH = 600  # several to several: the FFT from 600 / sqrt(F G) taps, and at least 64
 
 
 def choose_backend(K: int, F: int = 1, G: int = 1, device: torch.device | str = "cpu") -> str:
@@ -133,7 +186,7 @@ def choose_backend(K: int, F: int = 1, G: int = 1, device: torch.device | str = 
     if torch.device(device).type == spec.CUDA:
         return spec.CONV1D
     if F > 1 and G > 1:
-        return spec.FFT if K >= max(40, FFT_FROM_TAPS_TIMES_WIDTH / (F * G) ** 0.5) else spec.TOEPLITZ
+        return spec.FFT if K >= max(64, FFT_FROM_TAPS_TIMES_WIDTH / (F * G) ** 0.5) else spec.TOEPLITZ
     kind = "one_to_many" if F == 1 and G > 1 else "many_to_one" if G == 1 and F > 1 else "one_to_one"
     return spec.FFT if K >= FFT_FROM_TAPS[kind] else spec.TOEPLITZ
 
@@ -168,9 +221,12 @@ class MIMOFilter(nn.Module):
                 f"MIMOFilter: expected input (batch, {self.in_features}, N) or ({self.in_features}, N), "
                 f"got shape {tuple(X.shape)}"
             )
-        backend = choose_backend(self.taps, self.in_features, self.out_features, X.device) if self.backend == spec.AUTO else self.backend
-        Y = IMPLEMENTATIONS[backend](X, self.H)
+        Y = IMPLEMENTATIONS[self.backend_for(X.device)](X, self.H)
         return Y.squeeze(0) if unbatched else Y
+
+    def backend_for(self, device) -> str:
+        """The backend this layer runs on `device`: its own, or `auto`'s choice."""
+        return choose_backend(self.taps, self.in_features, self.out_features, device) if self.backend == spec.AUTO else self.backend
 
     def extra_repr(self) -> str:
         return f"taps={self.taps}, in_features={self.in_features}, out_features={self.out_features}, backend={self.backend!r}"

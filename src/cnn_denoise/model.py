@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from . import spec
 from .errors import PipelineError
-from .filters import MIMOFilter
+from .filters import MIMOFilter, chains, toeplitz_chain
 
 
 class MIMOCNN(nn.Module):
@@ -40,12 +40,17 @@ class MIMOCNN(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1
+        tanh_after = [i < last or self.last_activation == spec.TANH for i in range(last + 1)]
         if self.input_scale != 1.0:
             X = X * self.input_scale
-        for i, layer in enumerate(self.layers):
-            X = layer(X)
-            if i < last or self.last_activation == spec.TANH:
-                X = torch.tanh(X)
+        backends = [layer.backend_for(X.device) for layer in self.layers]
+        if X.dim() == 3 and X.shape[1] == self.features[0] and chains(backends, self.taps):
+            X = toeplitz_chain(X, [layer.H for layer in self.layers], [torch.tanh if t else None for t in tanh_after])
+        else:
+            for layer, t in zip(self.layers, tanh_after, strict=True):
+                X = layer(X)
+                if t:
+                    X = torch.tanh(X)
         return X / self.input_scale if self.input_scale != 1.0 else X
 
 
