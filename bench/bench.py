@@ -112,9 +112,10 @@ def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
             times, rounds = dict.fromkeys(models, float("inf")), 0
             # Round robin: a slow spell of a shared machine hits every backend alike. Short epochs get
             # more rounds (their best is noisier), until the fastest has been timed MIN_SECONDS in all.
+            names = list(models)
             while rounds < repeats or (rounds < MAX_ROUNDS and rounds * min(times.values()) < MIN_SECONDS):
-                for b, model in models.items():
-                    times[b] = min(times[b], train_epoch(model, x, y, shape["batch"]))
+                for b in names[rounds % len(names) :] + names[: rounds % len(names)]:  # each in every place of the order
+                    times[b] = min(times[b], train_epoch(models[b], x, y, shape["batch"]))
                 rounds += 1
             auto = times.pop("auto")
             picks = "+".join(choose_backend(k, f, g, device) for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False))
