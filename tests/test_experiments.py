@@ -5,6 +5,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from helpers import assert_runs_complete, make_project, run_queue, sh
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,8 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
     assert "+ dvc exp run -n linear-gate" in ran_it.stderr and "train.init=linear" in ran_it.stderr
     metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
-    assert len(history) == 11
+    epochs = yaml.safe_load((repo / "recipes" / "linear-gate.yaml").read_text())["params"]["train.epochs"]
+    assert [int(row["epoch"]) for row in history] == list(range(epochs + 1))  # epoch 0 and every epoch of the recipe
     assert float(history[0]["test_l1"]) * 2000 == pytest.approx(metrics["linear"]["l1_sum"], rel=1e-4)  # 2000 samples a recording
     assert float(history[-1]["test_l1"]) == pytest.approx(metrics["test"]["l1"], rel=5e-6)  # eval.json keeps 6 digits
     gate = torch.load(repo / "models" / "model.pt", weights_only=True)["state_dict"]["layers.1.H"]

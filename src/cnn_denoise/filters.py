@@ -120,8 +120,8 @@ def mimo_toeplitz(X: torch.Tensor, H: torch.Tensor, block: int | None = None) ->
     several, two GEMMs of non-overlapping blocks of L = K. One tap: one small product."""
     K, Fin, _ = H.shape
     N = X.shape[-1]
-    if K == 1:  # no delays: a pointwise mix of features, H_0^T X (blocks would be 16x the work;
-        return torch.bmm(H[0].T.expand(X.shape[0], -1, -1), X)  # bmm: 2x matmul's broadcast, forward and back)
+    if K == 1:  # no delays, H_0^T X: one bmm (Toeplitz blocks did 16x the work; matmul's broadcast took 2x as long)
+        return torch.bmm(H[0].T.expand(X.shape[0], -1, -1), X)
     if Fin > 1 and (block or K) >= K - 1:
         return _blocks(X, H, min(block or max(K, 16), max(N, K - 1)))
     return _windows(X, H, min(block or max(16, -(-3 * K // 32) * 16), N))
@@ -144,8 +144,8 @@ def chains(backends: list[str], taps: list[int]) -> bool:
 def toeplitz_chain(X: torch.Tensor, Hs: list[torch.Tensor], after: list) -> torch.Tensor:
     """Layers of Toeplitz GEMMs kept in one blocked layout: each layer's output rows, (g, i) per
     block, are the next layer's input rows as they are, so the (batch, feature, time) layout is
-    left once and entered once, not at every layer (those copies, forward and backward, were a
-    third of an epoch of the lab's CNN). `after[l]` (a function or None) follows layer l; it
+    left once and entered once, not at every layer (those copies, forward and backward, were
+    over a quarter of an epoch of the lab's CNN). `after[l]` (a function or None) follows layer l; it
     must act sample by sample, as tanh does. Exact: the outputs past N that the zero padding
     makes feed only later samples (the filters are causal) and are cut off at the end.
 
