@@ -178,7 +178,7 @@ def test_fetch_failures_leave_no_file(tmp_path, http_server, stage, monkeypatch,
     (root / "d.zip").write_bytes(b"zip bytes")
     urls = {"404": f"{url}/status/404", "500": f"{url}/status/500", "refused": f"http://127.0.0.1:{free_port()}/d.zip",
             "stall": f"{url}/stall", "sha": f"{url}/files/d.zip"}
-    write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 0.5, "data.sha256": "0" * 64})
+    write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 0.2, "data.sha256": "0" * 64})
     out = tmp_path / "data" / "raw" / "dataset.zip"
     proc = stage("fetch", out, cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
@@ -368,7 +368,7 @@ def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     for name, q in (("train", 8), ("test", 4)):
         torch.save({"x": torch.zeros(q, 1, 600), "y": torch.zeros(q, 1, 600)}, d / f"{name}.pt")
     model_spec = {"model.taps": [40, 1], "model.features": [1, 4, 1], "model.last_activation": "linear"} if init == "linear" else {}
-    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "train.init": init, **model_spec})
+    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "train.init": init, "evaluate.examples": 1, **model_spec})  # one figure of silence
     trained = stage("train", d / "train.pt", d / "test.pt", tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
     if init == "linear":
         assert_refused(trained, "train.init linear: the least-squares filter of the training set outputs silence", tmp_path / "m.pt")
