@@ -31,6 +31,7 @@ test-fast: setup  # the unmarked tests, in parallel: seconds
 
 lint: setup
 	ruff check .
+	ruff format --check .
 
 # System packages a few end-to-end tests use: Chromium (the offline-plot page) and PostgreSQL
 # (the team's tracking server). Installed where we can (root with apt, as in CI); elsewhere

@@ -42,7 +42,11 @@ def sync(device):
 
 def one_epoch(backend: str, x, y, batch: int = 32) -> float:
     """Seconds for one SGD epoch of the lab's CNN with a backend, or with PlainConv1dCNN ("plain")."""
-    model = PlainConv1dCNN(SPEC["taps"], SPEC["features"]) if backend == PLAIN else cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0)
+    model = (
+        PlainConv1dCNN(SPEC["taps"], SPEC["features"])
+        if backend == PLAIN
+        else cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0)
+    )
     return train_epoch(model.to(x.device), x, y, batch)
 
 
@@ -52,8 +56,10 @@ class PlainConv1dCNN(torch.nn.Module):
 
     def __init__(self, taps, features):
         super().__init__()
-        self.convs = torch.nn.ModuleList(torch.nn.Conv1d(f, g, k, padding=k - 1, bias=False)
-                                         for k, f, g in zip(taps, features[:-1], features[1:], strict=True))
+        self.convs = torch.nn.ModuleList(
+            torch.nn.Conv1d(f, g, k, padding=k - 1, bias=False)
+            for k, f, g in zip(taps, features[:-1], features[1:], strict=True)
+        )
 
     def forward(self, x):
         for conv in self.convs:
@@ -79,8 +85,13 @@ def train_epoch(model, x, y, batch: int = 32) -> float:
 # `auto` against every exact backend, one knob of the lab's shape changed at a time, and the
 # shapes of the recipes (recipes/*.yaml) as they are.
 LAB_SHAPE = {"taps": 40, "features": [1, 5, 1], "samples": 32000, "batch": 32}
-KNOBS = {"taps": [10, 40, 100, 200, 400], "features": [[1, 5, 1], [1, 16, 1], [1, 16, 16, 1], [1, 32, 32, 1]],
-         "samples": [8000, 32000, 128000], "batch": [1, 8, 32, 128], "recipe": ["linear-gate"]}
+KNOBS = {
+    "taps": [10, 40, 100, 200, 400],
+    "features": [[1, 5, 1], [1, 16, 1], [1, 16, 16, 1], [1, 32, 32, 1]],
+    "samples": [8000, 32000, 128000],
+    "batch": [1, 8, 32, 128],
+    "recipe": ["linear-gate"],
+}
 
 
 def shape_of(knob: str, value) -> dict:
@@ -106,7 +117,9 @@ def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
         for value in values:
             shape = shape_of(knob, value)
             x, y = lab_data(max(recordings, shape["batch"]), shape["samples"], device)
-            models = {b: cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device) for b in (*fast, "auto")}
+            models = {
+                b: cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device) for b in (*fast, "auto")
+            }
             for model in models.values():
                 train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
             times, rounds = dict.fromkeys(models, float("inf")), 0
@@ -114,16 +127,37 @@ def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
             # more rounds (their best is noisier), until the fastest has been timed MIN_SECONDS in all.
             names = list(models)
             while rounds < repeats or (rounds < MAX_ROUNDS and rounds * min(times.values()) < MIN_SECONDS):
-                for b in names[rounds % len(names) :] + names[: rounds % len(names)]:  # each in every place of the order
+                for b in (
+                    names[rounds % len(names) :] + names[: rounds % len(names)]
+                ):  # each in every place of the order
                     times[b] = min(times[b], train_epoch(models[b], x, y, shape["batch"]))
                 rounds += 1
             auto = times.pop("auto")
-            picks = "+".join(choose_backend(k, f, g, device) for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False))
+            picks = "+".join(
+                choose_backend(k, f, g, device)
+                for k, f, g in zip(shape["taps"], shape["features"], shape["features"][1:], strict=False)
+            )
             best = min(times, key=times.get)
-            rows.append({"knob": knob, **shape, "recordings": x.shape[0], "rounds": rounds, "seconds": times, "auto_seconds": auto, "fastest": best,
-                         "auto": picks, "auto_over_fastest": auto / times[best]})
-            print(f"auto {knob}={value}: " + ", ".join(f"{b} {t:.3f}" for b, t in times.items()) + f", auto ({picks}) {auto:.3f}: "
-                  f"{auto / times[best]:.2f}x the fastest", file=sys.stderr)
+            rows.append(
+                {
+                    "knob": knob,
+                    **shape,
+                    "recordings": x.shape[0],
+                    "rounds": rounds,
+                    "seconds": times,
+                    "auto_seconds": auto,
+                    "fastest": best,
+                    "auto": picks,
+                    "auto_over_fastest": auto / times[best],
+                }
+            )
+            print(
+                f"auto {knob}={value}: "
+                + ", ".join(f"{b} {t:.3f}" for b, t in times.items())
+                + f", auto ({picks}) {auto:.3f}: "
+                f"{auto / times[best]:.2f}x the fastest",
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -140,7 +174,11 @@ def auto_plot(rows: list[dict], path: Path) -> None:
         for b in mine[0]["seconds"]:
             ax.plot(labels, [r["seconds"][b] for r in mine], marker="o", label=b)
         ax.plot(labels, [r["auto_seconds"] for r in mine], "k--", marker="x", lw=1, label="auto")
-        ax.set(title=f"{knob} (others as the lab)" if knob != "recipe" else "recipes' shapes", ylabel="s per epoch", yscale="log")
+        ax.set(
+            title=f"{knob} (others as the lab)" if knob != "recipe" else "recipes' shapes",
+            ylabel="s per epoch",
+            yscale="log",
+        )
         ax.tick_params(axis="x", rotation=30)
     axes[0].legend()
     fig.savefig(path, dpi=110)
@@ -181,9 +219,13 @@ def peak_memory_mib(backend: str, q: int, n: int) -> float:
     """How far one training epoch lifts a fresh process's peak RSS (VmHWM) above its RSS
     with the data loaded (MiB): the memory training itself needs. (ru_maxrss would not do:
     Linux carries the parent's peak into a child across exec.)"""
-    code = (f"import bench.bench as b; x, y = b.lab_data({q}, {n}, 'cpu'); b.one_epoch({backend!r}, x[:2], y[:2]); "
-            f"rss = b._status_kib('VmRSS'); b.one_epoch({backend!r}, x, y); print(rss, b._status_kib('VmHWM'))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        f"import bench.bench as b; x, y = b.lab_data({q}, {n}, 'cpu'); b.one_epoch({backend!r}, x[:2], y[:2]); "
+        f"rss = b._status_kib('VmRSS'); b.one_epoch({backend!r}, x, y); print(rss, b._status_kib('VmHWM'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     return (int(out[1]) - int(out[0])) / 1024
 
 
@@ -196,21 +238,35 @@ def stage_times(recipe: str = "linear-gate") -> tuple[dict[str, float], dict[str
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
     overrides = recipes.load(recipe, ROOT)[0].overrides
-    rerun, changed = [], set()  # the stages whose params the recipe sets, and every stage downstream of them (as DVC reruns)
+    rerun, changed = (
+        [],
+        set(),
+    )  # the stages whose params the recipe sets, and every stage downstream of them (as DVC reruns)
     for name, stage in stages.items():
-        if any(o.split(".")[0] in {p.split(".")[0] for p in stage.get("params", [])} for o in overrides) or changed & set(stage.get("deps", [])):
+        if any(
+            o.split(".")[0] in {p.split(".")[0] for p in stage.get("params", [])} for o in overrides
+        ) or changed & set(stage.get("deps", [])):
             rerun.append(name)
-            changed |= {o if isinstance(o, str) else next(iter(o)) for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
+            changed |= {
+                o if isinstance(o, str) else next(iter(o))
+                for key in ("outs", "metrics", "plots")
+                for o in stage.get(key, [])
+            }
     times, recipe_times = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, CNN_DENOISE_TRACKING="off")
-        for params, names, out in ((defaults, list(stages), times), (recipes.set_dotted(defaults, overrides), rerun, recipe_times)):
+        for params, names, out in (
+            (defaults, list(stages), times),
+            (recipes.set_dotted(defaults, overrides), rerun, recipe_times),
+        ):
             Path(tmp, "params.yaml").write_text(yaml.safe_dump(params))
             for name in names:
                 program, script, *args = shlex.split(stages[name]["cmd"])
                 assert program == "python", stages[name]["cmd"]
                 start = time.perf_counter()
-                subprocess.run([sys.executable, str(ROOT / script), *args], cwd=tmp, env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [sys.executable, str(ROOT / script), *args], cwd=tmp, env=env, check=True, capture_output=True
+                )
                 out[name] = time.perf_counter() - start
     return times, recipe_times
 
@@ -231,7 +287,12 @@ def enhance_rtf(seconds: int = 60) -> dict:
         start = time.perf_counter()
         cli.enhance_file(denoiser, src, Path(tmp) / "out.wav")
         took = time.perf_counter() - start
-    return {"audio_seconds": seconds, "format": "48 kHz stereo PCM_16", "wall_seconds": took, "real_time_factor": took / seconds}
+    return {
+        "audio_seconds": seconds,
+        "format": "48 kHz stereo PCM_16",
+        "wall_seconds": took,
+        "real_time_factor": took / seconds,
+    }
 
 
 def main(argv=None):
@@ -257,7 +318,11 @@ def main(argv=None):
         print(f"{backend:>9}: {epoch[backend]:.3f} s/epoch", file=sys.stderr)
     rate = gemm_rate(device)
     flops = useful_flops(args.recordings, args.samples)
-    memory = {b: peak_memory_mib(b, args.recordings, args.samples) for b in (PLAIN, *BACKENDS)} if device.type == "cpu" else {}
+    memory = (
+        {b: peak_memory_mib(b, args.recordings, args.samples) for b in (PLAIN, *BACKENDS)}
+        if device.type == "cpu"
+        else {}
+    )
     if device.type == "cuda":
         for b in (PLAIN, *BACKENDS):
             torch.cuda.reset_peak_memory_stats()
@@ -266,8 +331,12 @@ def main(argv=None):
             memory[b] = (torch.cuda.max_memory_allocated() - base) / 2**20
     results = {
         "command": shlex.join(["python", "bench/bench.py", *(argv if argv is not None else sys.argv[1:])]),
-        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "commit": subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
         "recordings": args.recordings,
         "samples": args.samples,
@@ -286,8 +355,11 @@ def main(argv=None):
         results["auto"] = auto_table(device)
         auto_plot(results["auto"], Path(args.out).with_name(f"auto_{device.type}.png"))
     results["enhance"] = enhance_rtf()
-    print(f"enhance: {results['enhance']['audio_seconds']} s of {results['enhance']['format']} in "
-          f"{results['enhance']['wall_seconds']:.2f} s (real-time factor {results['enhance']['real_time_factor']:.3f})", file=sys.stderr)
+    print(
+        f"enhance: {results['enhance']['audio_seconds']} s of {results['enhance']['format']} in "
+        f"{results['enhance']['wall_seconds']:.2f} s (real-time factor {results['enhance']['real_time_factor']:.3f})",
+        file=sys.stderr,
+    )
     if not args.skip_stages:
         results["stage_seconds"], results["recipe_seconds"] = stage_times(RECIPE)
         results["recipe"] = RECIPE
@@ -296,25 +368,47 @@ def main(argv=None):
         results["pipeline_over_training"] = sum(results["stage_seconds"].values()) / results["training_arithmetic_s"]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{results['device']}, {args.recordings} x {args.samples} samples, GEMM {rate / 1e9:.0f} GFLOP/s, "
-          f"{flops / 1e9:.1f} useful GFLOP per epoch")
+    print(
+        f"\n{results['device']}, {args.recordings} x {args.samples} samples, GEMM {rate / 1e9:.0f} GFLOP/s, "
+        f"{flops / 1e9:.1f} useful GFLOP per epoch"
+    )
     print(f"{'backend':>9} {'s/epoch':>9} {'vs default':>11} {'of GEMM':>8} {'peak MiB':>9}")
     for b, t in epoch.items():
         mark = " *" if b == default else ""
-        print(f"{b:>9} {t:9.3f} {t / epoch[default]:10.2f}x {flops / t / rate:8.1%} {memory.get(b, float('nan')):9.0f}{mark}")
-    print(f"default ({default}) is {results['speedup_default_over_plain_conv1d']:.1f}x a plain conv1d CNN, "
-          f"{results['speedup_default_over_conv1d']:.1f}x the conv1d backend and {results['speedup_default_over_shift']:.1f}x the shift register")
+        print(
+            f"{b:>9} {t:9.3f} {t / epoch[default]:10.2f}x {flops / t / rate:8.1%} "
+            f"{memory.get(b, float('nan')):9.0f}{mark}"
+        )
+    print(
+        f"default ({default}) is {results['speedup_default_over_plain_conv1d']:.1f}x a plain conv1d CNN, "
+        f"{results['speedup_default_over_conv1d']:.1f}x the conv1d backend and "
+        f"{results['speedup_default_over_shift']:.1f}x the shift register"
+    )
     if "auto" in results:
-        print(f"{'knob':>9} {'value':>14} " + " ".join(f"{b:>9}" for b in results["auto"][0]["seconds"]) + "  auto  vs fastest")
+        print(
+            f"{'knob':>9} {'value':>14} "
+            + " ".join(f"{b:>9}" for b in results["auto"][0]["seconds"])
+            + "  auto  vs fastest"
+        )
         for r in results["auto"]:
-            print(f"{r['knob']:>9} {str(r[r['knob']]).replace(' ', ''):>14} " + " ".join(f"{t:9.3f}" for t in r["seconds"].values())
-                  + f"  {r['auto']:>8} {r['auto_over_fastest']:.2f}x")
+            print(
+                f"{r['knob']:>9} {str(r[r['knob']]).replace(' ', ''):>14} "
+                + " ".join(f"{t:9.3f}" for t in r["seconds"].values())
+                + f"  {r['auto']:>8} {r['auto_over_fastest']:.2f}x"
+            )
     if "stage_seconds" in results:
-        print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items())
-              + f"; all {sum(results['stage_seconds'].values()):.1f} = {results['pipeline_over_training']:.1f}x the training arithmetic "
-              f"({results['training_arithmetic_s']:.1f} s)")
-        print(f"recipe {results['recipe']} (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["recipe_seconds"].items())
-              + f"; all {sum(results['recipe_seconds'].values()):.1f}")
+        print(
+            "stages (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in results["stage_seconds"].items())
+            + f"; all {sum(results['stage_seconds'].values()):.1f} = "
+            f"{results['pipeline_over_training']:.1f}x the training arithmetic "
+            f"({results['training_arithmetic_s']:.1f} s)"
+        )
+        print(
+            f"recipe {results['recipe']} (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in results["recipe_seconds"].items())
+            + f"; all {sum(results['recipe_seconds'].values()):.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,22 @@ def sweep(repo: Path, env: dict, jobs: int, tag: str, first_seed: int) -> float:
     """Queue EXPERIMENTS experiments (seeds never used before, so DVC's run cache cannot
     restore them), start jobs workers, wait: seconds until all are done."""
     for i in range(EXPERIMENTS):
-        run(["dvc", "exp", "run", "--queue", "-n", f"{tag}-{i}", "-S", "train.epochs=5", "-S", f"train.seed={first_seed + i}"], repo, env)
+        run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-n",
+                f"{tag}-{i}",
+                "-S",
+                "train.epochs=5",
+                "-S",
+                f"train.seed={first_seed + i}",
+            ],
+            repo,
+            env,
+        )
     start = time.perf_counter()
     run(["dvc", "queue", "start", "-j", str(jobs)], repo, env)
     while True:
@@ -57,20 +72,32 @@ def complete_runs(uri: str, prefix: str) -> int:
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("lab2b-cnn-denoise")
-    runs = client.search_runs([exp.experiment_id], f"tags.kind = 'cnn' and attributes.run_name LIKE '{prefix}-%'", max_results=100)
+    runs = client.search_runs(
+        [exp.experiment_id], f"tags.kind = 'cnn' and attributes.run_name LIKE '{prefix}-%'", max_results=100
+    )
     return sum(r.info.status == "FINISHED" and "test.l1" in r.data.metrics for r in runs)
 
 
 def main() -> int:
     from cnn_denoise import server
 
-    work = Path(tempfile.mkdtemp(prefix="cnn-denoise-team-bench-"))  # in /tmp itself: PostgreSQL runs as postgres under root
+    work = Path(
+        tempfile.mkdtemp(prefix="cnn-denoise-team-bench-")
+    )  # in /tmp itself: PostgreSQL runs as postgres under root
     work.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "CNN_DENOISE_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", MLFLOW_DISABLE_TELEMETRY="true", CNN_DENOISE_TRACKING="require")
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        CNN_DENOISE_TRACKING="require",
+    )
     a, b, remote = work / "a", work / "b", work / "dvc-remote"
-    results = {"commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
-               "cpus": os.cpu_count()}
+    results = {
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "cpus": os.cpu_count(),
+    }
     try:
         run(["git", "clone", "-q", str(ROOT), str(a)], work, env)
         run(["dvc", "remote", "modify", "--local", "team", "url", str(remote)], a, env)
@@ -92,27 +119,50 @@ def main() -> int:
         results["pull_s"] = run(["dvc", "pull"], b, env)
         results["remote_mb"] = round(sum(f.stat().st_size for f in remote.rglob("*") if f.is_file()) / 2**20, 1)
         run(["git", "add", "-A"], a, env)
-        run(["git", "commit", "-qm", "bench", "--allow-empty"], a, dict(env, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b",
-                                                                         GIT_COMMITTER_EMAIL="b@b"))
+        run(
+            ["git", "commit", "-qm", "bench", "--allow-empty"],
+            a,
+            dict(env, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b"),
+        )
         results["sweeps"] = []
-        sweeps = [*(("sqlite", j, env, f"sqlite:///{a / 'mlflow.db'}") for j in JOBS), ("server", 4, server_env, state["url"])]
+        sweeps = [
+            *(("sqlite", j, env, f"sqlite:///{a / 'mlflow.db'}") for j in JOBS),
+            ("server", 4, server_env, state["url"]),
+        ]
         for n, (store, jobs, store_env, uri) in enumerate(sweeps):
             print(f"{EXPERIMENTS} queued experiments, -j {jobs}, {store}", file=sys.stderr)
             tag = f"{store}-j{jobs}"
             took = sweep(a, store_env, jobs, tag, first_seed=100 * (n + 1))
-            results["sweeps"].append({"store": store, "jobs": jobs, "wall_s": took, "experiments_per_min": 60 * EXPERIMENTS / took,
-                                      "complete_runs": complete_runs(uri, tag)})
+            results["sweeps"].append(
+                {
+                    "store": store,
+                    "jobs": jobs,
+                    "wall_s": took,
+                    "experiments_per_min": 60 * EXPERIMENTS / took,
+                    "complete_runs": complete_runs(uri, tag),
+                }
+            )
     finally:
         server.stop(work / "server")
         shutil.rmtree(work, ignore_errors=True)
     (ROOT / "bench" / "team.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\ncommit {results['commit']}, {results['cpus']} CPUs; seconds:")
-    print(f"dvc repro in a fresh clone {results['repro_fresh_clone_s']:.1f}; dvc repro -f: tracking off {results['repro_off_s']:.1f}, "
-          f"SQLite {results['repro_sqlite_s']:.1f}, PostgreSQL server {results['repro_server_s']:.1f} (server start {results['server_start_s']:.1f})")
-    print(f"dvc push {results['push_s']:.1f}, dvc pull in a fresh clone {results['pull_s']:.1f} ({results['remote_mb']} MiB)")
+    print(
+        f"dvc repro in a fresh clone {results['repro_fresh_clone_s']:.1f}; dvc repro -f: tracking off "
+        f"{results['repro_off_s']:.1f}, "
+        f"SQLite {results['repro_sqlite_s']:.1f}, PostgreSQL server {results['repro_server_s']:.1f} (server "
+        f"start {results['server_start_s']:.1f})"
+    )
+    print(
+        f"dvc push {results['push_s']:.1f}, dvc pull in a fresh clone {results['pull_s']:.1f} "
+        f"({results['remote_mb']} MiB)"
+    )
     print("store   jobs  wall (s)  experiments/min  complete runs")
     for s in results["sweeps"]:
-        print(f"{s['store']:7} {s['jobs']:4}  {s['wall_s']:8.1f}  {s['experiments_per_min']:15.2f}  {s['complete_runs']}/{EXPERIMENTS}")
+        print(
+            f"{s['store']:7} {s['jobs']:4}  {s['wall_s']:8.1f}  {s['experiments_per_min']:15.2f}  "
+            f"{s['complete_runs']}/{EXPERIMENTS}"
+        )
     return 0
 
 

@@ -58,18 +58,28 @@ def heading(title: str, command: str, rev: str, note: str = "") -> str:
 def lab_section(seconds: float, rev: str) -> str:
     m = json.loads((ROOT / "reports" / "measures.json").read_text())  # every measure; eval.json holds the headline
     keys = ["l1", "l1_sum", "mse", "snr_db", "si_sdr_db", "stoi"]
-    rows = [["CNN, train set", *(m["train"].get(k) for k in keys)], ["CNN, test set", *(m["test"].get(k) for k in keys)]]
+    rows = [
+        ["CNN, train set", *(m["train"].get(k) for k in keys)],
+        ["CNN, test set", *(m["test"].get(k) for k in keys)],
+    ]
     rows += [[f"baseline `{name}`, test set", *(b.get(k) for k in keys)] for name, b in m["baselines"].items()]
     history = list(csv.DictReader((ROOT / "metrics" / "history.csv").open()))
     first, last = history[0], history[-1]
-    return "\n".join([
-        heading("The lab's recipe on the default data", "dvc repro", rev, f", {seconds:.0f} s wall time for the whole pipeline."),
-        "`params.yaml` as committed: layers [1, 5, 1], taps [40, 40], tanh on every layer, SGD lr 0.5, batch 32, "
-        "20 epochs, mean L1 loss, on the synthetic data (300 recordings, 50 held out).\n",
-        table(["system", *keys], rows),
-        f"\nTest L1 over training (metrics/history.csv): {g(float(first['test_l1']))} at epoch {first['epoch']}, "
-        f"{g(float(last['test_l1']))} at epoch {last['epoch']}.\n",
-    ])
+    return "\n".join(
+        [
+            heading(
+                "The lab's recipe on the default data",
+                "dvc repro",
+                rev,
+                f", {seconds:.0f} s wall time for the whole pipeline.",
+            ),
+            "`params.yaml` as committed: layers [1, 5, 1], taps [40, 40], tanh on every layer, SGD lr 0.5, batch 32, "
+            "20 epochs, mean L1 loss, on the synthetic data (300 recordings, 50 held out).\n",
+            table(["system", *keys], rows),
+            f"\nTest L1 over training (metrics/history.csv): {g(float(first['test_l1']))} at epoch {first['epoch']}, "
+            f"{g(float(last['test_l1']))} at epoch {last['epoch']}.\n",
+        ]
+    )
 
 
 def experiments() -> dict[str, dict]:
@@ -100,16 +110,40 @@ def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
         if name in exps:
             p, m = exps[name]["params"], exps[name]["metrics"]
             lin = m.get("linear") or m["baselines"]["linear"]  # older experiments: baselines.linear
-            rows.append([name, p["train"]["init"], m["test"]["l1_sum"], lin["l1_sum"], m["test"]["si_sdr_db"], lin["si_sdr_db"],
-                         m["test"].get("stoi"), g(seconds.get(name), 3)])
+            rows.append(
+                [
+                    name,
+                    p["train"]["init"],
+                    m["test"]["l1_sum"],
+                    lin["l1_sum"],
+                    m["test"]["si_sdr_db"],
+                    lin["si_sdr_db"],
+                    m["test"].get("stoi"),
+                    g(seconds.get(name), 3),
+                ]
+            )
     cmds = "; ".join(f"make recipe NAME={n}" for n in RECIPES)
-    return "\n".join([
-        heading("Recipes beyond the lab", cmds, rev, " (each a `dvc exp run`; recipes/*.yaml hold their params)."),
-        "`linear` columns: the least-squares FIR filter with the same receptive field, fitted on the training set.\n",
-        table(["experiment", "train.init", "test L1 per recording", "linear L1 per recording", "test SI-SDR (dB)",
-               "linear SI-SDR (dB)", "test STOI", "wall time (s)"], rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            heading("Recipes beyond the lab", cmds, rev, " (each a `dvc exp run`; recipes/*.yaml hold their params)."),
+            "`linear` columns: the least-squares FIR filter with the same receptive field, fitted on the "
+            "training set.\n",
+            table(
+                [
+                    "experiment",
+                    "train.init",
+                    "test L1 per recording",
+                    "linear L1 per recording",
+                    "test SI-SDR (dB)",
+                    "linear SI-SDR (dB)",
+                    "test STOI",
+                    "wall time (s)",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    )
 
 
 def sweep_section(exps: dict, rev: str, seconds: float | None) -> str:
@@ -121,10 +155,24 @@ def sweep_section(exps: dict, rev: str, seconds: float | None) -> str:
     for variant in variants:
         if variant.name in exps:
             p, m = exps[variant.name]["params"], exps[variant.name]["metrics"]
-            rows.append([variant.name, p["model"]["taps"], p["model"]["features"], m["train"]["l1"], m["test"]["l1"], m["test"]["si_sdr_db"]])
+            rows.append(
+                [
+                    variant.name,
+                    p["model"]["taps"],
+                    p["model"]["features"],
+                    m["train"]["l1"],
+                    m["test"]["l1"],
+                    m["test"]["si_sdr_db"],
+                ]
+            )
     took = f", {seconds:.0f} s wall time, two at a time" if seconds else ""
-    return "\n".join([heading("A sweep of the lab's recipe", f"make recipe NAME={SWEEP}", rev, took + "."),
-                      table(["experiment", "model.taps", "model.features", "train L1", "test L1", "test SI-SDR (dB)"], rows), ""])
+    return "\n".join(
+        [
+            heading("A sweep of the lab's recipe", f"make recipe NAME={SWEEP}", rev, took + "."),
+            table(["experiment", "model.taps", "model.features", "train L1", "test L1", "test SI-SDR (dB)"], rows),
+            "",
+        ]
+    )
 
 
 def bench_section() -> str:
@@ -132,38 +180,85 @@ def bench_section() -> str:
     if not path.exists():
         return "## Speed\n\nNo bench/results.json yet: run `make bench`, then `make results`.\n"
     r = json.loads(path.read_text())
-    rows = [[b, r["seconds_per_epoch"][b], f"{100 * r['fraction_of_gemm_rate'][b]:.1f}%", r.get("peak_training_memory_mib", {}).get(b)]
-            for b in r["seconds_per_epoch"]]
+    rows = [
+        [
+            b,
+            r["seconds_per_epoch"][b],
+            f"{100 * r['fraction_of_gemm_rate'][b]:.1f}%",
+            r.get("peak_training_memory_mib", {}).get(b),
+        ]
+        for b in r["seconds_per_epoch"]
+    ]
     stages = r.get("stage_seconds", {})
     enh = r.get("enhance")
-    return "\n".join([
-        heading("Speed of the MIMO-filter backends", r.get("command", "make bench"), r.get("commit", "not recorded"),
-                f" on {r['device']}, torch {r['torch']} (bench/results.json)."),
-        f"One SGD epoch of the lab's CNN on {r['recordings']} x {r['samples']} samples; float32 GEMM rate "
-        f"{g(r['gemm_gflops'], 3)} GFLOP/s, {g(r['useful_gflop_per_epoch'], 3)} useful GFLOP per epoch; "
-        f"`auto` chose `{r['default_backend']}`.\n",
-        table(["backend", "s/epoch", "share of GEMM rate", "peak training memory (MiB)"], rows),
-        ("\nPipeline stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-         + (f"; {r['pipeline_over_training']:.1f}x the training arithmetic ({r['training_arithmetic_s']:.1f} s)" if "pipeline_over_training" in r else "")
-         + ".\n") if stages else "",
-        (f"\nRecipe {r['recipe']} on the same data (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["recipe_seconds"].items())
-         + f"; all {sum(r['recipe_seconds'].values()):.1f}.\n") if "recipe_seconds" in r else "",
-        auto_section(r.get("auto")),
-        (f"\n`cnn-denoise enhance`, lab's CNN: {enh['audio_seconds']} s of {enh['format']} in {enh['wall_seconds']:.2f} s, "
-         f"real-time factor {enh['real_time_factor']:.3f}.\n") if enh else "",
-    ])
+    return "\n".join(
+        [
+            heading(
+                "Speed of the MIMO-filter backends",
+                r.get("command", "make bench"),
+                r.get("commit", "not recorded"),
+                f" on {r['device']}, torch {r['torch']} (bench/results.json).",
+            ),
+            f"One SGD epoch of the lab's CNN on {r['recordings']} x {r['samples']} samples; float32 GEMM rate "
+            f"{g(r['gemm_gflops'], 3)} GFLOP/s, {g(r['useful_gflop_per_epoch'], 3)} useful GFLOP per epoch; "
+            f"`auto` chose `{r['default_backend']}`.\n",
+            table(["backend", "s/epoch", "share of GEMM rate", "peak training memory (MiB)"], rows),
+            (
+                "\nPipeline stages (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+                + (
+                    f"; {r['pipeline_over_training']:.1f}x the training arithmetic ({r['training_arithmetic_s']:.1f} s)"
+                    if "pipeline_over_training" in r
+                    else ""
+                )
+                + ".\n"
+            )
+            if stages
+            else "",
+            (
+                f"\nRecipe {r['recipe']} on the same data (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in r["recipe_seconds"].items())
+                + f"; all {sum(r['recipe_seconds'].values()):.1f}.\n"
+            )
+            if "recipe_seconds" in r
+            else "",
+            auto_section(r.get("auto")),
+            (
+                f"\n`cnn-denoise enhance`, lab's CNN: {enh['audio_seconds']} s of {enh['format']} in "
+                f"{enh['wall_seconds']:.2f} s, "
+                f"real-time factor {enh['real_time_factor']:.3f}.\n"
+            )
+            if enh
+            else "",
+        ]
+    )
 
 
 def auto_section(rows) -> str:
     if not rows:
         return ""
     backends = list(rows[0]["seconds"])
-    body = [[r["knob"], str(r[r["knob"]]).replace(" ", ""), r.get("recordings", max(32, r["batch"])), *(g(r["seconds"][b], 3) for b in backends),
-             g(r["auto_seconds"], 3) if "auto_seconds" in r else "", r["auto"], f"{r['auto_over_fastest']:.2f}x"] for r in rows]
-    return "\n".join(["\n`auto` against each exact backend, one knob of the lab's shape (K 40, [1,5,1], 32000 samples, batch 32) "
-                      "changed at a time, and the recipes' shapes; seconds per SGD epoch over the recordings shown; `auto` picks a "
-                      "backend per layer ([plot](../bench/auto_cpu.png)):\n",
-                      table(["knob", "value", "recordings", *backends, "auto", "auto picks", "auto / fastest"], body)])
+    body = [
+        [
+            r["knob"],
+            str(r[r["knob"]]).replace(" ", ""),
+            r.get("recordings", max(32, r["batch"])),
+            *(g(r["seconds"][b], 3) for b in backends),
+            g(r["auto_seconds"], 3) if "auto_seconds" in r else "",
+            r["auto"],
+            f"{r['auto_over_fastest']:.2f}x",
+        ]
+        for r in rows
+    ]
+    return "\n".join(
+        [
+            "\n`auto` against each exact backend, one knob of the lab's shape (K 40, [1,5,1], 32000 samples, batch 32) "
+            "changed at a time, and the recipes' shapes; seconds per SGD epoch over the recordings shown; "
+            "`auto` picks a "
+            "backend per layer ([plot](../bench/auto_cpu.png)):\n",
+            table(["knob", "value", "recordings", *backends, "auto", "auto picks", "auto / fastest"], body),
+        ]
+    )
 
 
 def team_section() -> str:
@@ -171,20 +266,31 @@ def team_section() -> str:
     if not path.exists():
         return "## A team's infrastructure\n\nNo bench/team.json yet: run `make bench-team`, then `make results`.\n"
     r = json.loads(path.read_text())
-    rows = [[s["store"], s["jobs"], f"{s['wall_s']:.1f}", f"{s['experiments_per_min']:.2f}", f"{s['complete_runs']} of 4"] for s in r["sweeps"]]
-    return "\n".join([
-        heading("A team's infrastructure", "make bench-team", r["commit"], f" on {r['cpus']} CPUs (bench/team.json)."),
-        f"`dvc repro -f` on the default data (s): tracking off {r['repro_off_s']:.1f}, SQLite store {r['repro_sqlite_s']:.1f}, "
-        f"PostgreSQL-backed server {r['repro_server_s']:.1f} (the server starts in {r['server_start_s']:.1f}). "
-        f"`dvc push` to a folder remote {r['push_s']:.1f} s, `dvc pull` into a fresh clone {r['pull_s']:.1f} s ({r['remote_mb']} MiB).\n",
-        "Four queued experiments (5 epochs each, distinct seeds), `dvc queue start -j N`:\n",
-        table(["store", "workers", "wall time (s)", "experiments per minute", "complete MLflow runs"], rows),
-    ])
+    rows = [
+        [s["store"], s["jobs"], f"{s['wall_s']:.1f}", f"{s['experiments_per_min']:.2f}", f"{s['complete_runs']} of 4"]
+        for s in r["sweeps"]
+    ]
+    return "\n".join(
+        [
+            heading(
+                "A team's infrastructure", "make bench-team", r["commit"], f" on {r['cpus']} CPUs (bench/team.json)."
+            ),
+            f"`dvc repro -f` on the default data (s): tracking off {r['repro_off_s']:.1f}, SQLite store "
+            f"{r['repro_sqlite_s']:.1f}, "
+            f"PostgreSQL-backed server {r['repro_server_s']:.1f} (the server starts in {r['server_start_s']:.1f}). "
+            f"`dvc push` to a folder remote {r['push_s']:.1f} s, `dvc pull` into a fresh clone "
+            f"{r['pull_s']:.1f} s ({r['remote_mb']} MiB).\n",
+            "Four queued experiments (5 epochs each, distinct seeds), `dvc queue start -j N`:\n",
+            table(["store", "workers", "wall time (s)", "experiments per minute", "complete MLflow runs"], rows),
+        ]
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--skip-experiments", action="store_true", help="render the experiments already in dvc exp show")
+    parser.add_argument(
+        "--skip-experiments", action="store_true", help="render the experiments already in dvc exp show"
+    )
     args = parser.parse_args(argv)
     rev = commit()
     _, repro_s = sh(["dvc", "repro", "-f"], capture=False)
@@ -198,7 +304,11 @@ def main(argv=None) -> int:
         "# Results\n",
         "Generated by `make results` (docs/results.py) from real runs; do not edit by hand. "
         "Machine: see each table's heading. The lab's text: [Lab 2B, ESE 2000, University of Pennsylvania](lab.md).\n",
-        lab_section(repro_s, rev), recipes_section(exps, seconds, rev), sweep_section(exps, rev, sweep_s), bench_section(), team_section(),
+        lab_section(repro_s, rev),
+        recipes_section(exps, seconds, rev),
+        sweep_section(exps, rev, sweep_s),
+        bench_section(),
+        team_section(),
     ]
     OUT.write_text("\n".join(parts).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)

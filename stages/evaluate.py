@@ -40,7 +40,9 @@ def headline(full: dict) -> dict:
     """What metrics/eval.json shows (dvc metrics show, dvc exp show): the lab's deliverables,
     the measures a person compares first, and the bar to beat: the least-squares filter."""
     out = {split: {k: full[split][k] for k in keys} for split, keys in SHOWN.items()}
-    out["linear"] = {k: full["baselines"]["linear"][k] for k in ("l1_sum", "si_sdr_db")}  # l1_sum: readable at dvc's 5 decimals
+    out["linear"] = {
+        k: full["baselines"]["linear"][k] for k in ("l1_sum", "si_sdr_db")
+    }  # l1_sum: readable at dvc's 5 decimals
     return out
 
 
@@ -48,7 +50,12 @@ def write_reports(folder, model, h, test, outputs, ev, rate, full):
     with atomic_dir(folder) as tmp:
         write_json(tmp / "measures.json", full)
         for q in range(min(ev.examples, test["x"].shape[0])):
-            signals = {"noisy": test["x"][q, 0], "clean": test["y"][q, 0], "cnn": outputs["cnn"][q, 0], "linear": outputs["linear"][q, 0]}
+            signals = {
+                "noisy": test["x"][q, 0],
+                "clean": test["y"][q, 0],
+                "cnn": outputs["cnn"][q, 0],
+                "linear": outputs["linear"][q, 0],
+            }
             signals = {k: v.double().numpy() for k, v in signals.items()}
             report.write_wavs(tmp / "audio", f"test{q}", signals, rate)
             report.example_figure(tmp / f"test{q}.png", signals, rate, f"test recording {q}")
@@ -79,20 +86,29 @@ def main(argv=None):
         "linear": baselines.apply_fir(h, x),
         "lowpass": gain * baselines.ideal_lowpass(x, ev.lowpass_hz, rate),
     }
-    full = rounded({
-        "train": losses(model, train["x"], train["y"]),
-        "test": measures(outputs["cnn"], x, y, rate),
-        "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
-    })
+    full = rounded(
+        {
+            "train": losses(model, train["x"], train["y"]),
+            "test": measures(outputs["cnn"], x, y, rate),
+            "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
+        }
+    )
     write_reports(args.reports_out, model, h, test, outputs, ev, rate, full)
     write_json(args.metrics_out, headline(full))
-    summary = {name: m["l1"] for name, m in [("train", full["train"]), ("test", full["test"])] + list(full["baselines"].items())}
+    summary = {
+        name: m["l1"]
+        for name, m in [("train", full["train"]), ("test", full["test"])] + list(full["baselines"].items())
+    }
     print("L1: " + json.dumps(summary), file=sys.stderr)
 
     def log():
         tracking.log_evaluation(args.model, {"train": full["train"], "test": full["test"]}, args.reports_out)
         settings = {"linear": {"taps": model.receptive_field}, "lowpass": {"cutoff_hz": ev.lowpass_hz}}
-        tracking.log_baselines(full["baselines"], settings, tracking.file_sha256(args.train_set)[:16] + tracking.file_sha256(args.test_set)[:16])
+        tracking.log_baselines(
+            full["baselines"],
+            settings,
+            tracking.file_sha256(args.train_set)[:16] + tracking.file_sha256(args.test_set)[:16],
+        )
 
     return tracking.guarded("logging evaluation", log)
 

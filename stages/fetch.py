@@ -19,8 +19,12 @@ def main(argv=None):
         url = urls.expand(data.url)
         download.fetch(url, args.out, sha256=data.sha256, timeout=data.timeout, max_bytes=data.max_mb << 20)
         if not download.watched(url):
-            print(f"fetch: DVC does not watch {urls.redact(url)} for changes: after it changes run `dvc repro -f fetch && dvc repro`, "
-                  "or keep the zip in sources/ (sources/README.md)", file=sys.stderr)
+            print(
+                f"fetch: DVC does not watch {urls.redact(url)} for changes: after it changes run `dvc repro -f "
+                "fetch && dvc repro`, "
+                "or keep the zip in sources/ (sources/README.md)",
+                file=sys.stderr,
+            )
         return
     from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
 
@@ -28,8 +32,10 @@ def main(argv=None):
     blob = synth.make_zip(s.pairs, s.samples, s.seed)
     found = hashlib.sha256(blob).hexdigest()
     if data.sha256 is not None and found != data.sha256.lower():
-        raise PipelineError(f"data.sha256 mismatch for the synthetic dataset: expected {data.sha256.lower()}, got {found}; "
-                            "update data.sha256 or set it to null")
+        raise PipelineError(
+            f"data.sha256 mismatch for the synthetic dataset: expected {data.sha256.lower()}, got {found}; "
+            "update data.sha256 or set it to null"
+        )
     write_bytes(args.out, blob)
     print(f"fetch: synthetic dataset, {s.pairs} pairs of {s.samples} samples, sha256 {found}", file=sys.stderr)
 

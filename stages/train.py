@@ -42,10 +42,24 @@ def main(argv=None):
     if t.init == spec.LINEAR:
         start = linear_start(model, train_set["x"], train_set["y"])
         if rank == 0:
-            print(f"train: starting as the {start['taps']}-tap least-squares filter (residual RMS {start['residual_rms']:.3g})", file=sys.stderr)
+            print(
+                f"train: starting as the {start['taps']}-tap least-squares filter (residual RMS "
+                f"{start['residual_rms']:.3g})",
+                file=sys.stderr,
+            )
     batch_size = len(train_set["x"]) if t.batch_size == spec.FULL else t.batch_size
-    history = fit(model, train_set, load_split(args.test_set), t.lr, batch_size, t.epochs, t.seed,
-                  device, optimizer=t.optimizer, loss=t.loss)
+    history = fit(
+        model,
+        train_set,
+        load_split(args.test_set),
+        t.lr,
+        batch_size,
+        t.epochs,
+        t.seed,
+        device,
+        optimizer=t.optimizer,
+        loss=t.loss,
+    )
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0
@@ -53,8 +67,17 @@ def main(argv=None):
     cnn.save(model, args.model_out, audio)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))
-    return tracking.guarded("logging training", lambda: tracking.log_training(
-        logged, history, model, args.model_out, args.history_out, splits={"train": args.train_set, "test": args.test_set}))
+    return tracking.guarded(
+        "logging training",
+        lambda: tracking.log_training(
+            logged,
+            history,
+            model,
+            args.model_out,
+            args.history_out,
+            splits={"train": args.train_set, "test": args.test_set},
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def http_server(tmp_path):
     """A loopback HTTP server (tests/loopback_http.py) serving tmp_path/www; stopped by its PID."""
     root = tmp_path / "www"
     root.mkdir()
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "loopback_http.py"), str(root), "120"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "loopback_http.py"), str(root), "120"], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = int(proc.stdout.readline())
         yield root, f"http://127.0.0.1:{port}"
@@ -35,8 +37,20 @@ def mlflow_server(tmp_path):
     """A real `mlflow server` on a free loopback port, one worker, stopped by its PID (group)."""
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination", str(tmp_path / "artifacts")]
+    cmd = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+    ]
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

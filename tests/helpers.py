@@ -87,16 +87,28 @@ def write_params_copy(folder: Path, **changes) -> None:
 
 def make_project(repo: Path, **changes) -> tuple[Path, dict]:
     """Copy the tracked files (not outputs) into a new git repo with small data; return it and the env."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     for name in files:
         if (REPO / name).is_file() and not name.startswith(("metrics/", "dvc.lock", "bench/results")):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, repo / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "CNN_DENOISE_"))}
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", CNN_DENOISE_TRACKING="require",
-               MLFLOW_DISABLE_TELEMETRY="true", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    set_params(repo, **{f"data.synthetic.{k}": v for k, v in SMALL.items()},
-               **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4, **changes})
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        CNN_DENOISE_TRACKING="require",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+    set_params(
+        repo,
+        **{f"data.synthetic.{k}": v for k, v in SMALL.items()},
+        **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4, **changes},
+    )
     sh(["git", "init", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "copy"], repo, env)
@@ -118,7 +130,11 @@ def run_queue(repo: Path, env: dict, experiments: dict[str, list[str]], jobs: in
             break
         assert time.monotonic() < deadline, status
         time.sleep(3)
-    logs = "".join(sh(["dvc", "queue", "logs", n], repo, env, check=False).stdout[-3000:] for n in experiments if f"{n} " not in status)
+    logs = "".join(
+        sh(["dvc", "queue", "logs", n], repo, env, check=False).stdout[-3000:]
+        for n in experiments
+        if f"{n} " not in status
+    )
     assert status.count("Success") == len(experiments), status + logs
     return status
 

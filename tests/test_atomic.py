@@ -48,7 +48,6 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp(tmp_path):
     import subprocess
     import sys
 
-
     script = (
         "import time\n"
         "from cnn_denoise.atomic import atomic_path\n"
@@ -66,7 +65,6 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and err.strip().startswith("error: interrupted"), err
     assert list(tmp_path.iterdir()) == []
-
 
 
 def test_clean_stale_removes_debris_of_killed_runs_only(tmp_path):

@@ -16,7 +16,9 @@ def test_fit_fir_recovers_a_known_filter_and_matches_lstsq():
     h = baselines.fit_fir(torch.from_numpy(x).float(), torch.from_numpy(y).float(), 7).numpy()
     np.testing.assert_allclose(h, h_true, atol=1e-4)
     noisy_y = y + 0.3 * rng.standard_normal(y.shape)
-    A = np.concatenate([np.stack([np.concatenate([np.zeros(k), r[: len(r) - k]]) for k in range(7)], 1) for r in x[:, 0]])
+    A = np.concatenate(
+        [np.stack([np.concatenate([np.zeros(k), r[: len(r) - k]]) for k in range(7)], 1) for r in x[:, 0]]
+    )
     expected = np.linalg.lstsq(A, noisy_y[:, 0].reshape(-1), rcond=None)[0]
     got = baselines.fit_fir(torch.from_numpy(x), torch.from_numpy(noisy_y), 7).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
@@ -27,7 +29,12 @@ def test_normal_equations_are_the_explicit_matrix_products(n, taps):
     """The FFT form (autocorrelation less the products past the end) against A^T A built row by row."""
     rng = np.random.default_rng(n + taps)
     x, y = rng.standard_normal((3, 1, n)), rng.standard_normal((3, 1, n))
-    A = np.concatenate([np.stack([np.concatenate([np.zeros(k), r[: max(len(r) - k, 0)]])[:n] for k in range(taps)], 1) for r in x[:, 0]])
+    A = np.concatenate(
+        [
+            np.stack([np.concatenate([np.zeros(k), r[: max(len(r) - k, 0)]])[:n] for k in range(taps)], 1)
+            for r in x[:, 0]
+        ]
+    )
     R, p = baselines.normal_equations(torch.from_numpy(x), torch.from_numpy(y), taps)
     np.testing.assert_allclose(R.numpy(), A.T @ A, rtol=1e-10, atol=1e-10 * n)
     np.testing.assert_allclose(p.numpy(), A.T @ y[:, 0].reshape(-1), rtol=1e-10, atol=1e-10 * n)

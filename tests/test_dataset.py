@@ -15,7 +15,9 @@ def pairs_list(q=5, n=64):
 
 def test_reads_the_courses_layout(tmp_path):
     data = pairs_list()
-    obj = read_torch_member(zip_of(tmp_path / "d.zip", {"folder/audio.pt": torch_bytes(data), "__MACOSX/._audio.pt": b"junk"}))
+    obj = read_torch_member(
+        zip_of(tmp_path / "d.zip", {"folder/audio.pt": torch_bytes(data), "__MACOSX/._audio.pt": b"junk"})
+    )
     out = to_pairs(obj)
     assert out["x"].shape == (5, 1, 64)
     assert torch.equal(out["x"][3], data[3][0]) and torch.equal(out["y"][4], data[4][1])
@@ -36,14 +38,17 @@ def test_other_layouts(layout):
     assert torch.equal(out["x"], X) and torch.equal(out["y"], Y)
 
 
-@pytest.mark.parametrize("members, message", [
-    ({}, "no torch file"),
-    ({"readme.txt": b"hi"}, "no torch file .*readme.txt"),
-    ({"a.pt": b"1", "b.pt": b"2"}, "2 torch files"),
-    ({"../evil.pt": b"x"}, "zip slip"),
-    ({"/abs/evil.pt": b"x"}, "zip slip"),
-    ({"data.pt": b"not a torch file"}, "not a readable torch file"),
-])
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({}, "no torch file"),
+        ({"readme.txt": b"hi"}, "no torch file .*readme.txt"),
+        ({"a.pt": b"1", "b.pt": b"2"}, "2 torch files"),
+        ({"../evil.pt": b"x"}, "zip slip"),
+        ({"/abs/evil.pt": b"x"}, "zip slip"),
+        ({"data.pt": b"not a torch file"}, "not a readable torch file"),
+    ],
+)
 def test_bad_zips(tmp_path, members, message):
     with pytest.raises(PipelineError, match=message):
         read_torch_member(zip_of(tmp_path / "d.zip", members))
@@ -81,15 +86,18 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.__setitem__(1, (d[1][0], d[1][1][:, :10])), "pair 1 has x .* and y"),
-    (lambda d: d.__setitem__(2, (d[2][0][:, :10], d[2][1][:, :10])), "one length"),
-    (lambda d: d.__setitem__(0, (d[0][0].double(), d[0][1].double())), "float64, expected torch.float32"),
-    (lambda d: d[3][1].__setitem__((0, 5), float("nan")), "y of pair 3 holds NaN"),
-    (lambda d: d[4][0].__setitem__((0, 0), float("inf")), "x of pair 4 holds NaN or infinite"),
-    (lambda d: d.__setitem__(0, (d[0][0].reshape(2, 32), d[0][1].reshape(2, 32))), "mono audio"),
-    (lambda d: d.__setitem__(0, (d[0][0],)), "not an \\(x, y\\) pair"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.__setitem__(1, (d[1][0], d[1][1][:, :10])), "pair 1 has x .* and y"),
+        (lambda d: d.__setitem__(2, (d[2][0][:, :10], d[2][1][:, :10])), "one length"),
+        (lambda d: d.__setitem__(0, (d[0][0].double(), d[0][1].double())), "float64, expected torch.float32"),
+        (lambda d: d[3][1].__setitem__((0, 5), float("nan")), "y of pair 3 holds NaN"),
+        (lambda d: d[4][0].__setitem__((0, 0), float("inf")), "x of pair 4 holds NaN or infinite"),
+        (lambda d: d.__setitem__(0, (d[0][0].reshape(2, 32), d[0][1].reshape(2, 32))), "mono audio"),
+        (lambda d: d.__setitem__(0, (d[0][0],)), "not an \\(x, y\\) pair"),
+    ],
+)
 def test_validation_errors(mutate, message):
     data = pairs_list()
     mutate(data)
@@ -173,13 +181,16 @@ def test_a_header_that_lies_about_the_size_never_inflates_past_it(tmp_path):
         read_torch_member(path)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda x: x[:, :1].expand(1, 10**8), "a broadcast view"),
-    (lambda x: x.to_sparse(), "save dense CPU tensors"),
-    (lambda x: x.to("meta"), "save dense CPU tensors"),
-    (lambda x: x.requires_grad_(True), "requires_grad=True"),
-    (lambda x: torch.nn.Parameter(x), "is a Parameter, expected a plain tensor"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda x: x[:, :1].expand(1, 10**8), "a broadcast view"),
+        (lambda x: x.to_sparse(), "save dense CPU tensors"),
+        (lambda x: x.to("meta"), "save dense CPU tensors"),
+        (lambda x: x.requires_grad_(True), "requires_grad=True"),
+        (lambda x: torch.nn.Parameter(x), "is a Parameter, expected a plain tensor"),
+    ],
+)
 def test_tensors_that_lie_are_refused_before_stacking(make, message):
     data = pairs_list()
     data[1] = (make(data[1][0].clone()), data[1][1])

@@ -15,12 +15,16 @@ from cnn_denoise import recipes
 pytestmark = pytest.mark.slow
 
 # the recipe's file, on small data: shorter filters, three hidden units, 3 epochs
-[(_, GATE)] = recipes.load("linear-gate", REPO, extra={"model.taps": [9, 1], "model.features": [1, 3, 1], "train.epochs": 3})
+[(_, GATE)] = recipes.load(
+    "linear-gate", REPO, extra={"model.taps": [9, 1], "model.features": [1, 3, 1], "train.epochs": 3}
+)
 
 
 @pytest.mark.parametrize("recipe", [{}, GATE], ids=["lab-sgd-l1", "lbfgs-snr-linear-start"])
 def test_two_processes_match_one(tmp_path, recipe):
-    write_params_copy(tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe})  # full: 14
+    write_params_copy(
+        tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe}
+    )  # full: 14
     g = torch.Generator().manual_seed(0)
     for seed, (name, q) in enumerate((("train", 14), ("test", 4))):  # 14: the last global batch is uneven (2 rows)
         x = torch.randn(q, 1, 400, generator=g) * 1e-3
@@ -29,10 +33,34 @@ def test_two_processes_match_one(tmp_path, recipe):
     env = dict(os.environ, CNN_DENOISE_TRACKING="off", OMP_NUM_THREADS="1")
     script = str(REPO / "stages" / "train.py")
     args = [str(tmp_path / "train.pt"), str(tmp_path / "test.pt")]
-    one = subprocess.run([sys.executable, script, *args, "one.pt", "one.csv"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, script, *args, "one.pt", "one.csv"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", script, *args, "two.pt", "two.csv"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            script,
+            *args,
+            "two.pt",
+            "two.csv",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two.pt", weights_only=True)["state_dict"]

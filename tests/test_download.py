@@ -133,7 +133,9 @@ def test_a_certificate_failure_is_not_retried(monkeypatch, tmp_path, capsys):
 
     def refuse(*args, **kwargs):
         calls.append(1)
-        raise urllib.error.URLError(ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate"))
+        raise urllib.error.URLError(
+            ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+        )
 
     monkeypatch.setattr("urllib.request.urlopen", refuse)
     with pytest.raises(PipelineError, match="certificate verify failed"):

@@ -46,7 +46,9 @@ def imported(path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             if base.split(".")[0] != "cnn_denoise":
                 continue
             found.add(base)
@@ -78,7 +80,9 @@ def undeclared(stages: dict) -> dict[str, list[str]]:
     for name, stage in stages.items():
         script = re.search(r"stages/\w+\.py", stage["cmd"])[0]
         deps = set(stage.get("deps", []))
-        need = {script} | {module_file(m).relative_to(REPO).as_posix() for m in reached(REPO / script) if m not in NOT_OUTPUTS}
+        need = {script} | {
+            module_file(m).relative_to(REPO).as_posix() for m in reached(REPO / script) if m not in NOT_OUTPUTS
+        }
         if need - deps:
             out[name] = sorted(need - deps)
     return out

@@ -81,7 +81,13 @@ def test_files_come_back_in_their_own_rate_channels_length_and_format(tmp_path, 
     sf.write(src, noisy, rate, subtype=subtype)
     cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
     a, b = sf.info(str(src)), sf.info(str(tmp_path / "out" / "rec.wav"))
-    assert (b.samplerate, b.channels, b.frames, b.subtype, b.format) == (a.samplerate, a.channels, a.frames, a.subtype, a.format)
+    assert (b.samplerate, b.channels, b.frames, b.subtype, b.format) == (
+        a.samplerate,
+        a.channels,
+        a.frames,
+        a.subtype,
+        a.format,
+    )
 
 
 def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch, model_path):
@@ -128,14 +134,17 @@ def refused(capsys, argv, message):
     assert exited.value.code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
-@pytest.mark.parametrize("case, message", [
-    ("not_wav", "is not a readable WAV file"),
-    ("empty", "holds no samples"),
-    ("nan", "holds NaN or infinite samples"),
-    ("bad_model", "is not a model checkpoint of this project"),
-    ("missing", "no such file or folder"),
-    ("flac", "is a FLAC file, not a WAV"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("not_wav", "is not a readable WAV file"),
+        ("empty", "holds no samples"),
+        ("nan", "holds NaN or infinite samples"),
+        ("bad_model", "is not a model checkpoint of this project"),
+        ("missing", "no such file or folder"),
+        ("flac", "is a FLAC file, not a WAV"),
+    ],
+)
 def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message, model_path):
     model = model_path
     src = tmp_path / "in.wav"
@@ -167,7 +176,9 @@ def test_never_overwrites_an_input(tmp_path, capsys, model_path):
 
 def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsys, model_path):
     noisy, _ = speech_at(32000, 0.5, 1)
-    sf.write(tmp_path / "loud.wav", noisy / np.abs(noisy).max() * 0.99, 32000, subtype="PCM_16")  # x ~ 0.5 y: y comes out 2x
+    sf.write(
+        tmp_path / "loud.wav", noisy / np.abs(noisy).max() * 0.99, 32000, subtype="PCM_16"
+    )  # x ~ 0.5 y: y comes out 2x
     cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
     out, _ = sf.read(tmp_path / "out" / "loud.wav")
     assert "passed full scale; scaled by" in capsys.readouterr().err
@@ -184,15 +195,35 @@ def peak_rss_mib(tmp_path, seconds: int) -> float:
             f.write(rng.standard_normal((48000 * min(10, seconds - a), 2)) * 0.05)
     # VmHWM: the high-water mark of the command's own address space. (ru_maxrss of a child
     # would also count the pytest process it was forked from, before exec.)
-    script = ("import atexit, sys\n"
-              "atexit.register(lambda: print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
-              "from cnn_denoise.cli import main\nmain(sys.argv[1:])\n")
-    proc = subprocess.run([sys.executable, "-c", script, "enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(denoising_model(tmp_path))],
-                          capture_output=True, text=True, timeout=600)
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('VmHWM', "
+        "open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+        "from cnn_denoise.cli import main\nmain(sys.argv[1:])\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "enhance",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "-m",
+            str(denoising_model(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sf.info(str(tmp_path / "out" / src.name)).frames == 48000 * seconds
     peak_mib = int(proc.stderr.split("VmHWM")[-1].split()[0]) / 1024
-    print(f"{seconds} s: peak RSS {peak_mib:.0f} MiB; {[line for line in proc.stderr.splitlines() if 'real-time' in line][0]}")
+    print(
+        f"{seconds} s: peak RSS {peak_mib:.0f} MiB; "
+        f"{[line for line in proc.stderr.splitlines() if 'real-time' in line][0]}"
+    )
     return peak_mib
 
 

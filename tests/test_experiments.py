@@ -26,21 +26,44 @@ def test_workspace_and_four_parallel_experiments_share_the_store(tmp_path):
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "baseline"], repo, env)
     sh(["dvc", "exp", "run", "-n", "short", "-S", "train.epochs=1"], repo, env)
-    run_queue(repo, env, {"narrow": ["-S", "model.taps=[20,20]"], "wide": ["-S", "model.features=[1,3,1]"],
-                          "three-epochs": ["-S", "train.epochs=3"], "lr-half": ["-S", "train.lr=0.25"]}, jobs=4)
+    run_queue(
+        repo,
+        env,
+        {
+            "narrow": ["-S", "model.taps=[20,20]"],
+            "wide": ["-S", "model.features=[1,3,1]"],
+            "three-epochs": ["-S", "train.epochs=3"],
+            "lr-half": ["-S", "train.lr=0.25"],
+        },
+        jobs=4,
+    )
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    assert_runs_complete(client, client.get_experiment_by_name("lab2b-cnn-denoise").experiment_id, {
-        "short": {"train.epochs": "1"}, "narrow": {"model.taps": "[20, 20]"}, "wide": {"model.features": "[1, 3, 1]"},
-        "three-epochs": {"train.epochs": "3"}, "lr-half": {"train.lr": "0.25"}})
+    assert_runs_complete(
+        client,
+        client.get_experiment_by_name("lab2b-cnn-denoise").experiment_id,
+        {
+            "short": {"train.epochs": "1"},
+            "narrow": {"model.taps": "[20, 20]"},
+            "wide": {"model.features": "[1, 3, 1]"},
+            "three-epochs": {"train.epochs": "3"},
+            "lr-half": {"train.lr": "0.25"},
+        },
+    )
     all_runs = mlflow_runs(repo)
     runs = {r.info.run_name: r for r in all_runs if r.data.tags.get("kind") == "cnn"}
     assert {"short", "narrow", "wide"} <= set(runs)
     for r in (r for r in all_runs if r.data.tags.get("kind") == "cnn"):  # every run complete, none left hanging
-        assert r.info.status == "FINISHED" and "test.l1" in r.data.metrics and "model.taps" in r.data.params, r.info.run_name
-    assert runs["narrow"].data.params["model.taps"] == "[20, 20]" and runs["wide"].data.params["model.taps"] == "[40, 40]"
-    assert runs["wide"].data.params["model.features"] == "[1, 3, 1]" and runs["short"].data.params["train.epochs"] == "1"
+        assert r.info.status == "FINISHED" and "test.l1" in r.data.metrics and "model.taps" in r.data.params, (
+            r.info.run_name
+        )
+    assert (
+        runs["narrow"].data.params["model.taps"] == "[20, 20]" and runs["wide"].data.params["model.taps"] == "[40, 40]"
+    )
+    assert (
+        runs["wide"].data.params["model.features"] == "[1, 3, 1]" and runs["short"].data.params["train.epochs"] == "1"
+    )
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
     exps = {}
     for baseline in shown:
@@ -74,7 +97,9 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
     history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
     epochs = yaml.safe_load((repo / "recipes" / "linear-gate.yaml").read_text())["params"]["train.epochs"]
     assert [int(row["epoch"]) for row in history] == list(range(epochs + 1))  # epoch 0 and every epoch of the recipe
-    assert float(history[0]["test_l1"]) * 2000 == pytest.approx(metrics["linear"]["l1_sum"], rel=1e-4)  # 2000 samples a recording
+    assert float(history[0]["test_l1"]) * 2000 == pytest.approx(
+        metrics["linear"]["l1_sum"], rel=1e-4
+    )  # 2000 samples a recording
     assert float(history[-1]["test_l1"]) == pytest.approx(metrics["test"]["l1"], rel=5e-6)  # eval.json keeps 6 digits
     gate = torch.load(repo / "models" / "model.pt", weights_only=True)["state_dict"]["layers.1.H"]
     assert gate.shape == (1, 4, 1) and gate[0, 1:].abs().max() > 0
@@ -97,12 +122,17 @@ def test_temp_experiment_first_in_a_fresh_clone_keeps_its_model(tmp_path):
     sh(["dvc", "exp", "run", "--temp", "-n", "first-temp", "-S", "train.epochs=1"], repo, env)
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
-    assert ".dvc/tmp" not in experiment.artifact_location and experiment.artifact_location == (repo.resolve() / "mlartifacts").as_uri()
+    assert (
+        ".dvc/tmp" not in experiment.artifact_location
+        and experiment.artifact_location == (repo.resolve() / "mlartifacts").as_uri()
+    )
     [run] = [r for r in mlflow_runs(repo) if r.data.tags.get("kind") == "cnn"]
     assert run.info.run_name == "first-temp" and run.info.status == "FINISHED"
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     x = np.random.default_rng(0).standard_normal((1, 1, 32000)).astype(np.float32) * 1e-3
-    checkpoint = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/checkpoint/model.pt", dst_path=str(tmp_path / "ck"))
+    checkpoint = mlflow.artifacts.download_artifacts(
+        f"runs:/{run.info.run_id}/checkpoint/model.pt", dst_path=str(tmp_path / "ck")
+    )
     with torch.no_grad():
         expected = cnn.load(checkpoint)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6)
@@ -122,8 +152,14 @@ def serve_and_predict(repo, env, uri, x, expected):
     port = free_port()
     log = open(repo / "serve.log", "w")
     env = dict(env, MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
-    proc = subprocess.Popen(["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=repo,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -134,7 +170,9 @@ def serve_and_predict(repo, env, uri, x, expected):
                 assert proc.poll() is None and time.monotonic() < deadline, (repo / "serve.log").read_text()[-3000:]
                 time.sleep(1)
         body = json.dumps({"inputs": x.tolist()}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as r:
             got = np.array(json.loads(r.read())["predictions"], dtype=np.float32)
         assert got.shape == (1, 1, 32000)

@@ -67,7 +67,9 @@ def test_matrix_form_of_the_lab(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("K, Fin, G", [(7, 3, 4), (1, 4, 1), (1, 1, 3)])  # one tap: a pointwise mix (linear-gate's last layer)
+@pytest.mark.parametrize(
+    "K, Fin, G", [(7, 3, 4), (1, 4, 1), (1, 1, 3)]
+)  # one tap: a pointwise mix (linear-gate's last layer)
 def test_gradients_match_conv1d_oracle(backend, K, Fin, G):
     torch.manual_seed(1)
     layer = MIMOFilter(K, Fin, G, backend=backend).double()
@@ -121,12 +123,15 @@ def test_init_is_xavier_normal_on_K_G_F_like_the_course():
     assert big.H.std().item() == pytest.approx((2 / (50 * (60 + 40))) ** 0.5, rel=0.02)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"taps": 0, "in_features": 1, "out_features": 1}, "taps"),
-    ({"taps": 3, "in_features": 0, "out_features": 1}, "in_features"),
-    ({"taps": 3, "in_features": 1, "out_features": -2}, "out_features"),
-    ({"taps": 3, "in_features": 1, "out_features": 1, "backend": "fft9"}, "backend"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"taps": 0, "in_features": 1, "out_features": 1}, "taps"),
+        ({"taps": 3, "in_features": 0, "out_features": 1}, "in_features"),
+        ({"taps": 3, "in_features": 1, "out_features": -2}, "out_features"),
+        ({"taps": 3, "in_features": 1, "out_features": 1, "backend": "fft9"}, "backend"),
+    ],
+)
 def test_bad_specs_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MIMOFilter(**kwargs)
@@ -170,11 +175,16 @@ def test_fast_backends_equal_reference_in_float32_with_gradients(backend):
 def test_auto_picks_by_device_and_taps():
     from cnn_denoise.filters import choose_backend
 
-    # the lab's layers (1 -> 5, 5 -> 1 at 40 taps) keep the GEMMs; linear-gate's first layer (1 -> 4 at 79) takes the FFT
+    # the lab's layers (1 -> 5, 5 -> 1 at 40 taps) keep the GEMMs;
+    # linear-gate's first layer (1 -> 4 at 79) takes the FFT
     assert choose_backend(40, 1, 5) == choose_backend(40, 5, 1) == choose_backend(40, 5, 5) == "toeplitz"
     assert choose_backend(79, 1, 4) == choose_backend(60, 1, 5) == "fft"
-    assert choose_backend(120, 5, 1) == "toeplitz" and choose_backend(200, 5, 1) == "fft"  # a last layer keeps the GEMMs longer
-    assert choose_backend(80, 1, 1) == choose_backend(80, 5, 5) == choose_backend(40, 32, 32) == "toeplitz"  # deep-3's 5 -> 5 at 40 too
+    assert (
+        choose_backend(120, 5, 1) == "toeplitz" and choose_backend(200, 5, 1) == "fft"
+    )  # a last layer keeps the GEMMs longer
+    assert (
+        choose_backend(80, 1, 1) == choose_backend(80, 5, 5) == choose_backend(40, 32, 32) == "toeplitz"
+    )  # deep-3's 5 -> 5 at 40 too
     assert choose_backend(81, 1, 1) == choose_backend(120, 5, 5) == choose_backend(64, 32, 32) == "fft"
     assert choose_backend(400, 1, 4, "cuda") == "conv1d"
     layer = MIMOFilter(40, 1, 2)

@@ -18,8 +18,14 @@ from helpers import REPO, free_port, torch_bytes, write_params_copy, zip_of
 
 def subprocess_stage(name, *args, cwd, timeout=120):
     env = dict(os.environ, CNN_DENOISE_TRACKING="off")
-    return subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_refused(proc, message, *outputs):
@@ -68,28 +74,34 @@ def bad_zip(tmp_path, case):
     elif case in ("mismatched", "float64", "nan", "inf"):
         data = pairs()
         x, y = data[2]
-        data[2] = {"mismatched": (x, y[:, :50]), "float64": (x.double(), y.double()),
-                   "nan": (x, y.index_fill(1, torch.tensor([7]), float("nan"))),
-                   "inf": (x.index_fill(1, torch.tensor([3]), float("inf")), y)}[case]
+        data[2] = {
+            "mismatched": (x, y[:, :50]),
+            "float64": (x.double(), y.double()),
+            "nan": (x, y.index_fill(1, torch.tensor([7]), float("nan"))),
+            "inf": (x.index_fill(1, torch.tensor([3]), float("inf")), y),
+        }[case]
         zip_of(z, {"d.pt": torch_bytes(data)})
     return z
 
 
-@pytest.mark.parametrize("case, message", [
-    ("truncated", "is not a readable zip"),
-    ("not_a_zip", "is not a readable zip"),
-    ("empty", "is not a readable zip"),
-    ("no_torch_file", "holds no torch file"),
-    ("two_torch_files", "holds 2 torch files"),
-    ("zip_slip", "points outside its folder (zip slip)"),
-    ("absolute_path", "points outside its folder (zip slip)"),
-    ("ratio_bomb", "refusing a possible zip bomb"),
-    ("code_execution", "holds objects other than tensors (GLOBAL posix.system)"),
-    ("mismatched", "pair 2 has x (1, 100) and y (1, 50)"),
-    ("float64", "x of pair 2 is torch.float64, expected torch.float32"),
-    ("nan", "y of pair 2 holds NaN or infinite values"),
-    ("inf", "x of pair 2 holds NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("truncated", "is not a readable zip"),
+        ("not_a_zip", "is not a readable zip"),
+        ("empty", "is not a readable zip"),
+        ("no_torch_file", "holds no torch file"),
+        ("two_torch_files", "holds 2 torch files"),
+        ("zip_slip", "points outside its folder (zip slip)"),
+        ("absolute_path", "points outside its folder (zip slip)"),
+        ("ratio_bomb", "refusing a possible zip bomb"),
+        ("code_execution", "holds objects other than tensors (GLOBAL posix.system)"),
+        ("mismatched", "pair 2 has x (1, 100) and y (1, 50)"),
+        ("float64", "x of pair 2 is torch.float64, expected torch.float32"),
+        ("nan", "y of pair 2 holds NaN or infinite values"),
+        ("inf", "x of pair 2 holds NaN or infinite values"),
+    ],
+)
 def test_unzip_refuses(tmp_path, stage, case, message):
     out = tmp_path / "data" / "pairs.pt"
     assert_refused(stage("unzip", bad_zip(tmp_path, case), out, cwd=tmp_path), message, out)
@@ -132,7 +144,9 @@ def test_signal_shorter_than_the_longest_filter(tmp_path, stage):
 
 
 def test_diverging_training_writes_no_model(tmp_path, stage):
-    write_params_copy(tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3})
+    write_params_copy(
+        tmp_path, **{"train.lr": 1e37, "train.batch_size": 2, "model.last_activation": "linear", "train.epochs": 3}
+    )
     model = tmp_path / "models" / "model.pt"
     train, test = make_split(tmp_path)
     torch.save({"x": torch.randn(8, 1, 100), "y": torch.zeros(8, 1, 100)}, train)
@@ -140,17 +154,23 @@ def test_diverging_training_writes_no_model(tmp_path, stage):
     assert_refused(proc, "training diverged: loss is", model, tmp_path / "metrics" / "h.csv")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train.lr": "fast"}, "train.lr: Input should be a valid number (got 'fast')"),
-    ({"train.lr": -1.0}, "train.lr: Input should be greater than 0"),
-    ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1"),
-    ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
-    ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
-    ({"train.momentum": 0.9}, "train.momentum: Extra inputs are not permitted"),
-    ({"train.optimizer": "rmsprop"}, "train.optimizer: Input should be 'sgd', 'adam' or 'lbfgs'"),
-    ({"train.init": "linear"}, "params.yaml: train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
-                               "model.last_activation linear, got taps [40, 40], features [1, 5, 1], last_activation tanh; fix it"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train.lr": "fast"}, "train.lr: Input should be a valid number (got 'fast')"),
+        ({"train.lr": -1.0}, "train.lr: Input should be greater than 0"),
+        ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1"),
+        ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
+        ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
+        ({"train.momentum": 0.9}, "train.momentum: Extra inputs are not permitted"),
+        ({"train.optimizer": "rmsprop"}, "train.optimizer: Input should be 'sgd', 'adam' or 'lbfgs'"),
+        (
+            {"train.init": "linear"},
+            "params.yaml: train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
+            "model.last_activation linear, got taps [40, 40], features [1, 5, 1], last_activation tanh; fix it",
+        ),
+    ],
+)
 def test_bad_params_stop_the_first_stage(tmp_path, stage, change, message):
     write_params_copy(tmp_path, **change)
     out = tmp_path / "data" / "raw" / "dataset.zip"
@@ -165,19 +185,27 @@ def test_missing_param_key(tmp_path, stage):
     assert_refused(stage("fetch", out, cwd=tmp_path), "Field required", out)
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("404", "HTTP 404"),
-    ("500", "failed after 3 attempts: HTTP 500"),
-    ("refused", "failed after 3 attempts"),
-    ("stall", "timed out"),
-    ("sha", "data.sha256 mismatch"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("404", "HTTP 404"),
+        ("500", "failed after 3 attempts: HTTP 500"),
+        ("refused", "failed after 3 attempts"),
+        ("stall", "timed out"),
+        ("sha", "data.sha256 mismatch"),
+    ],
+)
 def test_fetch_failures_leave_no_file(tmp_path, http_server, stage, monkeypatch, kind, message):
     monkeypatch.setattr("time.sleep", lambda s: None)  # the retries' back-off
     root, url = http_server
     (root / "d.zip").write_bytes(b"zip bytes")
-    urls = {"404": f"{url}/status/404", "500": f"{url}/status/500", "refused": f"http://127.0.0.1:{free_port()}/d.zip",
-            "stall": f"{url}/stall", "sha": f"{url}/files/d.zip"}
+    urls = {
+        "404": f"{url}/status/404",
+        "500": f"{url}/status/500",
+        "refused": f"http://127.0.0.1:{free_port()}/d.zip",
+        "stall": f"{url}/stall",
+        "sha": f"{url}/files/d.zip",
+    }
     write_params_copy(tmp_path, **{"data.url": urls[kind], "data.timeout": 0.2, "data.sha256": "0" * 64})
     out = tmp_path / "data" / "raw" / "dataset.zip"
     proc = stage("fetch", out, cwd=tmp_path)
@@ -215,7 +243,11 @@ def one_stage_case(name, tmp_path):
     train, test = make_split(tmp_path, n=30)
     if name == "train":
         out = tmp_path / "models" / "model.pt"
-        return [train, test, out, tmp_path / "metrics" / "h.csv"], "recordings have 30 samples but model.taps asks for 40", out
+        return (
+            [train, test, out, tmp_path / "metrics" / "h.csv"],
+            "recordings have 30 samples but model.taps asks for 40",
+            out,
+        )
     (tmp_path / "model.pt").write_bytes(b"not a checkpoint")
     out = tmp_path / "metrics" / "eval.json"
     return [tmp_path / "model.pt", train, test, out, tmp_path / "reports"], "is not a model checkpoint", out
@@ -267,17 +299,26 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         run_stage(broken)
     err = capsys.readouterr().err.strip().splitlines()
-    assert exited.value.code == 1 and err == ["error: unexpected ZeroDivisionError: division by zero; rerun with CNN_DENOISE_DEBUG=1 "
-                                              "for the traceback and report it"]
+    assert exited.value.code == 1 and err == [
+        "error: unexpected ZeroDivisionError: division by zero; rerun with CNN_DENOISE_DEBUG=1 "
+        "for the traceback and report it"
+    ]
     monkeypatch.setenv("CNN_DENOISE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         run_stage(broken)
 
 
-@pytest.mark.parametrize(("name", "args", "blocked"), [
-    ("train", ["data/split/train.pt", "data/split/test.pt", "models/model.pt", "metrics/history.csv"], "models"),
-    ("evaluate", ["models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json", "reports"], "metrics"),
-])
+@pytest.mark.parametrize(
+    ("name", "args", "blocked"),
+    [
+        ("train", ["data/split/train.pt", "data/split/test.pt", "models/model.pt", "metrics/history.csv"], "models"),
+        (
+            "evaluate",
+            ["models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json", "reports"],
+            "metrics",
+        ),
+    ],
+)
 def test_an_unwritable_output_folder_is_found_before_the_work(tmp_path, stage, monkeypatch, name, args, blocked):
     """A file where the output folder should be (what a read-only folder is to root): one line
     naming it, before any input is read, so an hour of training is not lost."""
@@ -291,18 +332,25 @@ def test_an_unwritable_output_folder_is_found_before_the_work(tmp_path, stage, m
     (tmp_path / blocked).write_text("a file, not a folder")
     proc = stage(name, *args, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith(f"error: cannot access {tmp_path / blocked}: a file stands where a folder should be"), proc.stderr
+    assert proc.stderr.startswith(
+        f"error: cannot access {tmp_path / blocked}: a file stands where a folder should be"
+    ), proc.stderr
 
 
 def run_with_peak(name, *args, cwd):
     """`python stages/NAME.py ARGS` with its own peak RSS (VmHWM, MiB) read at exit; ru_maxrss
     of a child would also count the pytest process it was forked from."""
-    script = ("import atexit, runpy, sys\n"
-              "atexit.register(lambda: print('VmHWM', open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
-              f"sys.argv = [{str(REPO / 'stages' / f'{name}.py')!r}] + sys.argv[1:]\n"
-              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('VmHWM', "
+        "open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+        f"sys.argv = [{str(REPO / 'stages' / f'{name}.py')!r}] + sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
     env = dict(os.environ, CNN_DENOISE_TRACKING="off")
-    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     text, _, peak = proc.stderr.rpartition("VmHWM")
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, text), int(peak.split()[0]) / 1024
 
@@ -334,7 +382,9 @@ def lying_zip(tmp_path, case):
         method = {"bzip2": zipfile.ZIP_BZIP2, "lzma": zipfile.ZIP_LZMA}[case]
         with zipfile.ZipFile(z, "w", method) as zf:
             zf.writestr("d.pt", torch_bytes(pairs()) + b"\0" * (8 << 20))
-    elif case == "broadcast_tensor":  # a 1-sample storage viewed as 1.5e8 samples (under the total bound): 600 MB each copy
+    elif (
+        case == "broadcast_tensor"
+    ):  # a 1-sample storage viewed as 1.5e8 samples (under the total bound): 600 MB each copy
         data = pairs()
         data[1] = (data[1][0][:, :1].expand(1, 150_000_000), data[1][1])
         zip_of(z, {"d.pt": torch_bytes(data)})
@@ -342,12 +392,15 @@ def lying_zip(tmp_path, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, message", [
-    ("forged_header", "'d.pt' is corrupt"),
-    ("bzip2", "uses compression method 12; only stored and deflate are accepted"),
-    ("lzma", "uses compression method 14; only stored and deflate are accepted"),
-    ("broadcast_tensor", "a broadcast view"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("forged_header", "'d.pt' is corrupt"),
+        ("bzip2", "uses compression method 12; only stored and deflate are accepted"),
+        ("lzma", "uses compression method 14; only stored and deflate are accepted"),
+        ("broadcast_tensor", "a broadcast view"),
+    ],
+)
 def test_lying_zips_through_the_unzip_stage_in_bounded_memory(tmp_path, case, message):
     z = lying_zip(tmp_path, case)
     assert z.stat().st_size < 8 << 20  # small files ...
@@ -367,25 +420,51 @@ def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     d.mkdir()
     for name, q in (("train", 8), ("test", 4)):
         torch.save({"x": torch.zeros(q, 1, 600), "y": torch.zeros(q, 1, 600)}, d / f"{name}.pt")
-    model_spec = {"model.taps": [40, 1], "model.features": [1, 4, 1], "model.last_activation": "linear"} if init == "linear" else {}
-    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "train.init": init, "evaluate.examples": 1, **model_spec})  # one figure of silence
+    model_spec = (
+        {"model.taps": [40, 1], "model.features": [1, 4, 1], "model.last_activation": "linear"}
+        if init == "linear"
+        else {}
+    )
+    write_params_copy(
+        tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "train.init": init, "evaluate.examples": 1, **model_spec}
+    )  # one figure of silence
     trained = stage("train", d / "train.pt", d / "test.pt", tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
     if init == "linear":
-        assert_refused(trained, "train.init linear: the least-squares filter of the training set outputs silence", tmp_path / "m.pt")
+        assert_refused(
+            trained,
+            "train.init linear: the least-squares filter of the training set outputs silence",
+            tmp_path / "m.pt",
+        )
         return
     assert trained.returncode == 0, trained.stderr
-    evaluated = stage("evaluate", tmp_path / "m.pt", d / "train.pt", d / "test.pt", tmp_path / "e.json", tmp_path / "reports", cwd=tmp_path)
+    evaluated = stage(
+        "evaluate",
+        tmp_path / "m.pt",
+        d / "train.pt",
+        d / "test.pt",
+        tmp_path / "e.json",
+        tmp_path / "reports",
+        cwd=tmp_path,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads((tmp_path / "e.json").read_text())
-    assert metrics["linear"]["l1_sum"] == 0.0 and metrics["test"]["si_sdr_db"] is None and metrics["test"]["stoi"] is None
+    assert (
+        metrics["linear"]["l1_sum"] == 0.0 and metrics["test"]["si_sdr_db"] is None and metrics["test"]["stoi"] is None
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"hostile bytes", "is not a split file ("),
-    (torch_bytes([Exploit("marker")]), "is not a split file ("),
-    (torch_bytes({"x": torch.zeros(4, 1, 100)}), "is not a split file (expected {'x': X, 'y': Y})"),
-    (torch_bytes({"x": torch.zeros(4, 1, 100), "y": torch.zeros(4, 1, 100, dtype=torch.float64)}), "y is torch.float64, expected torch.float32"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"hostile bytes", "is not a split file ("),
+        (torch_bytes([Exploit("marker")]), "is not a split file ("),
+        (torch_bytes({"x": torch.zeros(4, 1, 100)}), "is not a split file (expected {'x': X, 'y': Y})"),
+        (
+            torch_bytes({"x": torch.zeros(4, 1, 100), "y": torch.zeros(4, 1, 100, dtype=torch.float64)}),
+            "y is torch.float64, expected torch.float32",
+        ),
+    ],
+)
 def test_a_corrupt_or_hostile_split_file_is_one_line(tmp_path, stage, content, message):
     write_params_copy(tmp_path)
     bad = tmp_path / "train.pt"

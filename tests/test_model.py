@@ -84,21 +84,26 @@ def test_proposition_1_shift_equivariance(taps, width, n, k, seed, backend):
     torch.testing.assert_close(model(shift(x, k)), shift(model(x), k))
 
 
-@pytest.mark.parametrize("taps, features, message", [
-    ([40, 40], [1, 5], "len\\(taps\\) \\+ 1"),
-    ([40, 40], [1, 5, 1, 1], "len\\(taps\\) \\+ 1"),
-    ([], [1], "at least one layer"),
-    ([40, 0], [1, 5, 1], "integers >= 1, got taps \\[40, 0\\]"),
-    ([3], [1, 0], "integers >= 1, got taps \\[3\\], features \\[1, 0\\]"),
-    ([3], [1, 1], "unknown MIMOCNN last_activation 'relu'; choose one of tanh, linear"),
-])
+@pytest.mark.parametrize(
+    "taps, features, message",
+    [
+        ([40, 40], [1, 5], "len\\(taps\\) \\+ 1"),
+        ([40, 40], [1, 5, 1, 1], "len\\(taps\\) \\+ 1"),
+        ([], [1], "at least one layer"),
+        ([40, 0], [1, 5, 1], "integers >= 1, got taps \\[40, 0\\]"),
+        ([3], [1, 0], "integers >= 1, got taps \\[3\\], features \\[1, 0\\]"),
+        ([3], [1, 1], "unknown MIMOCNN last_activation 'relu'; choose one of tanh, linear"),
+    ],
+)
 def test_bad_specs(taps, features, message):
     with pytest.raises(ValueError, match=message):
         MIMOCNN(taps, features, last_activation="relu" if "relu" in message else "tanh")
 
 
-@pytest.mark.parametrize("taps, features, message", [
-    ([3], [1, 0], "in_features must be an integer >= 1"), ([0], [1, 1], "taps must be an integer >= 1")])
+@pytest.mark.parametrize(
+    "taps, features, message",
+    [([3], [1, 0], "in_features must be an integer >= 1"), ([0], [1, 1], "taps must be an integer >= 1")],
+)
 def test_bad_filter_specs(taps, features, message):
     with pytest.raises(ValueError, match=message):
         MIMOFilter(taps[0], features[0] if features[1] else 0, 1)
@@ -131,18 +136,24 @@ def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
         MIMOCNN([3], [1, 1], input_scale=0.0)
 
 
-@pytest.mark.parametrize("taps, features, n, last, scale", [
-    ([40, 40], [1, 5, 1], 1000, "tanh", 1.0),      # the lab's CNN; N not a multiple of the block
-    ([7, 9, 12], [2, 3, 4, 1], 37, "linear", 100.0),  # several input features first, three layers, a scale
-    ([20, 30], [1, 4, 2], 15, "tanh", 1.0),         # a signal shorter than one block
-])
+@pytest.mark.parametrize(
+    "taps, features, n, last, scale",
+    [
+        ([40, 40], [1, 5, 1], 1000, "tanh", 1.0),  # the lab's CNN; N not a multiple of the block
+        ([7, 9, 12], [2, 3, 4, 1], 37, "linear", 100.0),  # several input features first, three layers, a scale
+        ([20, 30], [1, 4, 2], 15, "tanh", 1.0),  # a signal shorter than one block
+    ],
+)
 def test_layers_chained_in_one_layout_equal_the_reference(taps, features, n, last, scale):
     """toeplitz_chain (the Toeplitz layers in one blocked layout) against the shift register,
     outputs and every gradient."""
     from cnn_denoise.filters import chains
 
     torch.manual_seed(0)
-    models = [MIMOCNN(taps, features, last_activation=last, backend=b, input_scale=scale).double() for b in ("toeplitz", "shift")]
+    models = [
+        MIMOCNN(taps, features, last_activation=last, backend=b, input_scale=scale).double()
+        for b in ("toeplitz", "shift")
+    ]
     models[1].load_state_dict(models[0].state_dict())
     assert chains(["toeplitz"] * len(taps), taps)
     X = torch.randn(3, features[0], n, dtype=torch.float64)
@@ -161,7 +172,7 @@ def test_which_layers_chain():
     from cnn_denoise.filters import chains
 
     assert chains(["toeplitz", "toeplitz"], [40, 40])
-    assert not chains(["toeplitz"], [40])                  # one layer: nothing to keep
-    assert not chains(["toeplitz", "fft"], [40, 40])        # another backend in between
+    assert not chains(["toeplitz"], [40])  # one layer: nothing to keep
+    assert not chains(["toeplitz", "fft"], [40, 40])  # another backend in between
     assert not chains(["toeplitz", "toeplitz"], [10, 100])  # one block length would waste 5x on the short one
-    assert not chains(["toeplitz", "toeplitz"], [79, 1])    # a one-tap layer is one bmm of its own
+    assert not chains(["toeplitz", "toeplitz"], [79, 1])  # a one-tap layer is one bmm of its own

@@ -33,28 +33,55 @@ def edit(tmp_path, change):
     return path
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda p: p["train"].update(lr="fast"), r"train\.lr: Input should be a valid number.*'fast'"),
-    (lambda p: p["train"].update(lr=-0.1), r"train\.lr: Input should be greater than 0"),
-    (lambda p: p["train"].update(epochs=0), r"train\.epochs: Input should be greater than or equal to 1"),
-    (lambda p: p["train"].pop("seed"), r"train\.seed: Field required"),
-    (lambda p: p["train"].update(momentum=0.9), r"train\.momentum: Extra inputs are not permitted"),
-    (lambda p: p["model"].update(features=[2, 5, 1]), r"model: features must start and end with 1"),
-    (lambda p: p["model"].update(features=[1, 5, 5, 1]), r"model: features needs len\(taps\) \+ 1 = 3"),
-    (lambda p: p["model"].update(taps=[40, 0]), r"model\.taps\.1: Input should be greater than or equal to 1"),
-    (lambda p: p["model"].update(last_activation="relu"), r"model\.last_activation: Input should be 'tanh' or 'linear'"),
-    (lambda p: p["data"].update(sha256="abc"), r"data\.sha256: String should match pattern"),
-    (lambda p: p["data"]["synthetic"].update(pairs=1.5), r"data\.synthetic\.pairs: Input should be a valid integer"),
-    # bounded to what a machine can do: refused at once, not after filling memory
-    (lambda p: p["train"].update(seed=10**23), r"train\.seed: Input should be less than 9223372036854775808"),
-    (lambda p: p["data"].update(timeout=float("inf")), r"data\.timeout: Input should be less than or equal to 3600"),
-    (lambda p: p["data"]["synthetic"].update(samples=10**11), r"data\.synthetic\.samples: Input should be less than or equal to 200000000"),
-    (lambda p: p["data"]["synthetic"].update(pairs=10**5), r"data\.synthetic: pairs x samples is 3200000000, more than 200000000"),
-    (lambda p: p["model"].update(features=[1, 100000, 1]), r"model\.features\.1: Input should be less than or equal to 1024"),
-    (lambda p: p["data"].update(sample_rate=1), r"data\.sample_rate: Input should be greater than or equal to 1000"),
-    (lambda p: p["train"].update(lr=float("nan")), r"train\.lr: Input should be a finite number"),
-    (lambda p: p["evaluate"].update(lowpass_hz=20000.0), r"evaluate\.lowpass_hz 20000\.0 must be below half data\.sample_rate"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p["train"].update(lr="fast"), r"train\.lr: Input should be a valid number.*'fast'"),
+        (lambda p: p["train"].update(lr=-0.1), r"train\.lr: Input should be greater than 0"),
+        (lambda p: p["train"].update(epochs=0), r"train\.epochs: Input should be greater than or equal to 1"),
+        (lambda p: p["train"].pop("seed"), r"train\.seed: Field required"),
+        (lambda p: p["train"].update(momentum=0.9), r"train\.momentum: Extra inputs are not permitted"),
+        (lambda p: p["model"].update(features=[2, 5, 1]), r"model: features must start and end with 1"),
+        (lambda p: p["model"].update(features=[1, 5, 5, 1]), r"model: features needs len\(taps\) \+ 1 = 3"),
+        (lambda p: p["model"].update(taps=[40, 0]), r"model\.taps\.1: Input should be greater than or equal to 1"),
+        (
+            lambda p: p["model"].update(last_activation="relu"),
+            r"model\.last_activation: Input should be 'tanh' or 'linear'",
+        ),
+        (lambda p: p["data"].update(sha256="abc"), r"data\.sha256: String should match pattern"),
+        (
+            lambda p: p["data"]["synthetic"].update(pairs=1.5),
+            r"data\.synthetic\.pairs: Input should be a valid integer",
+        ),
+        # bounded to what a machine can do: refused at once, not after filling memory
+        (lambda p: p["train"].update(seed=10**23), r"train\.seed: Input should be less than 9223372036854775808"),
+        (
+            lambda p: p["data"].update(timeout=float("inf")),
+            r"data\.timeout: Input should be less than or equal to 3600",
+        ),
+        (
+            lambda p: p["data"]["synthetic"].update(samples=10**11),
+            r"data\.synthetic\.samples: Input should be less than or equal to 200000000",
+        ),
+        (
+            lambda p: p["data"]["synthetic"].update(pairs=10**5),
+            r"data\.synthetic: pairs x samples is 3200000000, more than 200000000",
+        ),
+        (
+            lambda p: p["model"].update(features=[1, 100000, 1]),
+            r"model\.features\.1: Input should be less than or equal to 1024",
+        ),
+        (
+            lambda p: p["data"].update(sample_rate=1),
+            r"data\.sample_rate: Input should be greater than or equal to 1000",
+        ),
+        (lambda p: p["train"].update(lr=float("nan")), r"train\.lr: Input should be a finite number"),
+        (
+            lambda p: p["evaluate"].update(lowpass_hz=20000.0),
+            r"evaluate\.lowpass_hz 20000\.0 must be below half data\.sample_rate",
+        ),
+    ],
+)
 def test_mistakes_are_named(tmp_path, change, message):
     with pytest.raises(PipelineError, match=message) as err:
         params.load(edit(tmp_path, change))
@@ -71,12 +98,17 @@ def test_missing_and_broken_file(tmp_path):
 
 def test_flatten():
     assert params.flatten({"model": {"taps": [40, 40]}, "train": {"lr": 0.5, "d": {"x": 1}}}) == {
-        "model.taps": [40, 40], "train.lr": 0.5, "train.d.x": 1}
+        "model.taps": [40, 40],
+        "train.lr": 0.5,
+        "train.d.x": 1,
+    }
 
 
 def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
     """YAML 1.1 reads `lr: 1e-3` (no dot) as the string '1e-3': taken as the number it says."""
-    text = (REPO / "params.yaml").read_text().replace("  lr: 0.5 ", "  lr: 1e-3 ").replace("timeout: 60.0", "timeout: 6e1")
+    text = (
+        (REPO / "params.yaml").read_text().replace("  lr: 0.5 ", "  lr: 1e-3 ").replace("timeout: 60.0", "timeout: 6e1")
+    )
     (tmp_path / "params.yaml").write_text(text)
     p = params.load(tmp_path / "params.yaml")
     assert p.train.lr == 1e-3 and p.data.timeout == 60.0
@@ -86,6 +118,8 @@ def test_numbers_yaml_reads_as_strings_are_numbers(tmp_path):
 
 
 def test_params_that_are_not_utf8(tmp_path):
-    (tmp_path / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes().replace(b"# dataset source", b"# \xff\xfe source"))
+    (tmp_path / "params.yaml").write_bytes(
+        (REPO / "params.yaml").read_bytes().replace(b"# dataset source", b"# \xff\xfe source")
+    )
     with pytest.raises(PipelineError, match=r"is not UTF-8 text \(byte [0-9]+\); save it as UTF-8"):
         params.load(tmp_path / "params.yaml")

@@ -33,10 +33,14 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
         assert metrics[split]["l1"] == full[split]["l1"]
         assert metrics[split]["l1_sum"] == pytest.approx(metrics[split]["l1"] * SMALL["samples"], rel=1e-5)
     assert metrics["linear"] == {k: full["baselines"]["linear"][k] for k in ("l1_sum", "si_sdr_db")}
-    shown_values = [v for part in metrics.values() for v in part.values() if v is not None]  # STOI: null on recordings this short
+    shown_values = [
+        v for part in metrics.values() for v in part.values() if v is not None
+    ]  # STOI: null on recordings this short
     assert all(round(v, 5) != 0 for v in shown_values), metrics  # none reads 0.0 in dvc metrics show
     shown = json.loads(sh(["dvc", "metrics", "show", "--json"], repo, env).stdout)
-    assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == {k: v for k, v in metrics["test"].items() if v is not None}
+    assert shown[""]["data"]["metrics/eval.json"]["data"]["test"] == {
+        k: v for k, v in metrics["test"].items() if v is not None
+    }
     table = sh(["dvc", "metrics", "show"], repo, env).stdout
     assert max(map(len, table.splitlines())) <= 160, table
     history = (repo / "metrics/history.csv").read_text().splitlines()
@@ -45,7 +49,13 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     assert full["baselines"]["noisy"]["snr_gain_db"] == 0 and full["baselines"]["zeros"]["si_sdr_db"] is None
     assert full["baselines"]["linear"]["l1"] < full["baselines"]["noisy"]["l1"]  # the linear filter denoises
     reports = {p.relative_to(repo / "reports").as_posix() for p in (repo / "reports").rglob("*") if p.is_file()}
-    assert {"filters.png", "test0.png", "audio/test0_noisy.wav", "audio/test0_cnn.wav", "audio/test0_linear.wav"} <= reports
+    assert {
+        "filters.png",
+        "test0.png",
+        "audio/test0_noisy.wav",
+        "audio/test0_cnn.wav",
+        "audio/test0_linear.wav",
+    } <= reports
 
 
 def test_metrics_match_an_independent_recomputation(project):
@@ -59,7 +69,9 @@ def test_metrics_match_an_independent_recomputation(project):
     metrics = json.loads((repo / "reports/measures.json").read_text())
     assert metrics["test"]["l1"] == pytest.approx(err.abs().mean().item(), rel=1e-5)
     assert metrics["test"]["mse"] == pytest.approx(err.square().mean().item(), rel=1e-5)
-    assert metrics["baselines"]["zeros"]["l1"] == pytest.approx(test["y"].double().abs().mean().item(), rel=1e-6)  # 6 digits kept
+    assert metrics["baselines"]["zeros"]["l1"] == pytest.approx(
+        test["y"].double().abs().mean().item(), rel=1e-6
+    )  # 6 digits kept
 
 
 def test_mlflow_run_holds_params_history_and_final_metrics(project):
@@ -85,7 +97,9 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     baselines = {r.data.tags["baseline"]: r for r in runs if r.data.tags.get("kind") == "baseline"}
     assert set(baselines) == {"zeros", "noisy", "linear", "lowpass"}
     assert baselines["linear"].info.run_name == "baseline: linear" and baselines["linear"].data.params == {"taps": "79"}
-    assert baselines["linear"].data.metrics["test.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]  # one name, both kinds
+    assert (
+        baselines["linear"].data.metrics["test.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]
+    )  # one name, both kinds
     assert not any(k.startswith("baselines.") for k in run.data.metrics)  # not repeated in every CNN run
     assert "reports/filters.png" in {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert run.data.tags["git_commit"] == sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
@@ -106,8 +120,16 @@ def test_second_repro_runs_nothing_and_params_rerun_only_what_they_affect(projec
 
 def test_forced_rerun_is_bit_identical(project):
     repo, env, _ = project
-    files = ["data/raw/dataset.zip", "data/pairs.pt", "data/split/train.pt", "models/model.pt", "metrics/eval.json",
-             "metrics/history.csv", "reports/audio/test0_cnn.wav", "reports/filters.png"]
+    files = [
+        "data/raw/dataset.zip",
+        "data/pairs.pt",
+        "data/split/train.pt",
+        "models/model.pt",
+        "metrics/eval.json",
+        "metrics/history.csv",
+        "reports/audio/test0_cnn.wav",
+        "reports/filters.png",
+    ]
     before = {f: (repo / f).read_bytes() for f in files}
     sh(["dvc", "repro", "-f"], repo, env)
     assert {f: (repo / f).read_bytes() for f in files} == before
@@ -121,13 +143,24 @@ def test_bad_params_fail_with_one_line_and_no_output(project):
     finally:
         set_params(repo, **{"train.lr": 0.5})
     assert proc.returncode != 0
-    assert "error: params.yaml: train.lr: Input should be a valid number (got 'fast'); fix it in params.yaml" in proc.stderr
+    assert (
+        "error: params.yaml: train.lr: Input should be a valid number (got 'fast'); fix it in params.yaml"
+        in proc.stderr
+    )
 
 
 def test_sigkill_midway_then_repro_completes_with_the_same_outputs(project):
     repo, env, _ = project
     set_params(repo, **{"train.epochs": 400})
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in proc.stdout:
             if "Running stage 'train'" in line:
@@ -151,10 +184,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def chromium(*args, timeout=90):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--virtual-time-budget=10000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=10000",
+    ]
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([CHROMIUM, *flags, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout
+        )
 
 
 def test_plots_page_is_self_contained(project):
@@ -194,7 +238,9 @@ def test_a_zip_replaced_in_sources_is_fetched_again_and_retrained(tmp_path):
     assert ran(again) == ["fetch", "unzip", "split", "train", "evaluate"]
     new_pairs = torch.load(repo / "data/pairs.pt", weights_only=True)
     assert not torch.equal(new_pairs["x"], pairs["x"]) and (repo / "models/model.pt").read_bytes() != model
-    assert torch.equal(new_pairs["x"], torch.stack([x for x, _ in synth.make_pairs(SMALL["pairs"], SMALL["samples"], 2)]))
+    assert torch.equal(
+        new_pairs["x"], torch.stack([x for x, _ in synth.make_pairs(SMALL["pairs"], SMALL["samples"], 2)])
+    )
 
 
 def test_a_source_outside_sources_says_how_to_refetch(tmp_path):
@@ -204,4 +250,7 @@ def test_a_source_outside_sources_says_how_to_refetch(tmp_path):
     outside.write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=1))
     repo, env = make_project(tmp_path / "project", **{"data.url": str(outside)})
     proc = sh(["dvc", "repro", "fetch"], repo, env)
-    assert f"fetch: DVC does not watch {outside} for changes: after it changes run `dvc repro -f fetch && dvc repro`" in proc.stderr
+    assert (
+        f"fetch: DVC does not watch {outside} for changes: after it changes run `dvc repro -f fetch && dvc repro`"
+        in proc.stderr
+    )

@@ -50,7 +50,12 @@ def test_silent_recordings_are_left_out_not_nan():
     assert quality.snr_db(pred, y) == pytest.approx(quality.snr_db(pred[[0, 2]], y[[0, 2]]))
     assert quality.si_sdr_db(pred, y) == pytest.approx(quality.si_sdr_db(pred[[0, 2]], y[[0, 2]]))
     silent = torch.zeros_like(y)
-    assert quality.measures(pred, pred, silent, 32000) == {"snr_db": None, "si_sdr_db": None, "stoi": None, "snr_gain_db": None}
+    assert quality.measures(pred, pred, silent, 32000) == {
+        "snr_db": None,
+        "si_sdr_db": None,
+        "stoi": None,
+        "snr_gain_db": None,
+    }
 
 
 def test_stoi_of_recordings_too_short_for_it_is_null():

@@ -12,6 +12,7 @@ def test_readme_is_under_200_lines():
 def test_every_make_target_the_readme_names_exists():
     targets = set(re.findall(r"^([A-Za-z][\w-]*):", (REPO / "Makefile").read_text(), re.M))
     named = set(re.findall(r"`make ([a-z][\w-]*)", (REPO / "README.md").read_text())) | set(
-        re.findall(r"^make ([a-z][\w-]*)", (REPO / "README.md").read_text(), re.M))
+        re.findall(r"^make ([a-z][\w-]*)", (REPO / "README.md").read_text(), re.M)
+    )
     assert named, "the README names no make target"
     assert named <= targets, f"README names make targets the Makefile lacks: {sorted(named - targets)}"

@@ -36,13 +36,19 @@ def test_extend_and_sweeps():
     assert cmds[-1] == ["dvc", "queue", "start", "-j", "3"] and len({c[5] for c in cmds[:-1]}) == len(sweep)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("description: x\nparams: {train.momentum: 0.9}\n", "'train.momentum' is not in params.yaml"),
-    ("description: x\nparams: {train.optimizer: rmsprop}\n", "recipe bad, experiment bad: train.optimizer: Input should be"),
-    ("description: x\nparams: {train.init: linear}\n", "train.init linear needs model.taps [K, 1]"),
-    ("description: x\nextend: bad\nparams: {}\n", "`extend` goes round in a circle"),
-    ("just a string\n", "a recipe is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("description: x\nparams: {train.momentum: 0.9}\n", "'train.momentum' is not in params.yaml"),
+        (
+            "description: x\nparams: {train.optimizer: rmsprop}\n",
+            "recipe bad, experiment bad: train.optimizer: Input should be",
+        ),
+        ("description: x\nparams: {train.init: linear}\n", "train.init linear needs model.taps [K, 1]"),
+        ("description: x\nextend: bad\nparams: {}\n", "`extend` goes round in a circle"),
+        ("just a string\n", "a recipe is a mapping"),
+    ],
+)
 def test_bad_recipes_are_named(tmp_path, text, message):
     (tmp_path / "recipes").mkdir()
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())

@@ -18,8 +18,13 @@ def md5(path: Path) -> str:
 
 def exp_metrics(repo, env) -> dict:
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    return {rev["name"]: rev["data"]["metrics"]["metrics/eval.json"]["data"] for b in shown for e in b.get("experiments") or []
-            for rev in e["revs"] if rev.get("name")}
+    return {
+        rev["name"]: rev["data"]["metrics"]["metrics/eval.json"]["data"]
+        for b in shown
+        for e in b.get("experiments") or []
+        for rev in e["revs"]
+        if rev.get("name")
+    }
 
 
 def test_push_in_one_clone_pull_in_another(tmp_path):
@@ -56,5 +61,7 @@ def test_push_in_one_clone_pull_in_another(tmp_path):
     sh(["dvc", "exp", "pull", "origin", "shared"], b, env)
     assert exp_metrics(b, env)["shared"] == exp_metrics(a, env)["shared"]
     sh(["dvc", "exp", "apply", "shared"], b, env)
-    assert md5(b / "models" / "model.pt") == md5(a / "models" / "model.pt")  # a's workspace holds the experiment's result
+    assert md5(b / "models" / "model.pt") == md5(
+        a / "models" / "model.pt"
+    )  # a's workspace holds the experiment's result
     assert "Data and pipelines are up to date" in sh(["dvc", "status"], b, env).stdout

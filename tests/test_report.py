@@ -17,7 +17,9 @@ def test_wavs_share_one_gain(tmp_path):
 def test_figures_are_pngs(tmp_path):
     s = np.sin(np.arange(4000) / 5)
     a = report.example_figure(tmp_path / "a.png", {"noisy": s, "clean": s * 0}, 32000, "t")
-    b = report.response_figure(tmp_path / "b.png", np.random.default_rng(0).standard_normal((40, 1, 5)), np.ones(79) / 79, 32000)
+    b = report.response_figure(
+        tmp_path / "b.png", np.random.default_rng(0).standard_normal((40, 1, 5)), np.ones(79) / 79, 32000
+    )
     for p in (a, b):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 

@@ -28,14 +28,24 @@ def test_pipeline_and_a_parallel_sweep_on_the_postgresql_server(tmp_path, team_s
     sh(["dvc", "repro"], repo, env)
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "ran"], repo, env)
-    sweep = {"one-epoch": ["-S", "train.epochs=1"], "three-epochs": ["-S", "train.epochs=3"],
-             "narrow": ["-S", "model.taps=[20,20]"], "wide": ["-S", "model.features=[1,3,1]"]}
+    sweep = {
+        "one-epoch": ["-S", "train.epochs=1"],
+        "three-epochs": ["-S", "train.epochs=3"],
+        "narrow": ["-S", "model.taps=[20,20]"],
+        "wide": ["-S", "model.features=[1,3,1]"],
+    }
     run_queue(repo, env, sweep, jobs=4)
     assert not (repo / "mlflow.db").exists() and not (repo / "mlartifacts").exists()  # all of it went to the server
 
     experiment = rest(url, "experiments/get-by-name", experiment_name="lab2b-cnn-denoise")["experiment"]
-    assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # proxied: clients need no access to the folder
-    runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "filter": "tags.kind = 'cnn'", "max_results": 50})["runs"]
+    assert experiment["artifact_location"].startswith(
+        "mlflow-artifacts:"
+    )  # proxied: clients need no access to the folder
+    runs = rest(
+        url,
+        "runs/search",
+        {"experiment_ids": [experiment["experiment_id"]], "filter": "tags.kind = 'cnn'", "max_results": 50},
+    )["runs"]
     names = sorted(r["info"]["run_name"] for r in runs)
     assert len(names) == 5 and set(sweep) <= set(names), names
     by_name = {r["info"]["run_name"]: r for r in runs}
@@ -43,13 +53,25 @@ def test_pipeline_and_a_parallel_sweep_on_the_postgresql_server(tmp_path, team_s
     assert params["model.taps"] == "[20, 20]" and params["train.epochs"] == "2"
     final = {m["key"]: m["value"] for m in by_name["three-epochs"]["data"]["metrics"]}
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    dvc_l1 = {rev["name"]: rev["data"]["metrics"]["metrics/eval.json"]["data"]["test"]["l1"]
-              for b in shown for e in b.get("experiments") or [] for rev in e["revs"] if rev.get("name")}
+    dvc_l1 = {
+        rev["name"]: rev["data"]["metrics"]["metrics/eval.json"]["data"]["test"]["l1"]
+        for b in shown
+        for e in b.get("experiments") or []
+        for rev in e["revs"]
+        if rev.get("name")
+    }
     assert final["test.l1"] == dvc_l1["three-epochs"]
     client = mlflow.MlflowClient(tracking_uri=url)
-    assert_runs_complete(client, experiment["experiment_id"], {
-        "one-epoch": {"train.epochs": "1"}, "three-epochs": {"train.epochs": "3"},
-        "narrow": {"model.taps": "[20, 20]"}, "wide": {"model.features": "[1, 3, 1]"}})
+    assert_runs_complete(
+        client,
+        experiment["experiment_id"],
+        {
+            "one-epoch": {"train.epochs": "1"},
+            "three-epochs": {"train.epochs": "3"},
+            "narrow": {"model.taps": "[20, 20]"},
+            "wide": {"model.features": "[1, 3, 1]"},
+        },
+    )
     stored = list((server.Path(team_server["folder"]) / "artifacts").rglob("model.pt"))
     assert len(stored) >= 5  # the server wrote the artifacts into its own folder
 
@@ -62,18 +84,33 @@ def test_pipeline_and_a_parallel_sweep_on_the_postgresql_server(tmp_path, team_s
 def test_start_without_postgresql_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(server, "PG_ROOT", tmp_path / "none")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(server.PipelineError, match=r"^PostgreSQL's initdb is not installed; install it \(Debian: apt-get install postgresql\)"):
+    with pytest.raises(
+        server.PipelineError,
+        match=r"^PostgreSQL's initdb is not installed; install it \(Debian: apt-get install postgresql\)",
+    ):
         server.start(tmp_path / "team", "127.0.0.1", 5000, 1)
     assert not (tmp_path / "team" / "server.json").exists()
 
 
 def test_status_and_stop_of_nothing(tmp_path):
     env = dict(os.environ, CNN_DENOISE_DEBUG="")
-    status = subprocess.run([sys.executable, "-m", "cnn_denoise.server", "status", "--dir", str(tmp_path)], capture_output=True, text=True, env=env)
+    status = subprocess.run(
+        [sys.executable, "-m", "cnn_denoise.server", "status", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert (status.returncode, status.stdout) == (3, "not running\n")
-    (tmp_path / "server.json").write_text(json.dumps({"mlflow_pid": 2**22 + 7, "postgres_pid": 2**22 + 9, "url": "http://127.0.0.1:1"}))
+    (tmp_path / "server.json").write_text(
+        json.dumps({"mlflow_pid": 2**22 + 7, "postgres_pid": 2**22 + 9, "url": "http://127.0.0.1:1"})
+    )
     assert server.status(tmp_path) is None  # a record whose processes are gone is not a running server
-    stop = subprocess.run([sys.executable, "-m", "cnn_denoise.server", "stop", "--dir", str(tmp_path)], capture_output=True, text=True, env=env)
+    stop = subprocess.run(
+        [sys.executable, "-m", "cnn_denoise.server", "stop", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert stop.returncode == 0 and not (tmp_path / "server.json").exists()
 
 
@@ -82,5 +119,7 @@ def test_a_folder_postgres_cannot_enter_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(server, "pg_bin", lambda name: f"/usr/bin/{name}")
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    with pytest.raises(server.PipelineError, match=rf"who cannot enter {closed} \(mode 700\); chmod o\+x {closed} or start with --dir"):
+    with pytest.raises(
+        server.PipelineError, match=rf"who cannot enter {closed} \(mode 700\); chmod o\+x {closed} or start with --dir"
+    ):
         server.start(closed / "team", "127.0.0.1", 5000, 1)

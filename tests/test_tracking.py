@@ -58,8 +58,14 @@ def test_train_then_evaluate_share_one_run(store, tmp_path):
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     assert len(runs) == 1
     run = runs[0]
-    assert run.data.params == {"model.taps": "[3, 2]", "train.lr": "0.5", "data.url": "synthetic",
-                               "data.synthetic.pairs": "12", "data.synthetic.seed": "0", "data.test_size": "4"}
+    assert run.data.params == {
+        "model.taps": "[3, 2]",
+        "train.lr": "0.5",
+        "data.url": "synthetic",
+        "data.synthetic.pairs": "12",
+        "data.synthetic.seed": "0",
+        "data.test_size": "4",
+    }
     tags = run.data.tags
     assert tags["model_sha256"] == tracking.file_sha256(path)
     assert tags["dataset_md5"] == "0123456789abcdef0123456789abcdef" and tags["dvc_exp_name"] == "brisk-lamb"
@@ -84,10 +90,16 @@ def test_experiment_made_in_a_temp_copy_is_repaired_and_a_creation_race_is_no_er
 
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
-    client.create_experiment(tracking.EXPERIMENT, artifact_location=(tmp_path / ".dvc/tmp/exps/tmpab12/mlruns").as_uri())
+    client.create_experiment(
+        tracking.EXPERIMENT, artifact_location=(tmp_path / ".dvc/tmp/exps/tmpab12/mlruns").as_uri()
+    )
     real = client.get_experiment_by_name
     calls = []
-    monkeypatch.setattr(mlflow.MlflowClient, "get_experiment_by_name", lambda self, name: calls.append(name) or (None if len(calls) == 1 else real(name)))
+    monkeypatch.setattr(
+        mlflow.MlflowClient,
+        "get_experiment_by_name",
+        lambda self, name: calls.append(name) or (None if len(calls) == 1 else real(name)),
+    )
     exp_id = tracking.experiment_id(mlflow.MlflowClient())  # first look: "missing"; create: "exists"; then found
     monkeypatch.undo()
     assert client.get_experiment(exp_id).artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
@@ -174,4 +186,8 @@ def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, mo
         holder.execute("ROLLBACK")
         holder.close()
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "MLflow tracking failed while logging evaluation" in lines[0] and "database is locked" in lines[0]
+    assert (
+        len(lines) == 1
+        and "MLflow tracking failed while logging evaluation" in lines[0]
+        and "database is locked" in lines[0]
+    )

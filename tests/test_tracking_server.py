@@ -15,7 +15,9 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path, mlflow_server):
     sh(["dvc", "repro"], repo, env)
     assert not (repo / "mlflow.db").exists()  # nothing went to the local default store
     experiment = rest(mlflow_server, "experiments/get-by-name", experiment_name="lab2b-cnn-denoise")["experiment"]
-    runs = rest(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "filter": "tags.kind = 'cnn'"})["runs"]
+    runs = rest(
+        mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "filter": "tags.kind = 'cnn'"}
+    )["runs"]
     assert len(runs) == 1
     run = runs[0]
     run_id = run["info"]["run_id"]

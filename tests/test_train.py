@@ -39,7 +39,9 @@ def test_same_seed_same_weights():
 def test_divergence_stops_at_first_non_finite_loss():
     model = cnn.build([5], [1, 1], "linear", seed=0)
     data = {"x": toy()["x"] * 1e30, "y": toy()["y"]}
-    with pytest.raises(PipelineError, match="training diverged: loss is (nan|inf) at epoch 1, batch [0-9]+; lower train.lr"):
+    with pytest.raises(
+        PipelineError, match="training diverged: loss is (nan|inf) at epoch 1, batch [0-9]+; lower train.lr"
+    ):
         fit(model, data, data, lr=1e30, batch_size=8, epochs=2, seed=0, progress=False)
 
 
@@ -84,7 +86,9 @@ def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
     runs = {}
     for optimizer, loss, lr in (("lbfgs", "snr", 1.0), ("sgd", "l1", 0.5)):
         model = cnn.build([5], [1, 1], "linear", seed=0)
-        runs[optimizer] = fit(model, small, small, lr=lr, batch_size=24, epochs=5, seed=0, progress=False, optimizer=optimizer, loss=loss)
+        runs[optimizer] = fit(
+            model, small, small, lr=lr, batch_size=24, epochs=5, seed=0, progress=False, optimizer=optimizer, loss=loss
+        )
     assert runs["lbfgs"][-1]["train_l1"] < 1e-4 * runs["lbfgs"][0]["train_l1"]
     assert runs["sgd"][-1]["train_l1"] > 0.5 * runs["sgd"][0]["train_l1"]
 
@@ -101,7 +105,11 @@ def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, mon
     grads = []
     for chunked in (False, True):
         model = cnn.build([7, 3], [1, 3, 1], "linear", seed=0)
-        value = train._chunked_loss(model, data["x"], data["y"], idx, loss) if chunked else loss_of(loss, model(data["x"][idx]), data["y"][idx])
+        value = (
+            train._chunked_loss(model, data["x"], data["y"], idx, loss)
+            if chunked
+            else loss_of(loss, model(data["x"][idx]), data["y"][idx])
+        )
         value.backward()
         grads.append((value.item(), [p.grad.clone() for p in model.parameters()]))
     (v1, g1), (v2, g2) = grads
@@ -118,12 +126,16 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
     opts = [PlainSGD(models[0].parameters(), lr=0.3), torch.optim.SGD(models[1].parameters(), lr=0.3)]
     for _ in range(5):
         for model, opt in zip(models, opts, strict=True):
+
             def closure(model=model, opt=opt):
                 opt.zero_grad(set_to_none=True)
                 loss = (model(data["x"]) - data["y"]).abs().mean()
                 loss.backward()
                 return loss
+
             opt.step(closure)
     a, b = (m.state_dict() for m in models)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["layers.0.H"], cnn.build([4, 3], [1, 3, 1], seed=2).state_dict()["layers.0.H"])  # they moved
+    assert not torch.equal(
+        a["layers.0.H"], cnn.build([4, 3], [1, 3, 1], seed=2).state_dict()["layers.0.H"]
+    )  # they moved

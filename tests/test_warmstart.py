@@ -21,8 +21,12 @@ def bursts(q=6, n=3000, seed=0):
     for i in range(q):
         for start in range(0, n, 1000):
             length = int(rng.integers(300, 600))
-            y[i, start : start + length] = np.sin(2 * np.pi * rng.uniform(0.01, 0.03) * t[:length]) * np.hanning(length) * 1e-3
-    noise = scipy.signal.lfilter(*scipy.signal.butter(4, [0.8, 0.95], btype="bandpass"), rng.standard_normal((q, n))) * 2e-4
+            y[i, start : start + length] = (
+                np.sin(2 * np.pi * rng.uniform(0.01, 0.03) * t[:length]) * np.hanning(length) * 1e-3
+            )
+    noise = (
+        scipy.signal.lfilter(*scipy.signal.butter(4, [0.8, 0.95], btype="bandpass"), rng.standard_normal((q, n))) * 2e-4
+    )
     x = 0.5 * y + noise
     return {"x": torch.tensor(x, dtype=torch.float32)[:, None], "y": torch.tensor(y, dtype=torch.float32)[:, None]}
 
@@ -48,7 +52,9 @@ def test_starts_as_the_least_squares_filter():
     # the gate's units: the same filter, knees at r/2, r, 2r of the residual; output weights 0
     H1, H2 = model.layers[0].H.detach().double(), model.layers[1].H.detach().double()
     for g, knee in zip(range(1, 4), (0.5, 1.0, 2.0), strict=True):
-        np.testing.assert_allclose(H1[:, 0, g].numpy() * 1000 * residual * knee, h, rtol=1e-3, atol=1e-6 * np.abs(h).max())
+        np.testing.assert_allclose(
+            H1[:, 0, g].numpy() * 1000 * residual * knee, h, rtol=1e-3, atol=1e-6 * np.abs(h).max()
+        )
     assert H2[0, 1:, 0].abs().max() == 0 and H2[0, 0, 0] == pytest.approx(1 / info["gains"][0])
 
 
@@ -57,8 +63,18 @@ def test_training_from_it_learns_a_gate_that_beats_the_linear_filter():
     model = cnn.build([15, 1], [1, 4, 1], "linear", seed=0, input_scale=1000.0)
     linear_start(model, train["x"], train["y"])
     linear = predict(model, test["x"])
-    history = fit(model, train, test, lr=1.0, batch_size=len(train["x"]), epochs=8, seed=0, progress=False,
-                  optimizer="lbfgs", loss="snr")
+    history = fit(
+        model,
+        train,
+        test,
+        lr=1.0,
+        batch_size=len(train["x"]),
+        epochs=8,
+        seed=0,
+        progress=False,
+        optimizer="lbfgs",
+        loss="snr",
+    )
     gated = predict(model, test["x"])
     err = {name: (p - test["y"]).double() for name, p in (("linear", linear), ("gated", gated))}
     assert err["gated"].abs().mean() < 0.9 * err["linear"].abs().mean()  # L1
@@ -68,8 +84,15 @@ def test_training_from_it_learns_a_gate_that_beats_the_linear_filter():
     assert history[-1]["test_l1"] < history[0]["test_l1"]
 
 
-@pytest.mark.parametrize("taps, features, last", [([40, 40], [1, 5, 1], "linear"), ([79, 1], [1, 1, 1], "linear"),
-                                                  ([79, 1], [1, 4, 1], "tanh"), ([79], [1, 1], "linear")])
+@pytest.mark.parametrize(
+    "taps, features, last",
+    [
+        ([40, 40], [1, 5, 1], "linear"),
+        ([79, 1], [1, 1, 1], "linear"),
+        ([79, 1], [1, 4, 1], "tanh"),
+        ([79], [1, 1], "linear"),
+    ],
+)
 def test_refuses_shapes_it_cannot_start(taps, features, last):
     assert "train.init linear needs model.taps [K, 1]" in problem(taps, features, last)
     model = cnn.build(taps, features, last, seed=0)

@@ -17,20 +17,29 @@ def runs_table(max_runs: int = 20):
     import mlflow
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
-    runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], order_by=["attributes.start_time DESC"], max_results=max_runs)
+    runs = mlflow.search_runs(
+        experiment_names=[tracking.EXPERIMENT], order_by=["attributes.start_time DESC"], max_results=max_runs
+    )
     if runs.empty:
         return runs, {}
     params = sorted(c for c in runs.columns if c.startswith("params."))
     differ = [c for c in params if runs[c].astype(str).nunique(dropna=False) > 1]
     shared = {c.removeprefix("params."): runs[c].iloc[0] for c in params if c not in differ}
     columns = ["start_time", "tags.dvc_exp_name"] + differ + [f"metrics.{m}" for m in METRICS]
-    table = runs.reindex(columns=columns).rename(columns=lambda c: c.split(".", 1)[1] if c.startswith(("params.", "metrics.", "tags.")) else c)
+    table = runs.reindex(columns=columns).rename(
+        columns=lambda c: c.split(".", 1)[1] if c.startswith(("params.", "metrics.", "tags.")) else c
+    )
     table.insert(0, "run", runs["run_id"].str[:8])
     table["start_time"] = table["start_time"].dt.strftime("%Y-%m-%d %H:%M")
     return table, shared
 
 
-EXP_METRICS = {"train.l1": "train L1", "test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "linear.si_sdr_db": "linear SI-SDR"}
+EXP_METRICS = {
+    "train.l1": "train L1",
+    "test.l1": "test L1",
+    "test.si_sdr_db": "SI-SDR dB",
+    "linear.si_sdr_db": "linear SI-SDR",
+}
 WIDTH = 160
 
 
@@ -74,11 +83,15 @@ def exps_table(shown: list, width: int = WIDTH) -> list[str]:
     def value(r, col):
         kind, key = col.split(":", 1)
         if kind == "m":
-            return _cell(r["metrics"].get(key, r["metrics"].get(f"baselines.{key}")))  # older eval.json: baselines.linear
+            return _cell(
+                r["metrics"].get(key, r["metrics"].get(f"baselines.{key}"))
+            )  # older eval.json: baselines.linear
         return _cell(r["params"].get(key))
 
     def render(cols):
-        cells = [["experiment", *(label for _, label in cols)]] + [[r["name"], *(value(r, c) for c, _ in cols)] for r in rows]
+        cells = [["experiment", *(label for _, label in cols)]] + [
+            [r["name"], *(value(r, c) for c, _ in cols)] for r in rows
+        ]
         widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
         return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
 
@@ -87,7 +100,7 @@ def exps_table(shown: list, width: int = WIDTH) -> list[str]:
     while shown_params and max(map(len, lines)) > width:
         shown_params.pop()
         lines = render(shown_params + metric_cols)
-    left = [label for _, label in param_cols[len(shown_params):]]
+    left = [label for _, label in param_cols[len(shown_params) :]]
     if left:
         lines.append(f"(also differ: {', '.join(left)}; dvc exp show --csv has every column)"[:width])
     return lines
@@ -107,7 +120,9 @@ def exps_main() -> int:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", choices=["runs", "exps"], default="runs", help="MLflow runs (default) or DVC experiments")
+    parser.add_argument(
+        "what", nargs="?", choices=["runs", "exps"], default="runs", help="MLflow runs (default) or DVC experiments"
+    )
     parser.add_argument("-n", "--max-runs", type=int, default=20, help="newest runs to show")
     args = parser.parse_args(argv)
     if args.what == "exps":
@@ -118,7 +133,9 @@ def main(argv=None):
     if table.empty:
         print(f"no runs in {tracking.tracking_uri()} yet: run `make repro` or `dvc exp run` first", file=sys.stderr)
         return 1
-    print(f"MLflow store: {tracking.tracking_uri()}  (experiment {tracking.EXPERIMENT}, {len(table)} runs, newest first)")
+    print(
+        f"MLflow store: {tracking.tracking_uri()}  (experiment {tracking.EXPERIMENT}, {len(table)} runs, newest first)"
+    )
     if shared:
         print("same in every run: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4e}".format):

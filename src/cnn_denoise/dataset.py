@@ -37,12 +37,16 @@ def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> bytes:
             while chunk := member.read(CHUNK):
                 produced += len(chunk)
                 if produced > info.file_size:
-                    raise PipelineError(f"{path}: member {info.filename!r} inflates past the {info.file_size} bytes its header "
-                                        "declares; refusing a possible zip bomb")
+                    raise PipelineError(
+                        f"{path}: member {info.filename!r} inflates past the {info.file_size} bytes its header "
+                        "declares; refusing a possible zip bomb"
+                    )
                 out.write(chunk)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PipelineError(f"{path}: member {info.filename!r} is corrupt ({reason}); fix data.url or re-download") from exc
+        raise PipelineError(
+            f"{path}: member {info.filename!r} is corrupt ({reason}); fix data.url or re-download"
+        ) from exc
     return out.getvalue()
 
 
@@ -61,43 +65,66 @@ def read_torch_member(path) -> object:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise PipelineError(f"{path} is not a readable zip ({exc}); fix data.url or delete it and run dvc repro again") from exc
+        raise PipelineError(
+            f"{path} is not a readable zip ({exc}); fix data.url or delete it and run dvc repro again"
+        ) from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_MEMBERS:
-            raise PipelineError(f"{path} has {len(infos)} members (limit {MAX_MEMBERS}); this is not the course's dataset zip")
+            raise PipelineError(
+                f"{path} has {len(infos)} members (limit {MAX_MEMBERS}); this is not the course's dataset zip"
+            )
         for info in infos:
             if _unsafe_name(info.filename):
-                raise PipelineError(f"{path}: member {info.filename!r} points outside its folder (zip slip); refusing this zip")
+                raise PipelineError(
+                    f"{path}: member {info.filename!r} points outside its folder (zip slip); refusing this zip"
+                )
             if info.flag_bits & 0x1:
                 raise PipelineError(f"{path}: member {info.filename!r} is encrypted; give an unencrypted zip")
             if info.compress_type not in METHODS:
-                raise PipelineError(f"{path}: member {info.filename!r} uses compression method {info.compress_type}; "
-                                    f"only {' and '.join(METHODS.values())} are accepted: re-zip it with those")
+                raise PipelineError(
+                    f"{path}: member {info.filename!r} uses compression method {info.compress_type}; "
+                    f"only {' and '.join(METHODS.values())} are accepted: re-zip it with those"
+                )
             if info.file_size > MAX_MEMBER_BYTES:
-                raise PipelineError(f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); "
-                                    "refusing a possible zip bomb")
+                raise PipelineError(
+                    f"{path}: member {info.filename!r} inflates to {info.file_size} bytes (limit {MAX_MEMBER_BYTES}); "
+                    "refusing a possible zip bomb"
+                )
             if info.file_size > MAX_RATIO * max(info.compress_size, 1):
                 ratio = info.file_size // max(info.compress_size, 1)
-                raise PipelineError(f"{path}: member {info.filename!r} is compressed {ratio}:1 (limit {MAX_RATIO}:1); refusing a possible zip bomb")
+                raise PipelineError(
+                    f"{path}: member {info.filename!r} is compressed {ratio}:1 (limit {MAX_RATIO}:1); refusing "
+                    "a possible zip bomb"
+                )
         files = [i for i in infos if not i.is_dir() and not _ignored(i.filename)]
         found = [i for i in files if PurePosixPath(i.filename).suffix.lower() in TORCH_SUFFIXES]
         if len(found) != 1:
-            names = ", ".join(repr(i.filename) for i in files) or "nothing"  # repr: no control characters reach the terminal
+            names = (
+                ", ".join(repr(i.filename) for i in files) or "nothing"
+            )  # repr: no control characters reach the terminal
             what = "no torch file" if not found else f"{len(found)} torch files"
-            raise PipelineError(f"{path} holds {what} (members: {names}); the zip must hold exactly one {'/'.join(TORCH_SUFFIXES)} file")
+            raise PipelineError(
+                f"{path} holds {what} (members: {names}); the zip must hold exactly one {'/'.join(TORCH_SUFFIXES)} file"
+            )
         data = _read_capped(zf, found[0], path)
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if culprit:
-            raise PipelineError(f"{path}: {found[0].filename!r} holds objects other than tensors (GLOBAL {culprit[1]}); "
-                                "refused to unpickle them (weights_only=True); use a file of plain tensors") from exc
+            raise PipelineError(
+                f"{path}: {found[0].filename!r} holds objects other than tensors (GLOBAL {culprit[1]}); "
+                "refused to unpickle them (weights_only=True); use a file of plain tensors"
+            ) from exc
         detail = " ".join(str(exc).split("WeightsUnpickler error:")[-1].split()).split(" Check the documentation")[0]
-        raise PipelineError(f"{path}: {found[0].filename!r} is not a readable torch file ({detail}); fix data.url") from exc
+        raise PipelineError(
+            f"{path}: {found[0].filename!r} is not a readable torch file ({detail}); fix data.url"
+        ) from exc
     except (RuntimeError, EOFError, ValueError) as exc:
-        raise PipelineError(f"{path}: {found[0].filename!r} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url") from exc
+        raise PipelineError(
+            f"{path}: {found[0].filename!r} is not a readable torch file ({str(exc).splitlines()[0]}); fix data.url"
+        ) from exc
 
 
 MAX_SAMPLES = 200_000_000  # samples in x (and in y) over all recordings: 0.8 GB each as float32
@@ -109,14 +136,22 @@ def _plain(t, what: str) -> torch.Tensor:
     if type(t) is not torch.Tensor:
         raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a plain tensor")
     if t.layout != torch.strided or t.device.type != "cpu" or t.requires_grad:
-        raise PipelineError(f"dataset: {what} is a {t.layout} tensor on {t.device} (requires_grad={t.requires_grad}); "
-                            "save dense CPU tensors without grad")
+        raise PipelineError(
+            f"dataset: {what} is a {t.layout} tensor on {t.device} (requires_grad={t.requires_grad}); "
+            "save dense CPU tensors without grad"
+        )
     if t.numel() > MAX_SAMPLES:
-        raise PipelineError(f"dataset: {what} has {t.numel()} samples (limit {MAX_SAMPLES}); use fewer or shorter recordings")
-    repeated = any(s == 0 and n > 1 for s, n in zip(t.stride(), t.shape, strict=True))  # a dim of one element, shown n times
+        raise PipelineError(
+            f"dataset: {what} has {t.numel()} samples (limit {MAX_SAMPLES}); use fewer or shorter recordings"
+        )
+    repeated = any(
+        s == 0 and n > 1 for s, n in zip(t.stride(), t.shape, strict=True)
+    )  # a dim of one element, shown n times
     if t.numel() and (repeated or t.untyped_storage().nbytes() < t.numel() * t.element_size()):
-        raise PipelineError(f"dataset: {what} shows {t.numel()} elements but its storage holds {t.untyped_storage().nbytes()} bytes "
-                            "(a broadcast view); save real tensors (.contiguous())")
+        raise PipelineError(
+            f"dataset: {what} shows {t.numel()} elements but its storage holds {t.untyped_storage().nbytes()} bytes "
+            "(a broadcast view); save real tensors (.contiguous())"
+        )
     return t
 
 
@@ -147,31 +182,57 @@ def to_pairs(obj) -> dict:
     """Normalise any accepted layout to {"x": [Q,1,N], "y": [Q,1,N]} and validate it."""
     if isinstance(obj, dict) and {"x", "y"} <= set(obj):
         X, Y = _as_rows(obj["x"], "x"), _as_rows(obj["y"], "y")
-    elif isinstance(obj, (list, tuple)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) and t.dim() == 2 and t.shape[0] == 2 for t in obj):
-        raise PipelineError("dataset: two tensors of shape [2, N] could be (X, Y) with 2 recordings or 2 recordings of stacked (x, y) rows; "
-                            "save a list of (x, y) pairs or {'x': X, 'y': Y}")
-    elif isinstance(obj, (list, tuple)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] != 1 for t in obj):
+    elif (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 2
+        and all(isinstance(t, torch.Tensor) and t.dim() == 2 and t.shape[0] == 2 for t in obj)
+    ):
+        raise PipelineError(
+            "dataset: two tensors of shape [2, N] could be (X, Y) with 2 recordings or 2 recordings of stacked "
+            "(x, y) rows; "
+            "save a list of (x, y) pairs or {'x': X, 'y': Y}"
+        )
+    elif (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 2
+        and all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] != 1 for t in obj)
+    ):
         X, Y = _as_rows(obj[0], "X"), _as_rows(obj[1], "Y")
     elif isinstance(obj, (list, tuple)) and obj:
         xs, ys = [], []
         for q, pair in enumerate(obj):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise PipelineError(f"dataset: item {q} is not an (x, y) pair; expected a list of (noisy, clean) tensor pairs")
+                raise PipelineError(
+                    f"dataset: item {q} is not an (x, y) pair; expected a list of (noisy, clean) tensor pairs"
+                )
             x, y = _signal(pair[0], f"x of pair {q}"), _signal(pair[1], f"y of pair {q}")
             if x.shape != y.shape:
-                raise PipelineError(f"dataset: pair {q} has x {tuple(x.shape)} and y {tuple(y.shape)}; x and y must have the same shape")
+                raise PipelineError(
+                    f"dataset: pair {q} has x {tuple(x.shape)} and y {tuple(y.shape)}; x and y must have the same shape"
+                )
             if xs and x.shape != xs[0].shape:
-                raise PipelineError(f"dataset: pair {q} has shape {tuple(x.shape)} but pair 0 has {tuple(xs[0].shape)}; all recordings must have one length")
+                raise PipelineError(
+                    f"dataset: pair {q} has shape {tuple(x.shape)} but pair 0 has {tuple(xs[0].shape)}; all "
+                    "recordings must have one length"
+                )
             for name, t in (("x", x), ("y", y)):
                 if t.dtype != torch.float32:
-                    raise PipelineError(f"dataset: {name} of pair {q} is {t.dtype}, expected torch.float32; convert the data with .float()")
+                    raise PipelineError(
+                        f"dataset: {name} of pair {q} is {t.dtype}, expected torch.float32; convert the data "
+                        "with .float()"
+                    )
             xs.append(x)
             ys.append(y)
             if len(xs) * x.numel() > MAX_SAMPLES:
-                raise PipelineError(f"dataset: more than {MAX_SAMPLES} samples by pair {q}; use fewer or shorter recordings")
+                raise PipelineError(
+                    f"dataset: more than {MAX_SAMPLES} samples by pair {q}; use fewer or shorter recordings"
+                )
         X, Y = torch.stack(xs), torch.stack(ys)
     else:
-        raise PipelineError(f"dataset: unsupported layout {type(obj).__name__}; expected a list of (x, y) pairs, (X, Y) or {{'x': X, 'y': Y}}")
+        raise PipelineError(
+            f"dataset: unsupported layout {type(obj).__name__}; expected a list of (x, y) pairs, (X, Y) or "
+            f"{{'x': X, 'y': Y}}"
+        )
     if X.shape != Y.shape:
         raise PipelineError(f"dataset: x {tuple(X.shape)} and y {tuple(Y.shape)} differ in shape; they must match")
     for name, t in (("x", X), ("y", Y)):
@@ -180,7 +241,9 @@ def to_pairs(obj) -> dict:
         bad = ~torch.isfinite(t)
         if bad.any():
             q = int(bad.flatten(1).any(1).nonzero()[0])
-            raise PipelineError(f"dataset: {name} of pair {q} holds NaN or infinite values; clean or drop that recording")
+            raise PipelineError(
+                f"dataset: {name} of pair {q} holds NaN or infinite values; clean or drop that recording"
+            )
     if X.shape[0] < 1 or X.shape[-1] < 1:
         raise PipelineError(f"dataset: no samples (shape {tuple(X.shape)}); the dataset is empty")
     return {"x": X.contiguous(), "y": Y.contiguous()}
@@ -192,7 +255,9 @@ def split_pairs(pairs: dict, test_size: int, seed: int) -> tuple[dict, dict]:
     if q < 2:
         raise PipelineError(f"the dataset has {q} pair; a train/test split needs at least 2")
     if test_size < 1 or test_size >= q:
-        raise PipelineError(f"data.test_size is {test_size} but the dataset has {q} pairs; set it between 1 and {q - 1} in params.yaml")
+        raise PipelineError(
+            f"data.test_size is {test_size} but the dataset has {q} pairs; set it between 1 and {q - 1} in params.yaml"
+        )
     order = torch.randperm(q, generator=torch.Generator().manual_seed(seed))
     test, train = order[:test_size].sort().values, order[test_size:].sort().values
     return ({k: v[train].clone() for k, v in pairs.items()}, {k: v[test].clone() for k, v in pairs.items()})
@@ -207,9 +272,13 @@ def load_split(path) -> dict:
         raise PipelineError(f"{path}: no such split file; run dvc repro (the split stage writes it)") from None
     except Exception as exc:  # not a torch file, or one holding code (weights_only refuses it)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PipelineError(f"{path} is not a split file ({reason}); run dvc repro -f split to write it again") from None
+        raise PipelineError(
+            f"{path} is not a split file ({reason}); run dvc repro -f split to write it again"
+        ) from None
     if not (isinstance(obj, dict) and set(obj) == {"x", "y"}):
-        raise PipelineError(f"{path} is not a split file (expected {{'x': X, 'y': Y}}); run dvc repro -f split to write it again")
+        raise PipelineError(
+            f"{path} is not a split file (expected {{'x': X, 'y': Y}}); run dvc repro -f split to write it again"
+        )
     try:
         return to_pairs(obj)
     except PipelineError as exc:

@@ -51,9 +51,12 @@ def measures(out: np.ndarray, clean: np.ndarray) -> dict:
 def main(argv=None) -> int:
     import soundfile as sf
 
-    parser = argparse.ArgumentParser(prog="python -m cnn_denoise.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-m", "--model", default="models/model.pt", help="as for cnn-denoise enhance (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m cnn_denoise.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-m", "--model", default="models/model.pt", help="as for cnn-denoise enhance (default: %(default)s)"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the recording (default: %(default)s)")
     parser.add_argument("--out", default="demo", help="folder for the WAVs (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -65,7 +68,10 @@ def main(argv=None) -> int:
         return 1
     ref, _ = sf.read(clean)
     # the models learnt y from x = 0.5 y + n: against the clean speech, the noisy file is x / 0.5
-    rows = {"noisy (x 2)": measures(2 * sf.read(noisy)[0], ref), "enhanced": measures(sf.read(enhanced / noisy.name)[0], ref)}
+    rows = {
+        "noisy (x 2)": measures(2 * sf.read(noisy)[0], ref),
+        "enhanced": measures(sf.read(enhanced / noisy.name)[0], ref),
+    }
     print(f"\n{'':14}" + "".join(f"{k:>14}" for k in next(iter(rows.values()))))
     for name, m in rows.items():
         print(f"{name:14}" + "".join(f"{v:14.2f}" for v in m.values()))

@@ -35,7 +35,9 @@ def _local_path(url: str) -> Path:
     if parts.scheme == "file":
         return Path(urllib.request.url2pathname(parts.path))
     if parts.scheme and len(parts.scheme) > 1:  # one letter is a Windows drive
-        raise PipelineError(f"data.url: unsupported scheme {parts.scheme!r} in {url!r}; use https://, http://, file:// or a path")
+        raise PipelineError(
+            f"data.url: unsupported scheme {parts.scheme!r} in {url!r}; use https://, http://, file:// or a path"
+        )
     path = Path(url).expanduser()
     if not path.is_absolute() and os.environ.get("DVC_ROOT"):  # dvc exp run --temp/--queue: a copy under .dvc/tmp
         path = Path(os.environ["DVC_ROOT"]) / path  # a relative path means the main repository's
@@ -60,8 +62,10 @@ def _copy_stream(src, dst, total, label, digest, max_bytes: int, url: str) -> No
         while chunk := src.read(CHUNK):
             received += len(chunk)
             if received > max_bytes:
-                raise PipelineError(f"{redact(url)} sends more than data.max_mb ({max_bytes >> 20} MiB); "
-                                    "check data.url or raise data.max_mb")
+                raise PipelineError(
+                    f"{redact(url)} sends more than data.max_mb ({max_bytes >> 20} MiB); "
+                    "check data.url or raise data.max_mb"
+                )
             dst.write(chunk)
             digest.update(chunk)
             bar.update(len(chunk))
@@ -74,7 +78,10 @@ def _transient(exc: Exception) -> bool:
         return exc.code >= 500 or exc.code == 429
     if isinstance(getattr(exc, "reason", exc), ssl.SSLError):  # a bad certificate stays bad: no retry
         return False
-    return isinstance(exc, (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, Truncated, http.client.HTTPException))
+    return isinstance(
+        exc,
+        (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, Truncated, http.client.HTTPException),
+    )
 
 
 def _describe(exc: Exception) -> str:
@@ -87,7 +94,9 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retries: int = 3, max_bytes: int = 4 << 30) -> str:
+def fetch(
+    url: str, dest, sha256: str | None = None, timeout: float = 60.0, retries: int = 3, max_bytes: int = 4 << 30
+) -> str:
     """Copy `url` to `dest`; return its SHA-256. Raises PipelineError; leaves no file on failure."""
     dest = Path(dest)
     label = Path(urllib.parse.urlsplit(url).path).name or "download"
@@ -96,14 +105,26 @@ def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retr
         try:
             with atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 if _is_http(url):
-                    request = urllib.request.Request(url, headers={"User-Agent": "cnn-denoise", "Accept-Encoding": "identity"})
+                    request = urllib.request.Request(
+                        url, headers={"User-Agent": "cnn-denoise", "Accept-Encoding": "identity"}
+                    )
                     with urllib.request.urlopen(request, timeout=timeout) as response:
                         encoding = response.headers.get("Content-Encoding", "identity").lower()
                         if encoding != "identity":
-                            raise PipelineError(f"{redact(url)} sends the file {encoding}-encoded although asked for it as is; "
-                                                "download it by hand and point data.url at the file")
+                            raise PipelineError(
+                                f"{redact(url)} sends the file {encoding}-encoded although asked for it as is; "
+                                "download it by hand and point data.url at the file"
+                            )
                         length = response.headers.get("Content-Length")
-                        _copy_stream(response, out, int(length) if length and length.isdigit() else None, label, digest, max_bytes, url)
+                        _copy_stream(
+                            response,
+                            out,
+                            int(length) if length and length.isdigit() else None,
+                            label,
+                            digest,
+                            max_bytes,
+                            url,
+                        )
                 else:
                     path = _local_path(url)
                     if not path.is_file():
@@ -123,10 +144,11 @@ def fetch(url: str, dest, sha256: str | None = None, timeout: float = 60.0, retr
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if not _is_http(url) or not _transient(exc) or attempt == retries:
                 tries = f" after {attempt} attempts" if attempt > 1 else ""
-                raise PipelineError(f"download of {redact(url)} failed{tries}: {_describe(exc)}; check data.url and the network") from exc
+                raise PipelineError(
+                    f"download of {redact(url)} failed{tries}: {_describe(exc)}; check data.url and the network"
+                ) from exc
             print(f"download of {redact(url)}: {_describe(exc)}; retrying ({attempt}/{retries - 1})", file=sys.stderr)
             time.sleep(min(2.0 ** (attempt - 1), 8.0))
     if sha256 is None:
         print(f"SHA-256 of {redact(url)}: {found} (pin it as data.sha256 in params.yaml)", file=sys.stderr)
     return found
-

@@ -77,8 +77,8 @@ def resampled_blocks(read, total: int, up: int, down: int, block: int = BLOCK):
 class Denoiser:
     """A trained model with the rate and level it was trained at.
 
-        d = Denoiser.load("models/model.pt")          # or "runs:/<run id>", "models:/name@alias"
-        clean = d(noisy, sample_rate)                  # NumPy or torch; (n,) or (n, channels)
+    d = Denoiser.load("models/model.pt")          # or "runs:/<run id>", "models:/name@alias"
+    clean = d(noisy, sample_rate)                  # NumPy or torch; (n,) or (n, channels)
     """
 
     def __init__(self, model, sample_rate: int, input_rms: float):
@@ -90,8 +90,10 @@ class Denoiser:
         path = _checkpoint_from_mlflow(source) if source.startswith(("runs:/", "models:/")) else source
         model, audio = cnn.load_checkpoint(path)
         if not {"sample_rate", "input_rms"} <= set(audio):
-            raise PipelineError(f"{source} does not record the rate and level it was trained at (an older checkpoint); "
-                                "retrain it with dvc repro -f train")
+            raise PipelineError(
+                f"{source} does not record the rate and level it was trained at (an older checkpoint); "
+                "retrain it with dvc repro -f train"
+            )
         return cls(model, audio["sample_rate"], audio["input_rms"])
 
     def __call__(self, noisy, sample_rate: int):
@@ -103,8 +105,10 @@ class Denoiser:
         frames = x.reshape(len(x), -1).T  # (channels, n)
         if not np.isfinite(frames).all():
             raise PipelineError("the recording holds NaN or infinite samples; clean it first")
-        out = np.concatenate(list(self.blocks(lambda a, b: frames[:, a:b], frames.shape[1], sample_rate,
-                                              self.gain(_rms(frames)))), axis=-1)
+        out = np.concatenate(
+            list(self.blocks(lambda a, b: frames[:, a:b], frames.shape[1], sample_rate, self.gain(_rms(frames)))),
+            axis=-1,
+        )
         out = out.T.reshape(x.shape)
         return torch.as_tensor(out, dtype=noisy.dtype) if is_torch else out.astype(np.asarray(noisy).dtype, copy=False)
 
@@ -127,7 +131,11 @@ class Denoiser:
                     count += block.shape[-1]
 
             def read_mid(lo, hi):
-                return np.fromfile(mid, dtype=np.float32, count=(hi - lo) * channels, offset=lo * channels * 4).reshape(-1, channels).T
+                return (
+                    np.fromfile(mid, dtype=np.float32, count=(hi - lo) * channels, offset=lo * channels * 4)
+                    .reshape(-1, channels)
+                    .T
+                )
 
             done = 0
             for block in resampled_blocks(read_mid, count, down, up):
@@ -156,10 +164,16 @@ def _checkpoint_from_mlflow(uri: str) -> str:
             run_id = uri.removeprefix("runs:/").split("/")[0]
         else:
             name, _, rest = uri.removeprefix("models:/").partition("@")
-            version = client.get_model_version_by_alias(name, rest) if rest else client.get_model_version(*name.split("/")[:2])
+            version = (
+                client.get_model_version_by_alias(name, rest)
+                if rest
+                else client.get_model_version(*name.split("/")[:2])
+            )
             run_id = version.run_id
         return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=tempfile.mkdtemp())
     except Exception as exc:  # MLflow raises its own exception types for unknown runs, names and aliases
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PipelineError(f"{uri}: no model checkpoint found in {tracking.tracking_uri()} ({reason}); "
-                            "check the run id or name, or MLFLOW_TRACKING_URI") from None
+        raise PipelineError(
+            f"{uri}: no model checkpoint found in {tracking.tracking_uri()} ({reason}); "
+            "check the run id or name, or MLFLOW_TRACKING_URI"
+        ) from None

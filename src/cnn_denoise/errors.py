@@ -28,7 +28,10 @@ def run_stage(main) -> None:
         code = 130
     except OSError as exc:  # a folder that is read-only or full, a file that vanished
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"error: cannot access{where}: {exc.strerror or exc}; check the path, its permissions and free space", file=sys.stderr)
+        print(
+            f"error: cannot access{where}: {exc.strerror or exc}; check the path, its permissions and free space",
+            file=sys.stderr,
+        )
         code = 1
     except MemoryError:
         print("error: out of memory; use smaller data or params (data.synthetic, train.batch_size)", file=sys.stderr)
@@ -39,7 +42,10 @@ def run_stage(main) -> None:
         if os.environ.get("CNN_DENOISE_DEBUG"):
             raise
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"error: unexpected {type(exc).__name__}: {reason}; rerun with CNN_DENOISE_DEBUG=1 for the traceback and report it",
-              file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {reason}; rerun with CNN_DENOISE_DEBUG=1 for the "
+            "traceback and report it",
+            file=sys.stderr,
+        )
         code = 1
     sys.exit(code or 0)

@@ -138,7 +138,9 @@ def mimo_fft(X: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
 def chains(backends: list[str], taps: list[int]) -> bool:
     """Whether a CNN's layers run as one `toeplitz_chain`: two or more, every one on the
     Toeplitz GEMMs, of similar lengths (one block length serves them all) and no one-tap layer."""
-    return len(taps) >= 2 and all(b == spec.TOEPLITZ for b in backends) and 2 <= min(taps) and max(taps) <= 2 * min(taps)
+    return (
+        len(taps) >= 2 and all(b == spec.TOEPLITZ for b in backends) and 2 <= min(taps) and max(taps) <= 2 * min(taps)
+    )
 
 
 def toeplitz_chain(X: torch.Tensor, Hs: list[torch.Tensor], after: list) -> torch.Tensor:
@@ -226,7 +228,14 @@ class MIMOFilter(nn.Module):
 
     def backend_for(self, device) -> str:
         """The backend this layer runs on `device`: its own, or `auto`'s choice."""
-        return choose_backend(self.taps, self.in_features, self.out_features, device) if self.backend == spec.AUTO else self.backend
+        return (
+            choose_backend(self.taps, self.in_features, self.out_features, device)
+            if self.backend == spec.AUTO
+            else self.backend
+        )
 
     def extra_repr(self) -> str:
-        return f"taps={self.taps}, in_features={self.in_features}, out_features={self.out_features}, backend={self.backend!r}"
+        return (
+            f"taps={self.taps}, in_features={self.in_features}, "
+            f"out_features={self.out_features}, backend={self.backend!r}"
+        )

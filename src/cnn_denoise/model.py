@@ -17,7 +17,9 @@ from .filters import MIMOFilter, chains, toeplitz_chain
 class MIMOCNN(nn.Module):
     """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
 
-    def __init__(self, taps, features, last_activation: str = spec.TANH, backend: str = spec.AUTO, input_scale: float = 1.0):
+    def __init__(
+        self, taps, features, last_activation: str = spec.TANH, backend: str = spec.AUTO, input_scale: float = 1.0
+    ):
         super().__init__()
         taps, features = list(taps), list(features)
         if why := spec.shape_problem(taps, features):
@@ -80,7 +82,12 @@ def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
     inputs}), so `cnn-denoise enhance` can bring other recordings to the same rate and level."""
     from .atomic import save_torch
 
-    spec_ = {"taps": model.taps, "features": model.features, "last_activation": model.last_activation, "input_scale": model.input_scale}
+    spec_ = {
+        "taps": model.taps,
+        "features": model.features,
+        "last_activation": model.last_activation,
+        "input_scale": model.input_scale,
+    }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_torch(path, {"spec": spec_, "state_dict": state, **({"audio": audio} if audio else {})})
 
@@ -94,10 +101,15 @@ def load_checkpoint(path, backend=spec.AUTO) -> tuple[MIMOCNN, dict]:
         model.load_state_dict(checkpoint["state_dict"])
         audio = dict(checkpoint.get("audio") or {})
     except FileNotFoundError:
-        raise PipelineError(f"{path}: no such model file; train one first (dvc repro) or give the path of one") from None
+        raise PipelineError(
+            f"{path}: no such model file; train one first (dvc repro) or give the path of one"
+        ) from None
     except Exception as exc:  # whatever a foreign or corrupt file makes torch.load or the model raise
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PipelineError(f"{path} is not a model checkpoint of this project ({reason}); give a models/model.pt written by the train stage") from None
+        raise PipelineError(
+            f"{path} is not a model checkpoint of this project ({reason}); give a models/model.pt written by "
+            "the train stage"
+        ) from None
     return model.eval(), audio
 
 

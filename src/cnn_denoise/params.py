@@ -44,7 +44,10 @@ class Synthetic(_Strict):
     @model_validator(mode="after")
     def _size(self):
         if self.pairs * self.samples > MAX_SAMPLES:
-            raise ValueError(f"pairs x samples is {self.pairs * self.samples}, more than {MAX_SAMPLES} samples; make fewer or shorter recordings")
+            raise ValueError(
+                f"pairs x samples is {self.pairs * self.samples}, more than {MAX_SAMPLES} samples; make fewer "
+                "or shorter recordings"
+            )
         return self
 
 
@@ -57,8 +60,10 @@ class Data(_Strict):
         from .urls import redact, secret_in
 
         if what := secret_in(url):
-            raise ValueError(f"{redact(url)} holds {what}, which params.yaml and dvc.lock would record; "
-                             "write it as ${NAME} (e.g. https://me:${DATA_PASSWORD}@host/data.zip) and export NAME")
+            raise ValueError(
+                f"{redact(url)} holds {what}, which params.yaml and dvc.lock would record; "
+                "write it as ${NAME} (e.g. https://me:${DATA_PASSWORD}@host/data.zip) and export NAME"
+            )
         return url
 
     sha256: str | None = Field(pattern=r"^[0-9a-fA-F]{64}$")
@@ -112,7 +117,10 @@ class Params(_Strict):
         if self.train.init == spec.LINEAR and (why := spec.linear_start_problem(m.taps, m.features, m.last_activation)):
             raise ValueError(why)
         if self.evaluate.lowpass_hz >= self.data.sample_rate / 2:
-            raise ValueError(f"evaluate.lowpass_hz {self.evaluate.lowpass_hz} must be below half data.sample_rate ({self.data.sample_rate / 2})")
+            raise ValueError(
+                f"evaluate.lowpass_hz {self.evaluate.lowpass_hz} must be below half data.sample_rate "
+                f"({self.data.sample_rate / 2})"
+            )
         return self
 
 

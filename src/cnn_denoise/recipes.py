@@ -43,12 +43,20 @@ def names(root=None) -> list[str]:
 def _read(name: str, root, seen=()) -> dict:
     path = folder(root) / f"{name}.yaml"
     if name in seen:
-        raise PipelineError(f"recipe {name}: `extend` goes round in a circle ({' -> '.join((*seen, name))}); fix {path}")
+        raise PipelineError(
+            f"recipe {name}: `extend` goes round in a circle ({' -> '.join((*seen, name))}); fix {path}"
+        )
     if not path.is_file():
         raise PipelineError(f"no recipe {name!r} in {folder(root)}; choose one of {', '.join(names(root)) or 'none'}")
     raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict) or not ({"params", "variants"} & set(raw)) or set(raw) - {"description", "extend", "params", "variants"}:
-        raise PipelineError(f"{path}: a recipe is a mapping with description, optional extend, and params or variants; fix the file")
+    if (
+        not isinstance(raw, dict)
+        or not ({"params", "variants"} & set(raw))
+        or set(raw) - {"description", "extend", "params", "variants"}
+    ):
+        raise PipelineError(
+            f"{path}: a recipe is a mapping with description, optional extend, and params or variants; fix the file"
+        )
     if raw.get("extend"):
         base = _read(raw["extend"], root, (*seen, name))
         raw = {**raw, "params": {**base.get("params", {}), **(raw.get("params") or {})}}
@@ -63,7 +71,9 @@ def set_dotted(tree: dict, overrides: dict) -> dict:
         node = out
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise PipelineError(f"recipe key {dotted!r}: params.yaml has no section {part!r}; use params.yaml's dotted names")
+                raise PipelineError(
+                    f"recipe key {dotted!r}: params.yaml has no section {part!r}; use params.yaml's dotted names"
+                )
             node = node[part]
         if key not in node:
             raise PipelineError(f"recipe key {dotted!r} is not in params.yaml; use params.yaml's dotted names")
@@ -75,8 +85,10 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
     """The recipe's experiments, each checked against params.yaml's schema."""
     raw = _read(name, root)
     if "variants" in raw:
-        variants = [Variant(v.get("name") or f"{name}-{i + 1}", {**(raw.get("params") or {}), **v.get("params", {})})
-                    for i, v in enumerate(raw["variants"])]
+        variants = [
+            Variant(v.get("name") or f"{name}-{i + 1}", {**(raw.get("params") or {}), **v.get("params", {})})
+            for i, v in enumerate(raw["variants"])
+        ]
     else:
         variants = [Variant(name, raw["params"])]
     base = yaml.safe_load((Path(root or Path.cwd()) / "params.yaml").read_text())
@@ -86,7 +98,9 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
         try:
             params.Params.model_validate(set_dotted(base, overrides))
         except ValidationError as exc:
-            raise PipelineError(f"recipe {name}, experiment {v.name}: {params.one_line(exc)}; fix {folder(root) / name}.yaml") from None
+            raise PipelineError(
+                f"recipe {name}, experiment {v.name}: {params.one_line(exc)}; fix {folder(root) / name}.yaml"
+            ) from None
         out.append(Variant(v.name, overrides))
     return out
 
@@ -104,7 +118,17 @@ def commands(variants: list[Variant], jobs: int = 2, temp: bool = False) -> list
     that leaves the workspace as it is); a sweep is queued and run `jobs` at a time. Queued
     and temp runs see only the files git tracks."""
     if len(variants) == 1:
-        return [["dvc", "exp", "run", *(["--temp"] if temp else []), "-n", variants[0].name, *set_args(variants[0].overrides)]]
+        return [
+            [
+                "dvc",
+                "exp",
+                "run",
+                *(["--temp"] if temp else []),
+                "-n",
+                variants[0].name,
+                *set_args(variants[0].overrides),
+            ]
+        ]
     queued = [["dvc", "exp", "run", "--queue", "-n", v.name, *set_args(v.overrides)] for v in variants]
     return [*queued, ["dvc", "queue", "start", "-j", str(jobs)]]
 
@@ -120,15 +144,20 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_denoise.recipes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m cnn_denoise.recipes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the recipes in recipes/ with their descriptions")
     run = sub.add_parser("run", help="run a recipe as DVC experiments")
     run.add_argument("name")
-    run.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra override, after the recipe's")
+    run.add_argument(
+        "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra override, after the recipe's"
+    )
     run.add_argument("-j", "--jobs", type=int, default=2, help="experiments of a sweep run at once (default 2)")
-    run.add_argument("--temp", action="store_true", help="run a single experiment in a copy, leaving the workspace as it is")
+    run.add_argument(
+        "--temp", action="store_true", help="run a single experiment in a copy, leaving the workspace as it is"
+    )
     run.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     args = parser.parse_args(argv)
     if args.command == "list":

@@ -72,7 +72,9 @@ def write_wavs(folder, name: str, signals: dict[str, np.ndarray], sample_rate: i
 def example_figure(path, signals: dict[str, np.ndarray], sample_rate: int, title: str) -> Path:
     """Waveform (left) and spectrogram (right) of each signal, one row each."""
     fig, axes = figure(len(signals), 2, (11, 2.2 * len(signals)))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.3 / len(signals), top=1 - 0.3 / len(signals), hspace=0.35, wspace=0.18)
+    fig.subplots_adjust(
+        left=0.08, right=0.98, bottom=0.3 / len(signals), top=1 - 0.3 / len(signals), hspace=0.35, wspace=0.18
+    )
     t = np.arange(len(next(iter(signals.values())))) / sample_rate
     for row, (label, s) in zip(axes, signals.items(), strict=True):
         row[0].plot(*envelope(t, s), linewidth=0.5)
@@ -93,8 +95,15 @@ def response_figure(path, first_layer: np.ndarray, linear: np.ndarray, sample_ra
     fig, ((ax,),) = figure(1, 1, (9, 4))
     fig.subplots_adjust(left=0.09, right=0.98, bottom=0.12, top=0.92)
     for g in range(first_layer.shape[-1]):
-        ax.plot(freqs, 20 * np.log10(np.abs(np.fft.rfft(first_layer[:, 0, g], n)) + 1e-12), linewidth=1, label=f"layer 1, filter {g + 1}")
-    ax.plot(freqs, 20 * np.log10(np.abs(np.fft.rfft(linear, n)) + 1e-12), "k--", linewidth=1.5, label="best linear filter")
+        ax.plot(
+            freqs,
+            20 * np.log10(np.abs(np.fft.rfft(first_layer[:, 0, g], n)) + 1e-12),
+            linewidth=1,
+            label=f"layer 1, filter {g + 1}",
+        )
+    ax.plot(
+        freqs, 20 * np.log10(np.abs(np.fft.rfft(linear, n)) + 1e-12), "k--", linewidth=1.5, label="best linear filter"
+    )
     ax.set(xlabel="frequency (Hz)", ylabel="|H| (dB)", title="Frequency responses: the first layer's filterbank")
     ax.axvspan(14000, 15500, color="red", alpha=0.1, label="noise band")
     ax.axvspan(0, 2000, color="green", alpha=0.1, label="speech band")

@@ -43,7 +43,9 @@ def pg_bin(name: str) -> str:
             return str(folder / name)
     found = shutil.which(name)
     if not found:
-        raise PipelineError(f"PostgreSQL's {name} is not installed; install it (Debian: apt-get install postgresql) and start again")
+        raise PipelineError(
+            f"PostgreSQL's {name} is not installed; install it (Debian: apt-get install postgresql) and start again"
+        )
     return found
 
 
@@ -56,8 +58,10 @@ def _user() -> dict:
 
         pwd.getpwnam("postgres")
     except KeyError:
-        raise PipelineError("running as root and there is no `postgres` user to run PostgreSQL as; "
-                            "install Debian's postgresql package or start as an ordinary user") from None
+        raise PipelineError(
+            "running as root and there is no `postgres` user to run PostgreSQL as; "
+            "install Debian's postgresql package or start as an ordinary user"
+        ) from None
     return {"user": "postgres", "group": "postgres"}
 
 
@@ -80,7 +84,9 @@ def _pg_ready(port: int, password: str) -> bool:
     import psycopg2
 
     try:
-        psycopg2.connect(host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres", connect_timeout=2).close()
+        psycopg2.connect(
+            host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres", connect_timeout=2
+        ).close()
         return True
     except psycopg2.OperationalError:
         return False
@@ -117,14 +123,32 @@ def _init_db(folder: Path) -> str:
     if user:
         shutil.chown(init_pw, "postgres", "postgres")
     try:
-        proc = subprocess.run([pg_bin("initdb"), "-D", str(data), "-U", DATABASE, "--auth=scram-sha-256", f"--pwfile={init_pw}",
-                               "-E", "UTF8", "--locale=C"], capture_output=True, text=True, **user)
+        proc = subprocess.run(
+            [
+                pg_bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                DATABASE,
+                "--auth=scram-sha-256",
+                f"--pwfile={init_pw}",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            **user,
+        )
     finally:
         init_pw.unlink()
     if proc.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
         reason = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        raise PipelineError(f"initdb failed in {data}: {reason}; the postgres user must be able to reach that folder: use --dir elsewhere")
+        raise PipelineError(
+            f"initdb failed in {data}: {reason}; the postgres user must be able to reach that folder: use --dir "
+            "elsewhere"
+        )
     return password
 
 
@@ -132,8 +156,23 @@ def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]
     port = free_port()
     log = folder / "postgres.log"
     with open(log, "a") as out:
-        proc = subprocess.Popen([pg_bin("postgres"), "-D", str(folder / "pgdata"), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
-                                 "-c", "unix_socket_directories="], stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **_user())
+        proc = subprocess.Popen(
+            [
+                pg_bin("postgres"),
+                "-D",
+                str(folder / "pgdata"),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **_user(),
+        )
     _wait(lambda: _pg_ready(port, password), proc, "PostgreSQL", log)
     import psycopg2
 
@@ -151,31 +190,62 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
     folder = folder.resolve()
     pg_bin("initdb"), pg_bin("postgres"), _user()  # missing programs are said before anything is written
     if (state := status(folder)) is not None:
-        raise PipelineError(f"a server from {folder} is running at {state['url']} (pids {state['mlflow_pid']}, {state['postgres_pid']}); "
-                            "stop it first: python -m cnn_denoise.server stop")
+        raise PipelineError(
+            f"a server from {folder} is running at {state['url']} (pids {state['mlflow_pid']}, "
+            f"{state['postgres_pid']}); "
+            "stop it first: python -m cnn_denoise.server stop"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
     if _user():
         for parent in folder.parents:
             if not parent.stat().st_mode & 0o001:
-                raise PipelineError(f"PostgreSQL runs as the postgres user, who cannot enter {parent} (mode {parent.stat().st_mode & 0o777:o}); "
-                                    f"chmod o+x {parent} or start with --dir somewhere it can reach")
+                raise PipelineError(
+                    f"PostgreSQL runs as the postgres user, who cannot enter {parent} (mode "
+                    f"{parent.stat().st_mode & 0o777:o}); "
+                    f"chmod o+x {parent} or start with --dir somewhere it can reach"
+                )
     password = _init_db(folder)
     pg, pg_port = _start_postgres(folder, password)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{pg_port}/{DATABASE}",
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+    env = dict(
+        os.environ,
+        MLFLOW_BACKEND_STORE_URI=f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{pg_port}/{DATABASE}",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     log, mlflow = folder / "mlflow.log", None
     try:
         with open(log, "a") as out:
-            mlflow = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--host", host, "--port", str(port),
-                                       "--workers", str(workers), "--artifacts-destination", str(folder / "artifacts")],
-                                      env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            mlflow = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "mlflow"),
+                    "server",
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--artifacts-destination",
+                    str(folder / "artifacts"),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait(lambda: _http_ready(url), mlflow, "mlflow server", log)
     except BaseException:
         _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid})
         raise
-    state = {"url": url, "mlflow_pid": mlflow.pid, "postgres_pid": pg.pid, "postgres_port": pg_port, "folder": str(folder)}
+    state = {
+        "url": url,
+        "mlflow_pid": mlflow.pid,
+        "postgres_pid": pg.pid,
+        "postgres_port": pg_port,
+        "folder": str(folder),
+    }
     write_json(folder / "server.json", state)
     return state
 
@@ -224,13 +294,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_denoise.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--dir", type=Path, default=Path(".team"), help="the server's folder (default .team)")
-    parser.add_argument("--host", default="127.0.0.1", help="where MLflow listens (0.0.0.0 for the team's network; default 127.0.0.1)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="where MLflow listens (0.0.0.0 for the team's network; default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="MLflow server worker processes")
     args = parser.parse_args(argv)
     if args.action == "start":
         state = start(args.dir, args.host, args.port, args.workers)
-        print(f"MLflow server at {state['url']} (PostgreSQL on 127.0.0.1:{state['postgres_port']}, everything in {state['folder']})")
+        print(
+            f"MLflow server at {state['url']} (PostgreSQL on 127.0.0.1:{state['postgres_port']}, everything in "
+            f"{state['folder']})"
+        )
         print(f"export MLFLOW_TRACKING_URI={state['url']}")
         return 0
     if args.action == "stop":

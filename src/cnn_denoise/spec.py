@@ -65,8 +65,10 @@ def linear_start_problem(taps, features, last_activation) -> str | None:
     """Why a CNN of this shape cannot start as the least-squares filter, or None if it can."""
     taps, features = list(taps), list(features)
     if len(taps) != 2 or taps[1] != 1 or len(features) != 3 or features[1] < 2 or last_activation != LINEAR:
-        return (f"train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
-                f"model.last_activation linear, got taps {taps}, features {features}, last_activation {last_activation}")
+        return (
+            f"train.init linear needs model.taps [K, 1], model.features [1, G, 1] with G >= 2 and "
+            f"model.last_activation linear, got taps {taps}, features {features}, last_activation {last_activation}"
+        )
     return None
 
 

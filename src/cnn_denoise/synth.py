@@ -126,7 +126,14 @@ def make_pairs(pairs: int, samples: int, seed: int, fs: int = SAMPLE_RATE) -> li
     # Threads, not processes: NumPy's ufuncs release the GIL on long arrays, and a forked
     # worker of a process whose torch threads have run can deadlock (it did under pytest-xdist).
     with concurrent.futures.ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        bar = tqdm(pool.map(_render_pair, draws), total=pairs, desc="synthetic data", unit="pair", file=sys.stderr, disable=None)
+        bar = tqdm(
+            pool.map(_render_pair, draws),
+            total=pairs,
+            desc="synthetic data",
+            unit="pair",
+            file=sys.stderr,
+            disable=None,
+        )
         return [(torch.from_numpy(x)[None, :], torch.from_numpy(y)[None, :]) for x, y in bar]
 
 

@@ -133,8 +133,11 @@ def guarded(what: str, log) -> int:
         return 0
     except Exception as exc:  # any failure of the store must not lose the DVC outputs
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"MLflow tracking failed while {what} at {tracking_uri()}: {reason}; the DVC outputs are written, "
-              "fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off", file=sys.stderr)
+        print(
+            f"MLflow tracking failed while {what} at {tracking_uri()}: {reason}; the DVC outputs are written, "
+            "fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off",
+            file=sys.stderr,
+        )
         return 1 if current == "require" else 0
     finally:
         db_log.setLevel(level)
@@ -167,8 +170,15 @@ def experiment_id(client) -> str:
         import sqlite3
 
         with sqlite3.connect(tracking_uri().removeprefix("sqlite:///")) as db:
-            db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (_artifact_root(), int(exp.experiment_id)))
-        print(f"MLflow: the experiment kept its artifacts in a temporary DVC copy; they go to {_artifact_root()} from now on", file=sys.stderr)
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                (_artifact_root(), int(exp.experiment_id)),
+            )
+        print(
+            f"MLflow: the experiment kept its artifacts in a temporary DVC copy; they go to {_artifact_root()} "
+            "from now on",
+            file=sys.stderr,
+        )
     return exp.experiment_id
 
 
@@ -179,8 +189,14 @@ def reap(client, exp_id: str) -> None:
 
     for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=200):
         tags = run.data.tags
-        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not pid_alive(int(tags["pid"])):
-            fresh = client.get_run(run.info.run_id)  # read again: its process may have finished it (or handed it on) meanwhile
+        if (
+            tags.get("host") == socket.gethostname()
+            and tags.get("pid", "").isdigit()
+            and not pid_alive(int(tags["pid"]))
+        ):
+            fresh = client.get_run(
+                run.info.run_id
+            )  # read again: its process may have finished it (or handed it on) meanwhile
             if fresh.info.status == "RUNNING" and fresh.data.tags.get("pid") == tags["pid"]:
                 client.set_terminated(run.info.run_id, status="KILLED")
 
@@ -241,7 +257,9 @@ def _signature():
     return ModelSignature(inputs=spec_, outputs=spec_)
 
 
-def log_training(params: dict, history: list[dict], model, model_path, history_path=None, splits: dict | None = None) -> None:
+def log_training(
+    params: dict, history: list[dict], model, model_path, history_path=None, splits: dict | None = None
+) -> None:
     """A new run: params (with the data's, from dvc.lock), per-epoch losses as metric
     history, the datasets, the curves as CSV and PNG, the checkpoint, the model (unless
     CNN_DENOISE_LOG_MODEL=0) registered as a version of REGISTERED_MODEL, tags. A model
@@ -254,9 +272,14 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
     from mlflow.entities import Metric
 
     sha = file_sha256(model_path)
-    seen = mlflow.search_runs(filter_string=f"tags.model_sha256 = '{sha}' and tags.kind = 'cnn'", max_results=1, output_format="list")
+    seen = mlflow.search_runs(
+        filter_string=f"tags.model_sha256 = '{sha}' and tags.kind = 'cnn'", max_results=1, output_format="list"
+    )
     if seen and seen[0].info.status == "FINISHED":
-        print(f"MLflow: this model is run {seen[0].info.run_id} ({seen[0].info.run_name}) already; nothing new logged", file=sys.stderr)
+        print(
+            f"MLflow: this model is run {seen[0].info.run_id} ({seen[0].info.run_name}) already; nothing new logged",
+            file=sys.stderr,
+        )
         return
     lock = upstream_lock()  # read dvc.lock once, for the tags and the data's params
     tags = {"model_sha256": sha, "kind": "cnn", "host": socket.gethostname(), "pid": str(os.getpid()), **run_tags(lock)}
@@ -272,7 +295,9 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
             from .report import history_png
 
             mlflow.log_artifact(str(history_png(history, Path(tmp) / "history.png")), artifact_path="plots")
-        metrics = [Metric(f"epoch.{key}", row[key], 0, row["epoch"]) for row in history for key in row if key != "epoch"]
+        metrics = [
+            Metric(f"epoch.{key}", row[key], 0, row["epoch"]) for row in history for key in row if key != "epoch"
+        ]
         mlflow.tracking.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
         if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
             import numpy as np
@@ -284,7 +309,11 @@ def log_training(params: dict, history: list[dict], model, model_path, history_p
                 artifacts={"checkpoint": str(model_path)},
                 code_paths=[str(Path(__file__).parent)],
                 signature=_signature(),
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}", f"scipy=={scipy.__version__}"],
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"numpy=={np.__version__}",
+                    f"scipy=={scipy.__version__}",
+                ],
                 registered_model_name=REGISTERED_MODEL,
             )
         print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {tracking_uri()}", file=sys.stderr)
@@ -297,14 +326,18 @@ def log_evaluation(model_path, metrics: dict, reports=None) -> None:
 
     mlflow = _mlflow()
     sha = file_sha256(model_path)
-    runs = mlflow.search_runs(filter_string=f"tags.model_sha256 = '{sha}'", order_by=["start_time DESC"], max_results=1, output_format="list")
+    runs = mlflow.search_runs(
+        filter_string=f"tags.model_sha256 = '{sha}'", order_by=["start_time DESC"], max_results=1, output_format="list"
+    )
     run_id = runs[0].info.run_id if runs else None
     if run_id:  # this process holds the run now: other workers' reap() must not take it for a dead one
         import socket
 
         from mlflow.entities import RunTag
 
-        mlflow.MlflowClient().log_batch(run_id, tags=[RunTag("pid", str(os.getpid())), RunTag("host", socket.gethostname())])
+        mlflow.MlflowClient().log_batch(
+            run_id, tags=[RunTag("pid", str(os.getpid())), RunTag("host", socket.gethostname())]
+        )
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name(run_tags(upstream_lock()))) as run:
         if run_id is None:
             mlflow.set_tags({"model_sha256": sha, "kind": "cnn"})
@@ -336,14 +369,23 @@ def promote(name: str, alias: str = "best") -> str:
     from .errors import PipelineError
 
     mlflow = _mlflow()
-    runs = mlflow.search_runs(filter_string=f"attributes.run_name = '{name}' and tags.kind = 'cnn'", order_by=["start_time DESC"], output_format="list")
+    runs = mlflow.search_runs(
+        filter_string=f"attributes.run_name = '{name}' and tags.kind = 'cnn'",
+        order_by=["start_time DESC"],
+        output_format="list",
+    )
     runs = [r for r in runs if r.info.status == "FINISHED"]
     if not runs:
-        raise PipelineError(f"no finished run named {name!r} in {tracking_uri()}; give a DVC experiment's name (dvc exp show) or a run name")
+        raise PipelineError(
+            f"no finished run named {name!r} in {tracking_uri()}; give a DVC experiment's name (dvc exp show) "
+            "or a run name"
+        )
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{runs[0].info.run_id}'")
     if not versions:
-        raise PipelineError(f"run {name!r} has no registered model (it was logged with CNN_DENOISE_LOG_MODEL=0); rerun it")
+        raise PipelineError(
+            f"run {name!r} has no registered model (it was logged with CNN_DENOISE_LOG_MODEL=0); rerun it"
+        )
     version = max(versions, key=lambda v: int(v.version)).version
     client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
     return version

@@ -94,8 +94,10 @@ LOSSES = {
     # the mean absolute error (PyTorch's L1Loss, what the course trained with)
     spec.L1: Loss(lambda pred, y: (pred - y).abs().sum()[None], lambda s, count: s[0] / count),
     # minus the batch's SNR in dB: 10 log10(sum |pred - y|^2 / sum |y|^2); a silent batch: large, finite
-    spec.SNR: Loss(lambda pred, y: torch.stack([(pred - y).square().sum(), y.square().sum()]),
-                   lambda s, count: 10 * torch.log10(s[0] / s[1].clamp_min(1e-30))),
+    spec.SNR: Loss(
+        lambda pred, y: torch.stack([(pred - y).square().sum(), y.square().sum()]),
+        lambda s, count: 10 * torch.log10(s[0] / s[1].clamp_min(1e-30)),
+    ),
 }
 spec.check_table(LOSSES, spec.LOSSES, "train.LOSSES")
 
@@ -154,8 +156,19 @@ def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str):
     return world * (slope * local).sum(), value.detach()
 
 
-def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epochs: int, seed: int, device="cpu",
-        progress: bool = True, optimizer: str = spec.SGD, loss: str = spec.L1) -> list[dict]:
+def fit(
+    model,
+    train_set: dict,
+    test_set: dict,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    device="cpu",
+    progress: bool = True,
+    optimizer: str = spec.SGD,
+    loss: str = spec.L1,
+) -> list[dict]:
     """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}].
 
     Under torchrun (a process group is initialised), each rank computes its share of every
@@ -166,11 +179,16 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
     distributed = dist.is_available() and dist.is_initialized()
     net = model
     if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device.type == spec.CUDA else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if device.type == spec.CUDA else None
+        )
         world, rank = dist.get_world_size(), dist.get_rank()
     n = train_set["x"].shape[-1]
     if n < max(model.taps):
-        raise PipelineError(f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or longer recordings")
+        raise PipelineError(
+            f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or "
+            "longer recordings"
+        )
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
     opt = OPTIMIZERS[spec.choose(optimizer, spec.OPTIMIZERS, "train.optimizer")](net.parameters(), lr=lr)
@@ -185,7 +203,9 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
 
     history = [record(0)]
     quiet = not progress or (distributed and rank != 0)
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=True if quiet else None)  # None: off when not a terminal
+    bar = tqdm(
+        range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=True if quiet else None
+    )  # None: off when not a terminal
     for epoch in bar:
         order = torch.randperm(x.shape[0], generator=generator).to(device)
         for start in range(0, x.shape[0], batch_size):
@@ -198,7 +218,10 @@ def fit(model, train_set: dict, test_set: dict, lr: float, batch_size: int, epoc
                 else:
                     value = seen = _chunked_loss(net, x, y, idx, loss)
                 if not torch.isfinite(seen):
-                    raise PipelineError(f"training diverged: loss is {seen.item()} at epoch {epoch}, batch {start // batch_size}; lower train.lr")
+                    raise PipelineError(
+                        f"training diverged: loss is {seen.item()} at epoch {epoch}, batch "
+                        f"{start // batch_size}; lower train.lr"
+                    )
                 value.backward()
                 return seen
 

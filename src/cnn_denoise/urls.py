@@ -23,8 +23,17 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
 
 
-SIGNED_QUERY_KEYS = {"signature", "sig", "token", "access_token", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-                     "x-goog-signature", "x-goog-credential"}  # what signed URLs (S3, GCS, Azure SAS) authenticate with
+SIGNED_QUERY_KEYS = {
+    "signature",
+    "sig",
+    "token",
+    "access_token",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+}  # what signed URLs (S3, GCS, Azure SAS) authenticate with
 
 
 def secret_in(url: str) -> str | None:
@@ -45,5 +54,7 @@ def expand(url: str) -> str:
     the environment, out of params.yaml, dvc.lock and MLflow (which record the template)."""
     missing = [name for name in VARIABLE.findall(url) if name not in os.environ]
     if missing:
-        raise PipelineError(f"data.url names ${{{missing[0]}}}, which is not set; export {missing[0]}=... before dvc repro")
+        raise PipelineError(
+            f"data.url names ${{{missing[0]}}}, which is not set; export {missing[0]}=... before dvc repro"
+        )
     return VARIABLE.sub(lambda m: os.environ[m.group(1)], url)

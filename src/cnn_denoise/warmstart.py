@@ -37,9 +37,13 @@ def linear_start(model, x: torch.Tensor, y: torch.Tensor) -> dict:
     if peak == 0:
         from .errors import PipelineError
 
-        raise PipelineError("train.init linear: the least-squares filter of the training set outputs silence (silent recordings?), "
-                            "so there is nothing to start from; check the data or use train.init xavier")
-    residual = max((u - y.double()).square().mean().sqrt().item(), 1e-9 * peak)  # an exact linear fit still gives the gate a finite gain
+        raise PipelineError(
+            "train.init linear: the least-squares filter of the training set outputs silence (silent recordings?), "
+            "so there is nothing to start from; check the data or use train.init xavier"
+        )
+    residual = max(
+        (u - y.double()).square().mean().sqrt().item(), 1e-9 * peak
+    )  # an exact linear fit still gives the gate a finite gain
     gains = [LINEAR_RANGE / (s * peak)] + [1.0 / (s * residual * 2.0 ** (j - 1)) for j in range(hidden - 1)]
     first, last = model.layers
     first.H.copy_((h[:, None, None] * torch.tensor(gains, dtype=torch.float64)).to(first.H))
