@@ -44,10 +44,10 @@ system:
 
 # The team's MLflow server on PostgreSQL, state in .team/ (see README, "Working as a team").
 tracking-server: setup system
-	python -m cnn_denoise.server start $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
+	python -m cnn_denoise.tracking.server start $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 tracking-server-stop: setup
-	python -m cnn_denoise.server stop
+	python -m cnn_denoise.tracking.server stop
 
 mlflow-ui: setup
 	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

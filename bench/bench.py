@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from cnn_denoise import model as cnn
+from cnn_denoise import params
 from cnn_denoise.filters import choose_backend
 from cnn_denoise.spec import BACKENDS
 from cnn_denoise.train import exact_float32, pick_device
@@ -28,6 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
 RECIPE = "linear-gate"  # the recipe whose time make bench takes (train and evaluate on the default data)
 PLAIN = "plain conv1d"  # the reference a user would write (PlainConv1dCNN)
+
+
+def model_settings(taps, features, backend="auto"):
+    """params.yaml's model section with this shape and backend: what model.build takes."""
+    return params.load().model.model_copy(update={"taps": taps, "features": features, "backend": backend})
 
 
 def lab_data(q: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +51,7 @@ def one_epoch(backend: str, x, y, batch: int = 32) -> float:
     model = (
         PlainConv1dCNN(SPEC["taps"], SPEC["features"])
         if backend == PLAIN
-        else cnn.build(SPEC["taps"], SPEC["features"], backend=backend, seed=0)
+        else cnn.build(model_settings(SPEC["taps"], SPEC["features"], backend=backend), seed=0)
     )
     return train_epoch(model.to(x.device), x, y, batch)
 
@@ -118,7 +124,8 @@ def auto_table(device, recordings: int = 32, repeats: int = 3) -> list[dict]:
             shape = shape_of(knob, value)
             x, y = lab_data(max(recordings, shape["batch"]), shape["samples"], device)
             models = {
-                b: cnn.build(shape["taps"], shape["features"], backend=b, seed=0).to(device) for b in (*fast, "auto")
+                b: cnn.build(model_settings(shape["taps"], shape["features"], backend=b), seed=0).to(device)
+                for b in (*fast, "auto")
             }
             for model in models.values():
                 train_epoch(model, x[: shape["batch"]], y[: shape["batch"]], shape["batch"])  # warm-up
@@ -280,7 +287,7 @@ def enhance_rtf(seconds: int = 60) -> dict:
     from cnn_denoise import cli
     from cnn_denoise.enhance import Denoiser
 
-    denoiser = Denoiser(cnn.build(SPEC["taps"], SPEC["features"], seed=0), 32000, 2e-4)
+    denoiser = Denoiser(cnn.build(model_settings(SPEC["taps"], SPEC["features"]), seed=0), 32000, 2e-4)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.wav"
         sf.write(src, np.random.default_rng(0).standard_normal((48000 * seconds, 2)) * 0.05, 48000, subtype="PCM_16")

@@ -2,7 +2,7 @@
 
 In a fresh clone of this repository (committed state) on the default data:
 - `dvc repro -f` with tracking off, with the SQLite store, with the PostgreSQL-backed server
-  (python -m cnn_denoise.server): the time each store adds to a pipeline run;
+  (python -m cnn_denoise.tracking.server): the time each store adds to a pipeline run;
 - `dvc push` to a folder remote, and `dvc pull` into a second fresh clone;
 - four queued experiments (5 epochs, distinct seeds) with `dvc queue start -j 1, 2, 4` on the
   SQLite store and -j 4 on the server: wall time, throughput, and whether every run is
@@ -79,7 +79,7 @@ def complete_runs(uri: str, prefix: str) -> int:
 
 
 def main() -> int:
-    from cnn_denoise import server
+    from cnn_denoise.tracking import server
 
     work = Path(
         tempfile.mkdtemp(prefix="cnn-denoise-team-bench-")

@@ -37,7 +37,7 @@ def main(argv=None):
     exact_float32()
     deterministic()
     rank = init_distributed(device)  # 0 unless launched by torchrun
-    model = cnn.build(m.taps, m.features, m.last_activation, m.backend, seed=t.seed, input_scale=m.input_scale)
+    model = cnn.build(m, seed=t.seed)
     train_set = load_split(args.train_set)
     if t.init == spec.LINEAR:
         start = linear_start(model, train_set["x"], train_set["y"])
@@ -47,19 +47,7 @@ def main(argv=None):
                 f"{start['residual_rms']:.3g})",
                 file=sys.stderr,
             )
-    batch_size = len(train_set["x"]) if t.batch_size == spec.FULL else t.batch_size
-    history = fit(
-        model,
-        train_set,
-        load_split(args.test_set),
-        t.lr,
-        batch_size,
-        t.epochs,
-        t.seed,
-        device,
-        optimizer=t.optimizer,
-        loss=t.loss,
-    )
+    history = fit(model, train_set, load_split(args.test_set), t, device)
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0
@@ -72,7 +60,6 @@ def main(argv=None):
         lambda: tracking.log_training(
             logged,
             history,
-            model,
             args.model_out,
             args.history_out,
             splits={"train": args.train_set, "test": args.test_set},

@@ -75,15 +75,15 @@ def mlflow_server(tmp_path):
 
 @pytest.fixture
 def team_server():
-    """`python -m cnn_denoise.server start`: MLflow on a PostgreSQL database, both on free
+    """`python -m cnn_denoise.tracking.server start`: MLflow on a PostgreSQL database, both on free
     loopback ports, stopped by their PIDs. Its folder is made in /tmp itself (pytest's folders
     are 0700 and PostgreSQL runs as the postgres user under root). Skips without PostgreSQL,
     except under CI, which installs it (make system)."""
     import shutil
     import tempfile
 
-    from cnn_denoise import server
     from cnn_denoise.errors import PipelineError
+    from cnn_denoise.tracking import server
 
     try:
         server.pg_bin("postgres")

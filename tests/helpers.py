@@ -160,3 +160,23 @@ def assert_runs_complete(client, experiment_id: str, names: dict[str, dict[str, 
         models = client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
         assert [m.name for m in models] == ["model"], name  # MLflow 3 keeps the logged model beside the run's artifacts
         assert "checkpoint/model.pt" in {f.path for f in client.list_artifacts(run.info.run_id, "checkpoint")}, name
+
+
+def lab_settings(section: str, **changes):
+    """params.yaml's `section` (model or train) as its schema object, with `changes`: what
+    model.build and train.fit take whole."""
+    from cnn_denoise import params
+
+    lab = params.load(REPO / "params.yaml")
+    return getattr(lab, section).model_copy(update=changes)
+
+
+def model_settings(taps, features, last_activation="tanh", input_scale=1.0, backend="auto"):
+    """A params.Model for build(): taps [K_1..K_L], features [F_0..F_L]."""
+    return lab_settings("model", taps=taps, features=features, last_activation=last_activation,
+                        input_scale=input_scale, backend=backend)  # fmt: skip
+
+
+def train_settings(**changes):
+    """The lab's train section with `changes` (lr, batch_size, epochs, seed, optimizer, loss, ...)."""
+    return lab_settings("train", **changes)

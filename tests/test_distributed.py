@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO, write_params_copy
+from helpers import REPO, model_settings, write_params_copy
 from test_warmstart import bursts
 
 from cnn_denoise import model as cnn
@@ -65,7 +65,7 @@ def test_two_processes_match_one(tmp_path, recipe):
     a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two.pt", weights_only=True)["state_dict"]
     if not recipe:
-        start = cnn.build([40, 40], [1, 5, 1], seed=0).state_dict()  # params.yaml's model, train.seed 0
+        start = cnn.build(model_settings([40, 40], [1, 5, 1]), seed=0).state_dict()  # params.yaml's model, train.seed 0
         assert all((a[k] - start[k]).abs().max() > 0 for k in a)  # training moved every layer
     else:
         assert a["layers.1.H"][0, 1:].abs().max() > 0  # the gate's output weights left 0

@@ -18,7 +18,7 @@ PACKAGE = REPO / "src" / "cnn_denoise"
 NOT_OUTPUTS = {
     "cnn_denoise": "the package's __init__: lazy re-exports, runs nothing",
     "cnn_denoise.errors": "turns an error into one line and an exit status; writes nothing",
-    "cnn_denoise.tracking": "MLflow logging: writes to the tracking store, never to a DVC output",
+    "cnn_denoise.tracking": "the tracking platform: writes to the MLflow store, never to a DVC output",
 }
 
 
@@ -69,7 +69,7 @@ def reached(script) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        if name not in NOT_OUTPUTS:
+        if name not in NOT_OUTPUTS and not name.startswith("cnn_denoise.tracking."):
             todo += imported(module_file(name), name)
     return seen
 

@@ -10,6 +10,7 @@ import pytest
 import scipy.signal
 import soundfile as sf
 import torch
+from helpers import model_settings
 
 from cnn_denoise import cli, enhance, quality, synth
 from cnn_denoise import model as cnn
@@ -19,7 +20,7 @@ from cnn_denoise.warmstart import linear_start
 
 def test_stream_equals_the_whole_signal_at_once():
     torch.manual_seed(0)
-    model = cnn.build([7, 3, 4], [1, 3, 2, 1], seed=0, input_scale=100.0)
+    model = cnn.build(model_settings([7, 3, 4], [1, 3, 2, 1], input_scale=100.0), seed=0)
     x = torch.randn(2, 1, 500) * 1e-2
     whole = model(x).detach()
     for size in (3, 50, 333, 4096):  # blocks shorter and longer than every filter, and than the signal
@@ -55,7 +56,7 @@ def denoising_model(tmp_path):
     fitted on synthetic training data; saved with its rate and level as the train stage does."""
     pairs = synth.make_pairs(8, 8000, seed=1)
     x, y = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-    model = cnn.build([31, 1], [1, 3, 1], "linear", seed=0, input_scale=1000.0)
+    model = cnn.build(model_settings([31, 1], [1, 3, 1], "linear", input_scale=1000.0), seed=0)
     linear_start(model, x, y)
     path = tmp_path / "model.pt"
     cnn.save(model, path, {"sample_rate": 32000, "input_rms": x.double().square().mean().sqrt().item()})
@@ -246,7 +247,7 @@ def test_mlflow_uris_load_the_runs_checkpoint(tmp_path, monkeypatch, sqlite_stor
     monkeypatch.chdir(tmp_path)
     path = denoising_model(tmp_path)
     model, _ = cnn.load_checkpoint(path)
-    tracking.log_training({"train.lr": "1.0"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], model, path)
+    tracking.log_training({"train.lr": "1.0"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], path)
     [run] = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     noisy, _ = speech_at(32000, 0.3, 1)
     expected = Denoiser.load(path)(noisy, 32000)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from helpers import model_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,17 +120,21 @@ def test_wrong_input_feature_count():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model = cnn.build([5, 3], [1, 2, 1], "linear", seed=7)
+    model = cnn.build(model_settings([5, 3], [1, 2, 1], "linear"), seed=7)
     cnn.save(model, tmp_path / "m.pt")
     again = cnn.load(tmp_path / "m.pt")
     assert (again.taps, again.features, again.last_activation) == ([5, 3], [1, 2, 1], "linear")
     x = torch.randn(2, 1, 50)
     torch.testing.assert_close(again(x), model(x))
-    assert cnn.build([5, 3], [1, 2, 1], seed=7).state_dict()["layers.0.H"].equal(model.state_dict()["layers.0.H"])
+    assert (
+        cnn.build(model_settings([5, 3], [1, 2, 1]), seed=7)
+        .state_dict()["layers.0.H"]
+        .equal(model.state_dict()["layers.0.H"])
+    )
 
 
 def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
-    model = cnn.build([3], [1, 2, 1][:2], "linear", seed=1, input_scale=250.0)
+    model = cnn.build(model_settings([3], [1, 2, 1][:2], "linear", input_scale=250.0), seed=1)
     cnn.save(model, tmp_path / "m.pt")
     assert cnn.load(tmp_path / "m.pt").input_scale == 250.0
     with pytest.raises(ValueError, match="input_scale"):

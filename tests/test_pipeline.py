@@ -58,6 +58,14 @@ def test_repro_runs_every_stage_and_writes_the_metrics(project):
     } <= reports
 
 
+def test_stages_are_quiet_when_piped(project):
+    """No warning a user cannot act on, no terminal colour codes in a pipe, lines a terminal shows."""
+    repo, env, first = project
+    out = first.stdout + first.stderr
+    assert "Warning" not in out and "\x1b[" not in out, out
+    assert max(map(len, out.splitlines())) <= 160, max(out.splitlines(), key=len)
+
+
 def test_metrics_match_an_independent_recomputation(project):
     repo, _, _ = project
     from cnn_denoise import model as cnn

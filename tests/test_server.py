@@ -1,4 +1,4 @@
-"""The team's tracking server (cnn_denoise.server): MLflow on PostgreSQL, the pipeline and a
+"""The team's tracking server (cnn_denoise.tracking.server): MLflow on PostgreSQL, the pipeline and a
 parallel queued sweep logging to it, read back over its REST API; stopped by its PIDs."""
 
 import json
@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from helpers import assert_runs_complete, make_project, rest, run_queue, sh
 
-from cnn_denoise import server
-from cnn_denoise.tracking import pid_alive
+from cnn_denoise.procs import pid_alive
+from cnn_denoise.tracking import server
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_start_without_postgresql_is_one_line(tmp_path, monkeypatch):
 def test_status_and_stop_of_nothing(tmp_path):
     env = dict(os.environ, CNN_DENOISE_DEBUG="")
     status = subprocess.run(
-        [sys.executable, "-m", "cnn_denoise.server", "status", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "cnn_denoise.tracking.server", "status", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
@@ -106,7 +106,7 @@ def test_status_and_stop_of_nothing(tmp_path):
     )
     assert server.status(tmp_path) is None  # a record whose processes are gone is not a running server
     stop = subprocess.run(
-        [sys.executable, "-m", "cnn_denoise.server", "stop", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "cnn_denoise.tracking.server", "stop", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

@@ -2,12 +2,16 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
+from helpers import model_settings
 
 from cnn_denoise import model as cnn
 from cnn_denoise import tracking
+from cnn_denoise.tracking import provenance, runs
+from cnn_denoise.tracking import store as stores
 
 
 @pytest.fixture
@@ -46,12 +50,12 @@ stages:
 def test_train_then_evaluate_share_one_run(store, tmp_path):
     import mlflow
 
-    model = cnn.build([3, 2], [1, 2, 1], seed=0)
+    model = cnn.build(model_settings([3, 2], [1, 2, 1]), seed=0)
     path = tmp_path / "model.pt"
     cnn.save(model, path)
     history = [{"epoch": e, "train_l1": 1.0 / (e + 1), "test_l1": 2.0 / (e + 1)} for e in range(3)]
     (tmp_path / "history.csv").write_text("epoch,train_l1,test_l1\n0,1,2\n")
-    tracking.log_training({"model.taps": "[3, 2]", "train.lr": "0.5"}, history, model, path, tmp_path / "history.csv")
+    tracking.log_training({"model.taps": "[3, 2]", "train.lr": "0.5"}, history, path, tmp_path / "history.csv")
     tracking.log_evaluation(path, {"train": {"l1": 0.25}, "test": {"l1": 0.5, "mse": 0.1}})
 
     mlflow.set_tracking_uri(store)
@@ -80,29 +84,43 @@ def test_train_then_evaluate_share_one_run(store, tmp_path):
     torch.testing.assert_close(torch.from_numpy(logged.predict(x.numpy())), model(x).detach())
     [version] = mlflow.MlflowClient().search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
     assert version.run_id == run.info.run_id
-    tracking.log_training({"train.lr": "0.5"}, history, model, path)  # the same model again (a run-cache restore)
+    tracking.log_training({"train.lr": "0.5"}, history, path)  # the same model again (a run-cache restore)
     assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")) == 1
 
 
+RACE = """
+import sys, time
+from cnn_denoise import tracking
+from cnn_denoise.tracking import store
+while time.time() < float(sys.argv[1]):  # start together
+    time.sleep(0.001)
+mlflow, exp_id = store.open_store()
+with mlflow.start_run(run_name=sys.argv[2]):
+    mlflow.log_param("who", sys.argv[2])
+"""
+
+
 @pytest.mark.slow
-def test_experiment_made_in_a_temp_copy_is_repaired_and_a_creation_race_is_no_error(store, tmp_path, monkeypatch):
+def test_processes_creating_a_fresh_store_at_once_all_succeed(tmp_path):
+    """A fresh SQLite store opened by three processes at once (parallel queue workers on a new
+    clone): MLflow creates its schema under a lock, so every process logs its run."""
+    import time
+
     import mlflow
 
-    mlflow.set_tracking_uri(store)
-    client = mlflow.MlflowClient()
-    client.create_experiment(
-        tracking.EXPERIMENT, artifact_location=(tmp_path / ".dvc/tmp/exps/tmpab12/mlruns").as_uri()
-    )
-    real = client.get_experiment_by_name
-    calls = []
-    monkeypatch.setattr(
-        mlflow.MlflowClient,
-        "get_experiment_by_name",
-        lambda self, name: calls.append(name) or (None if len(calls) == 1 else real(name)),
-    )
-    exp_id = tracking.experiment_id(mlflow.MlflowClient())  # first look: "missing"; create: "exists"; then found
-    monkeypatch.undo()
-    assert client.get_experiment(exp_id).artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    go = str(time.time() + 8)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACE, go, f"w{i}"], env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    names = sorted(r.info.run_name for r in client.search_runs([exp.experiment_id]))
+    assert names == ["w0", "w1", "w2"]
 
 
 @pytest.mark.slow
@@ -113,20 +131,20 @@ def test_runs_left_running_by_a_dead_process_are_marked_killed(store):
 
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
-    exp_id = tracking.experiment_id(client)
+    exp_id = stores.open_store()[1]
     dead = subprocess.Popen(["true"])
     dead.wait()
     mine = client.create_run(exp_id, tags={"host": socket.gethostname(), "pid": str(dead.pid)}).info.run_id
     alive = client.create_run(exp_id, tags={"host": socket.gethostname(), "pid": str(os.getpid())}).info.run_id
-    tracking._mlflow()
+    runs._open()
     assert client.get_run(mine).info.status == "KILLED" and client.get_run(alive).info.status == "RUNNING"
 
 
 def test_run_names_say_where_the_run_came_from():
-    assert tracking.run_name({"dvc_exp_name": "linear-gate", "git_commit": "abcdef123"}) == "linear-gate"
-    assert tracking.run_name({"git_commit": "abcdef123456", "git_dirty": "False"}) == "workspace@abcdef1"
-    assert tracking.run_name({"git_commit": "abcdef123456", "git_dirty": "True"}) == "workspace@abcdef1+changes"
-    assert tracking.run_name({}) == "workspace"
+    assert provenance.run_name({"dvc_exp_name": "linear-gate", "git_commit": "abcdef123"}) == "linear-gate"
+    assert provenance.run_name({"git_commit": "abcdef123456", "git_dirty": "False"}) == "workspace@abcdef1"
+    assert provenance.run_name({"git_commit": "abcdef123456", "git_dirty": "True"}) == "workspace@abcdef1+changes"
+    assert provenance.run_name({}) == "workspace"
 
 
 def test_failure_is_one_line_and_keeps_going(monkeypatch, capsys):
@@ -172,10 +190,10 @@ def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, mo
     evaluate's logging fails in one line instead of hanging or losing the outputs."""
     import sqlite3
 
-    model = cnn.build([3], [1, 1], seed=0)
+    model = cnn.build(model_settings([3], [1, 1]), seed=0)
     path = tmp_path / "model.pt"
     cnn.save(model, path)
-    tracking.log_training({"train.lr": "0.5"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], model, path)
+    tracking.log_training({"train.lr": "0.5"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], path)
     capsys.readouterr()
     holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import model_settings, train_settings
 
 from cnn_denoise import model as cnn
 from cnn_denoise.errors import PipelineError
@@ -17,8 +18,8 @@ def toy(q=24, n=200, seed=0):
 
 
 def test_sgd_reduces_the_loss_and_records_every_epoch():
-    model = cnn.build([5], [1, 1], "linear", seed=0)
-    history = fit(model, toy(), toy(seed=1), lr=0.5, batch_size=8, epochs=30, seed=0, progress=False)
+    model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
+    history = fit(model, toy(), toy(seed=1), train_settings(lr=0.5, batch_size=8, epochs=30, seed=0), progress=False)
     assert [row["epoch"] for row in history] == list(range(31))
     assert history[-1]["train_l1"] < 0.1 * history[0]["train_l1"]
     assert history[-1]["test_l1"] < 0.1 * history[0]["test_l1"]
@@ -29,26 +30,32 @@ def test_sgd_reduces_the_loss_and_records_every_epoch():
 def test_same_seed_same_weights():
     runs = []
     for _ in range(2):
-        model = cnn.build([4, 3], [1, 3, 1], seed=5)
-        history = fit(model, toy(), toy(seed=1), lr=0.3, batch_size=5, epochs=3, seed=5, progress=False)
+        model = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=5)
+        history = fit(model, toy(), toy(seed=1), train_settings(lr=0.3, batch_size=5, epochs=3, seed=5), progress=False)
         runs.append((model.state_dict(), history))
     assert runs[0][1] == runs[1][1]
     assert all(torch.equal(runs[0][0][k], runs[1][0][k]) for k in runs[0][0])
 
 
 def test_divergence_stops_at_first_non_finite_loss():
-    model = cnn.build([5], [1, 1], "linear", seed=0)
+    model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
     data = {"x": toy()["x"] * 1e30, "y": toy()["y"]}
     with pytest.raises(
         PipelineError, match="training diverged: loss is (nan|inf) at epoch 1, batch [0-9]+; lower train.lr"
     ):
-        fit(model, data, data, lr=1e30, batch_size=8, epochs=2, seed=0, progress=False)
+        fit(model, data, data, train_settings(lr=1e30, batch_size=8, epochs=2, seed=0), progress=False)
 
 
 def test_signal_shorter_than_filter():
     data = toy(n=10)
     with pytest.raises(PipelineError, match="recordings have 10 samples but model.taps asks for 40"):
-        fit(cnn.build([40], [1, 1], seed=0), data, data, lr=0.1, batch_size=4, epochs=1, seed=0, progress=False)
+        fit(
+            cnn.build(model_settings([40], [1, 1]), seed=0),
+            data,
+            data,
+            train_settings(lr=0.1, batch_size=4, epochs=1, seed=0),
+            progress=False,
+        )
 
 
 def test_device_choice():
@@ -61,11 +68,13 @@ def test_device_choice():
 
 def test_adam_and_input_scale():
     """The recipe knobs: Adam, and Phi(x) = CNN(s x) / s, which the checkpoint keeps."""
-    model = cnn.build([5], [1, 1], "linear", seed=0, input_scale=1000.0)
+    model = cnn.build(model_settings([5], [1, 1], "linear", input_scale=1000.0), seed=0)
     small = {k: v * 1e-3 for k, v in toy().items()}
-    history = fit(model, small, small, lr=3e-2, batch_size=8, epochs=60, seed=0, progress=False, optimizer="adam")
+    history = fit(
+        model, small, small, train_settings(lr=3e-2, batch_size=8, epochs=60, seed=0, optimizer="adam"), progress=False
+    )
     assert history[-1]["train_l1"] < 0.02 * history[0]["train_l1"]
-    ref = cnn.build([5], [1, 1], "linear", input_scale=1.0)
+    ref = cnn.build(model_settings([5], [1, 1], "linear", input_scale=1.0))
     ref.load_state_dict(model.state_dict())
     x = small["x"][:2]
     torch.testing.assert_close(model(x), ref(x * 1000) / 1000)
@@ -85,9 +94,13 @@ def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
     small = {k: v * 1e-3 for k, v in toy().items()}
     runs = {}
     for optimizer, loss, lr in (("lbfgs", "snr", 1.0), ("sgd", "l1", 0.5)):
-        model = cnn.build([5], [1, 1], "linear", seed=0)
+        model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
         runs[optimizer] = fit(
-            model, small, small, lr=lr, batch_size=24, epochs=5, seed=0, progress=False, optimizer=optimizer, loss=loss
+            model,
+            small,
+            small,
+            train_settings(lr=lr, batch_size=24, epochs=5, seed=0, optimizer=optimizer, loss=loss),
+            progress=False,
         )
     assert runs["lbfgs"][-1]["train_l1"] < 1e-4 * runs["lbfgs"][0]["train_l1"]
     assert runs["sgd"][-1]["train_l1"] > 0.5 * runs["sgd"][0]["train_l1"]
@@ -104,7 +117,7 @@ def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, mon
     idx = torch.randperm(23, generator=torch.Generator().manual_seed(1))
     grads = []
     for chunked in (False, True):
-        model = cnn.build([7, 3], [1, 3, 1], "linear", seed=0)
+        model = cnn.build(model_settings([7, 3], [1, 3, 1], "linear"), seed=0)
         value = (
             train._chunked_loss(model, data["x"], data["y"], idx, loss)
             if chunked
@@ -122,7 +135,7 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
     from cnn_denoise.train import PlainSGD
 
     data = toy()
-    models = [cnn.build([4, 3], [1, 3, 1], seed=2) for _ in range(2)]
+    models = [cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2) for _ in range(2)]
     opts = [PlainSGD(models[0].parameters(), lr=0.3), torch.optim.SGD(models[1].parameters(), lr=0.3)]
     for _ in range(5):
         for model, opt in zip(models, opts, strict=True):
@@ -137,5 +150,5 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
     a, b = (m.state_dict() for m in models)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(
-        a["layers.0.H"], cnn.build([4, 3], [1, 3, 1], seed=2).state_dict()["layers.0.H"]
+        a["layers.0.H"], cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2).state_dict()["layers.0.H"]
     )  # they moved

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from helpers import model_settings, train_settings
 
 from cnn_denoise import model as cnn
 from cnn_denoise.metrics import predict
@@ -39,7 +40,7 @@ def lstsq_fir(x, y, taps):
 
 def test_starts_as_the_least_squares_filter():
     data = bursts()
-    model = cnn.build([15, 1], [1, 4, 1], "linear", seed=0, input_scale=1000.0)
+    model = cnn.build(model_settings([15, 1], [1, 4, 1], "linear", input_scale=1000.0), seed=0)
     info = linear_start(model, data["x"], data["y"])
     x, y = data["x"][:, 0].double().numpy(), data["y"][:, 0].double().numpy()
     h = lstsq_fir(x, y, 15)
@@ -60,20 +61,15 @@ def test_starts_as_the_least_squares_filter():
 
 def test_training_from_it_learns_a_gate_that_beats_the_linear_filter():
     train, test = bursts(seed=0), bursts(seed=1)
-    model = cnn.build([15, 1], [1, 4, 1], "linear", seed=0, input_scale=1000.0)
+    model = cnn.build(model_settings([15, 1], [1, 4, 1], "linear", input_scale=1000.0), seed=0)
     linear_start(model, train["x"], train["y"])
     linear = predict(model, test["x"])
     history = fit(
         model,
         train,
         test,
-        lr=1.0,
-        batch_size=len(train["x"]),
-        epochs=8,
-        seed=0,
+        train_settings(lr=1.0, batch_size=len(train["x"]), epochs=8, seed=0, optimizer="lbfgs", loss="snr"),
         progress=False,
-        optimizer="lbfgs",
-        loss="snr",
     )
     gated = predict(model, test["x"])
     err = {name: (p - test["y"]).double() for name, p in (("linear", linear), ("gated", gated))}
@@ -95,7 +91,7 @@ def test_training_from_it_learns_a_gate_that_beats_the_linear_filter():
 )
 def test_refuses_shapes_it_cannot_start(taps, features, last):
     assert "train.init linear needs model.taps [K, 1]" in problem(taps, features, last)
-    model = cnn.build(taps, features, last, seed=0)
+    model = cnn.build(model_settings(taps, features, last), seed=0)
     with pytest.raises(ValueError, match="set those or train.init xavier"):
         linear_start(model, torch.zeros(2, 1, 100), torch.zeros(2, 1, 100))
     assert problem([79, 1], [1, 4, 1], "linear") is None

@@ -21,7 +21,7 @@ def normal_equations(x: torch.Tensor, y: torch.Tensor, taps: int) -> tuple[torch
     Forming A (N x taps per recording) costs Q N taps^2 flops; instead R[j, k] is x's
     autocorrelation at lag k - j (one FFT per recording) less the products that fall past the
     recording's end (n >= N, a taps x taps block from its last samples), and p is the cross-
-    correlation of y with x: the same sums, ~100x faster on the lab's data."""
+    correlation of y with x: the same sums, far fewer flops (bench/README.md)."""
     n = x.shape[-1]
     size = 1 << (n + taps - 1).bit_length()  # FFT length past every lag: no circular wrap
     spectra = torch.zeros(size // 2 + 1, dtype=torch.complex128)
@@ -51,8 +51,8 @@ def fit_fir(x: torch.Tensor, y: torch.Tensor, taps: int) -> torch.Tensor:
 
 def apply_fir(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Filter stacks [Q, 1, N] with h (float64 inside, float32 out, like the CNN's output).
-    The Toeplitz GEMMs, BATCH recordings at a time: conv1d in float64 took 18x longer on
-    CPUs (3.3 s for the lab's 250 recordings at 79 taps)."""
+    The Toeplitz GEMMs, BATCH recordings at a time: conv1d in float64 is much slower on
+    CPUs (bench/README.md)."""
     H = h.double()[:, None, None]
     return torch.cat([mimo_toeplitz(x[i : i + BATCH].double(), H).float() for i in range(0, x.shape[0], BATCH)])
 

@@ -14,12 +14,7 @@ METRICS = ["train.l1", "test.l1", "train.l1_sum", "test.l1_sum", "train.mse", "t
 
 def runs_table(max_runs: int = 20):
     """(table of differing params + metrics, dict of params shared by every run)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    runs = mlflow.search_runs(
-        experiment_names=[tracking.EXPERIMENT], order_by=["attributes.start_time DESC"], max_results=max_runs
-    )
+    runs = tracking.search(max_runs)
     if runs.empty:
         return runs, {}
     params = sorted(c for c in runs.columns if c.startswith("params."))

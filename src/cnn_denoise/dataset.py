@@ -19,6 +19,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 import torch
 
 from .errors import PipelineError
+from .spec import MAX_SAMPLES
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".tar", ".torch")
 MAX_MEMBER_BYTES = 4 << 30  # refuse a member that inflates past 4 GiB
@@ -127,9 +128,6 @@ def read_torch_member(path) -> object:
         ) from exc
 
 
-MAX_SAMPLES = 200_000_000  # samples in x (and in y) over all recordings: 0.8 GB each as float32
-
-
 def _plain(t, what: str) -> torch.Tensor:
     """t if it is what it says it is: a dense CPU tensor, not a Parameter, needing no grad,
     whose storage holds every element it shows (a stride-0 `expand` view shows many more)."""
@@ -155,33 +153,25 @@ def _plain(t, what: str) -> torch.Tensor:
     return t
 
 
-def _as_rows(t, what: str) -> torch.Tensor:
-    """A stack [Q, 1, N] or [Q, N] as [Q, 1, N]."""
+def _mono(t, what: str, stacked: bool) -> torch.Tensor:
+    """A stack of recordings [Q, 1, N] or [Q, N] as [Q, 1, N] (`stacked`), or one recording
+    [1, N] or [N] as [1, N]: the channel axis is added where it is missing."""
     if not isinstance(t, torch.Tensor):
         raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
     t = _plain(t, what)
-    if t.dim() == 2:
-        t = t.unsqueeze(1)
-    if t.dim() != 3 or t.shape[1] != 1:
-        raise PipelineError(f"dataset: {what} has shape {tuple(t.shape)}, expected [Q, 1, N] or [Q, N] (mono audio)")
-    return t
-
-
-def _signal(t, what: str) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise PipelineError(f"dataset: {what} is a {type(t).__name__}, expected a tensor")
-    t = _plain(t, what)
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.dim() != 2 or t.shape[0] != 1:
-        raise PipelineError(f"dataset: {what} has shape {tuple(t.shape)}, expected [1, N] or [N] (mono audio)")
+    dims = 3 if stacked else 2
+    if t.dim() == dims - 1:
+        t = t.unsqueeze(-2)
+    if t.dim() != dims or t.shape[-2] != 1:
+        expected = "[Q, 1, N] or [Q, N]" if stacked else "[1, N] or [N]"
+        raise PipelineError(f"dataset: {what} has shape {tuple(t.shape)}, expected {expected} (mono audio)")
     return t
 
 
 def to_pairs(obj) -> dict:
     """Normalise any accepted layout to {"x": [Q,1,N], "y": [Q,1,N]} and validate it."""
     if isinstance(obj, dict) and {"x", "y"} <= set(obj):
-        X, Y = _as_rows(obj["x"], "x"), _as_rows(obj["y"], "y")
+        X, Y = _mono(obj["x"], "x", True), _mono(obj["y"], "y", True)
     elif (
         isinstance(obj, (list, tuple))
         and len(obj) == 2
@@ -197,7 +187,7 @@ def to_pairs(obj) -> dict:
         and len(obj) == 2
         and all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] != 1 for t in obj)
     ):
-        X, Y = _as_rows(obj[0], "X"), _as_rows(obj[1], "Y")
+        X, Y = _mono(obj[0], "X", True), _mono(obj[1], "Y", True)
     elif isinstance(obj, (list, tuple)) and obj:
         xs, ys = [], []
         for q, pair in enumerate(obj):
@@ -205,7 +195,7 @@ def to_pairs(obj) -> dict:
                 raise PipelineError(
                     f"dataset: item {q} is not an (x, y) pair; expected a list of (noisy, clean) tensor pairs"
                 )
-            x, y = _signal(pair[0], f"x of pair {q}"), _signal(pair[1], f"y of pair {q}")
+            x, y = _mono(pair[0], f"x of pair {q}", False), _mono(pair[1], f"y of pair {q}", False)
             if x.shape != y.shape:
                 raise PipelineError(
                     f"dataset: pair {q} has x {tuple(x.shape)} and y {tuple(y.shape)}; x and y must have the same shape"

@@ -87,7 +87,9 @@ class Denoiser:
     @classmethod
     def load(cls, source) -> "Denoiser":
         source = str(source)
-        path = _checkpoint_from_mlflow(source) if source.startswith(("runs:/", "models:/")) else source
+        from . import tracking
+
+        path = tracking.checkpoint_path(source) if source.startswith(("runs:/", "models:/")) else source
         model, audio = cnn.load_checkpoint(path)
         if not {"sample_rate", "input_rms"} <= set(audio):
             raise PipelineError(
@@ -148,32 +150,3 @@ class Denoiser:
 
 def _rms(frames: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(frames)))) if frames.size else 0.0
-
-
-def _checkpoint_from_mlflow(uri: str) -> str:
-    """The checkpoint logged with an MLflow run (artifact checkpoint/model.pt), for runs:/<id>[/...]
-    or a registered model, models:/<name>@<alias> or models:/<name>/<version>."""
-    import mlflow
-
-    from . import tracking
-
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    client = mlflow.MlflowClient()
-    try:
-        if uri.startswith("runs:/"):
-            run_id = uri.removeprefix("runs:/").split("/")[0]
-        else:
-            name, _, rest = uri.removeprefix("models:/").partition("@")
-            version = (
-                client.get_model_version_by_alias(name, rest)
-                if rest
-                else client.get_model_version(*name.split("/")[:2])
-            )
-            run_id = version.run_id
-        return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=tempfile.mkdtemp())
-    except Exception as exc:  # MLflow raises its own exception types for unknown runs, names and aliases
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PipelineError(
-            f"{uri}: no model checkpoint found in {tracking.tracking_uri()} ({reason}); "
-            "check the run id or name, or MLFLOW_TRACKING_URI"
-        ) from None

@@ -5,6 +5,11 @@ class PipelineError(Exception):
     """Bad input or a failed step; the message names the problem and the fix."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 

@@ -120,7 +120,7 @@ def mimo_toeplitz(X: torch.Tensor, H: torch.Tensor, block: int | None = None) ->
     several, two GEMMs of non-overlapping blocks of L = K. One tap: one small product."""
     K, Fin, _ = H.shape
     N = X.shape[-1]
-    if K == 1:  # no delays, H_0^T X: one bmm (Toeplitz blocks did 16x the work; matmul's broadcast took 2x as long)
+    if K == 1:  # no delays, H_0^T X: one bmm (Toeplitz blocks would do K_block times the work)
         return torch.bmm(H[0].T.expand(X.shape[0], -1, -1), X)
     if Fin > 1 and (block or K) >= K - 1:
         return _blocks(X, H, min(block or max(K, 16), max(N, K - 1)))
@@ -169,15 +169,11 @@ def toeplitz_chain(X: torch.Tensor, Hs: list[torch.Tensor], after: list) -> torc
 
 
 # CPUs: the taps from which the FFT beats the Toeplitz GEMMs, by the layer's features. One
-# input feature and several outputs (a first layer): the GEMMs' zeros grow with K while the
-# FFT transforms one signal (1 -> 4 at 79 taps: 0.045 s vs 0.081 s per batch, forward and
-# backward); several inputs and one output (a last layer): the FFT's gradient costs a
-# transform per input, and the GEMMs win to ~200 taps; several of both: the GEMMs grow with
-# F G K, the FFT's products with F G only (5 x 5 from ~120 taps, 16 x 16 ~60, 32 x 32 ~40
-# for a layer alone; but an FFT layer breaks the Toeplitz chain of the whole CNN, and with the
-# chain [1, 32, 32, 1] at 40 taps took 5.6 s per bench epoch all-Toeplitz vs 6.9 s with an
-# FFT in the middle, so not below 64 taps); one to one: from ~80. From layer timings of
-# 32 x 32000 samples and make bench's auto table (2 cores).
+# input and several outputs (a first layer): the GEMMs' zeros grow with K while the FFT
+# transforms one signal; several inputs and one output (a last layer): the FFT's gradient
+# costs a transform per input; several of both: the GEMMs grow with F G K, the FFT's products
+# with F G only, but an FFT layer breaks the Toeplitz chain of the whole CNN, so not below 64
+# taps. The timings that set these numbers: bench/README.md and `make bench`.
 FFT_FROM_TAPS = {"one_to_many": 60, "many_to_one": 200, "one_to_one": 81}
 FFT_FROM_TAPS_TIMES_WIDTH = 600  # several to several: the FFT from 600 / sqrt(F G) taps, and at least 64
 

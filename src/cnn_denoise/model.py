@@ -69,11 +69,12 @@ class CNN(MIMOCNN):
         return super().forward(x.unsqueeze(-2)).squeeze(-2)
 
 
-def build(taps, features, last_activation=spec.TANH, backend=spec.AUTO, seed=None, input_scale=1.0) -> MIMOCNN:
-    """A MIMOCNN whose initial weights depend only on `seed` (when given)."""
+def build(m, seed: int | None = None) -> MIMOCNN:
+    """The CNN that params.yaml's `model` section describes (a params.Model, passed whole and
+    already checked by the schema); its initial weights depend only on `seed` (when given)."""
     if seed is not None:
         torch.manual_seed(seed)
-    return MIMOCNN(taps, features, last_activation=last_activation, backend=backend, input_scale=input_scale)
+    return MIMOCNN(m.taps, m.features, m.last_activation, m.backend, m.input_scale)
 
 
 def save(model: MIMOCNN, path, audio: dict | None = None) -> None:

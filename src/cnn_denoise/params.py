@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from . import spec
 from .errors import PipelineError
+from .spec import MAX_SAMPLES
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -29,7 +30,6 @@ Number = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=Fal
 # Bounds: what one machine can do in hours, not weeks, so a typo fails at once instead of
 # filling memory first. Seeds: what torch.manual_seed takes.
 Seed = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
-MAX_SAMPLES = 200_000_000  # pairs x samples of the synthetic data (x and y: 0.8 GB each as float32)
 
 
 class _Strict(BaseModel):

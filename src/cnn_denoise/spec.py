@@ -30,6 +30,10 @@ INITS = (XAVIER, LINEAR)
 CPU, CUDA = "cpu", "cuda"
 DEVICES = (AUTO, CPU, CUDA)
 
+# samples in a dataset's x (and in its y) over all recordings: 0.8 GB each as float32; what one
+# machine trains on in hours, so a typo fails at once instead of filling memory first
+MAX_SAMPLES = 200_000_000
+
 FULL = "full"  # train.batch_size: the whole training set in one batch (what L-BFGS needs)
 
 

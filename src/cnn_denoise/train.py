@@ -43,7 +43,7 @@ def exact_float32() -> None:
 def deterministic() -> None:
     """Deterministic kernels only (some CPU backward kernels change with it: the model's bytes
     depend on it). torch.use_deterministic_algorithms(True) does this and also sets
-    torch.compile's flag, whose import costs ~2.4 s a process; nothing here compiles."""
+    torch.compile's flag, whose import costs seconds a process (bench/README.md); nothing here compiles."""
     torch._C._set_deterministic_algorithms(True, warn_only=False)
 
 
@@ -54,8 +54,8 @@ def _lbfgs(params, lr):
 class PlainSGD:
     """The course's SGD (no momentum, no weight decay): p <- p - lr * grad, the same floats
     as torch.optim.SGD(params, lr) (tests/test_train.py compares them bit for bit). Written out
-    because every torch.optim optimizer imports torch._dynamo (2.5-3 s a process here, more
-    than the lab's 20 epochs of updates take); Adam and L-BFGS still come from torch.optim."""
+    because every torch.optim optimizer imports torch._dynamo, which costs a process more than
+    the lab's 20 epochs of updates (bench/README.md); Adam and L-BFGS still come from torch.optim."""
 
     def __init__(self, params, lr: float):
         self.params, self.lr = list(params), lr
@@ -104,7 +104,7 @@ spec.check_table(LOSSES, spec.LOSSES, "train.LOSSES")
 
 def loss_of(name: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The loss `name` of one batch, in one process."""
-    loss = LOSSES[spec.choose(name, spec.LOSSES, "train.loss")]
+    loss = LOSSES[name]
     return loss.value(loss.sums(pred, y), y.numel())
 
 
@@ -115,11 +115,11 @@ def _chunked_loss(net, x, y, idx, name: str) -> torch.Tensor:
     """The loss of the batch x[idx], its forward pass run CHUNK recordings at a time and the
     sums added before the loss is taken: the same loss and gradient as one pass (up to float
     rounding), but every activation a CPU allocator can reuse. A whole-set batch in one pass
-    made tensors of ~100 MB each, which the allocator maps and unmaps on every use: the page
-    faults took 3/4 of linear-gate's time."""
+    made tensors so large that the allocator maps and unmaps them on every use, and the page
+    faults dominated L-BFGS's time (bench/README.md)."""
     if len(idx) <= CHUNK:
         return loss_of(name, net(x[idx]), y[idx])
-    loss = LOSSES[spec.choose(name, spec.LOSSES, "train.loss")]
+    loss = LOSSES[name]
     sums = sum(loss.sums(net(x[part]), y[part]) for part in idx.split(CHUNK))
     return loss.value(sums, len(idx) * x[0].numel())
 
@@ -156,20 +156,10 @@ def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str):
     return world * (slope * local).sum(), value.detach()
 
 
-def fit(
-    model,
-    train_set: dict,
-    test_set: dict,
-    lr: float,
-    batch_size: int,
-    epochs: int,
-    seed: int,
-    device="cpu",
-    progress: bool = True,
-    optimizer: str = spec.SGD,
-    loss: str = spec.L1,
-) -> list[dict]:
-    """Train `model` in place; return the per-epoch history [{epoch, train_l1, test_l1}].
+def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool = True) -> list[dict]:
+    """Train `model` in place as params.yaml's `train` section `t` says (a params.Train, passed
+    whole and already checked by the schema); return the per-epoch history
+    [{epoch, train_l1, test_l1}].
 
     Under torchrun (a process group is initialised), each rank computes its share of every
     global batch of `batch_size` and DistributedDataParallel averages the gradients: the
@@ -191,9 +181,10 @@ def fit(
         )
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
-    opt = OPTIMIZERS[spec.choose(optimizer, spec.OPTIMIZERS, "train.optimizer")](net.parameters(), lr=lr)
-    spec.choose(loss, spec.LOSSES, "train.loss")
-    generator = torch.Generator().manual_seed(seed)
+    opt = OPTIMIZERS[t.optimizer](net.parameters(), lr=t.lr)
+    loss, epochs = t.loss, t.epochs
+    batch_size = len(x) if t.batch_size == spec.FULL else t.batch_size
+    generator = torch.Generator().manual_seed(t.seed)
 
     def record(epoch):
         model.eval()

@@ -3,6 +3,7 @@ build it, so loading needs no pickle. It loads the train stage's checkpoint (a s
 torch.load with weights_only) and denoises float32 input of shape (batch, 1, N) for any N."""
 
 import mlflow
+import numpy as np
 from mlflow.pyfunc import PythonModel
 
 
@@ -12,8 +13,7 @@ class CheckpointModel(PythonModel):
 
         self.model = cnn.load(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input, params=None):
-        import numpy as np
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
         with torch.no_grad():

@@ -1,8 +1,8 @@
 """A team's tracking server: `mlflow server` on a PostgreSQL database, artifacts proxied.
 
-    python -m cnn_denoise.server start [--dir .team] [--port 5000] [--host 127.0.0.1]
-    python -m cnn_denoise.server stop  [--dir .team]
-    python -m cnn_denoise.server status [--dir .team]
+    python -m cnn_denoise.tracking.server start [--dir .team] [--port 5000] [--host 127.0.0.1]
+    python -m cnn_denoise.tracking.server stop  [--dir .team]
+    python -m cnn_denoise.tracking.server status [--dir .team]
 
 One folder holds everything: PostgreSQL's data (initialised on first start with a random
 password kept in a 0600 file), the artifacts the server stores for its clients, the logs,
@@ -19,16 +19,15 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from .atomic import write_json
-from .errors import PipelineError, run_stage
-from .tracking import pid_alive
+from ..atomic import write_json
+from ..errors import PipelineError, run_stage
+from ..procs import free_port, pid_alive
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
@@ -63,12 +62,6 @@ def _user() -> dict:
             "install Debian's postgresql package or start as an ordinary user"
         ) from None
     return {"user": "postgres", "group": "postgres"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(ready, proc, what: str, log: Path) -> None:
@@ -193,7 +186,7 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
         raise PipelineError(
             f"a server from {folder} is running at {state['url']} (pids {state['mlflow_pid']}, "
             f"{state['postgres_pid']}); "
-            "stop it first: python -m cnn_denoise.server stop"
+            "stop it first: python -m cnn_denoise.tracking.server stop"
         )
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
@@ -291,7 +284,7 @@ def stop(folder: Path) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnn_denoise.server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cnn_denoise.tracking.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--dir", type=Path, default=Path(".team"), help="the server's folder (default .team)")
     parser.add_argument(

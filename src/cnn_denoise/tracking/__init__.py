@@ -1,0 +1,31 @@
+"""The tracking platform: every trained model an MLflow run, its versions in a registry.
+
+    store.py       where the store is, opening it, what a tracking failure does
+    provenance.py  where a run came from: git, dvc.lock, file hashes, its name
+    runs.py        the runs of training, evaluation and the baselines; reading them back
+    registry.py    registered model versions: promote one, load a checkpoint by URI
+    server.py      the team's server: `mlflow server` on PostgreSQL
+    mlflow_model.py  the model a run logs ("models from code")
+
+Only this package imports MLflow, and only inside functions: the stages import it for
+free and pay for MLflow when they log. The names below are what the rest of the project uses.
+"""
+
+from .provenance import file_sha256
+from .registry import REGISTERED_MODEL, checkpoint_path, promote
+from .runs import log_baselines, log_evaluation, log_training, search
+from .store import EXPERIMENT, guarded, tracking_uri
+
+__all__ = [
+    "EXPERIMENT",
+    "REGISTERED_MODEL",
+    "checkpoint_path",
+    "file_sha256",
+    "guarded",
+    "log_baselines",
+    "log_evaluation",
+    "log_training",
+    "promote",
+    "search",
+    "tracking_uri",
+]

@@ -1,0 +1,59 @@
+"""Registered model versions: every CNN run's model is a version of REGISTERED_MODEL, an
+alias (`best`, a recipe's name) points at one, and a checkpoint loads by MLflow URI."""
+
+import tempfile
+
+from ..errors import PipelineError, first_line
+from .store import open_store, tracking_uri
+
+REGISTERED_MODEL = "cnn-denoise"
+
+
+def promote(name: str, alias: str = "best") -> str:
+    """Set `alias` on the registered model version of the newest finished run called `name`
+    (a DVC experiment's name or a run name); return the version."""
+    mlflow, _ = open_store()
+    runs = mlflow.search_runs(
+        filter_string=f"attributes.run_name = '{name}' and tags.kind = 'cnn'",
+        order_by=["start_time DESC"],
+        output_format="list",
+    )
+    runs = [r for r in runs if r.info.status == "FINISHED"]
+    if not runs:
+        raise PipelineError(
+            f"no finished run named {name!r} in {tracking_uri()}; "
+            "give a DVC experiment's name (dvc exp show) or a run name"
+        )
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{runs[0].info.run_id}'")
+    if not versions:
+        raise PipelineError(
+            f"run {name!r} has no registered model (it was logged with CNN_DENOISE_LOG_MODEL=0); rerun it"
+        )
+    version = max(versions, key=lambda v: int(v.version)).version
+    client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+    return version
+
+
+def checkpoint_path(uri: str) -> str:
+    """The checkpoint logged with an MLflow run (artifact checkpoint/model.pt), downloaded, for
+    runs:/<id>[/...] or a registered model, models:/<name>@<alias> or models:/<name>/<version>."""
+    mlflow, _ = open_store()
+    client = mlflow.MlflowClient()
+    try:
+        if uri.startswith("runs:/"):
+            run_id = uri.removeprefix("runs:/").split("/")[0]
+        else:
+            name, _, alias = uri.removeprefix("models:/").partition("@")
+            version = (
+                client.get_model_version_by_alias(name, alias)
+                if alias
+                else client.get_model_version(*name.split("/")[:2])
+            )
+            run_id = version.run_id
+        return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=tempfile.mkdtemp())
+    except Exception as exc:  # MLflow raises its own exception types for unknown runs, names and aliases
+        raise PipelineError(
+            f"{uri}: no model checkpoint found in {tracking_uri()} ({first_line(exc, 200)}); "
+            "check the run id or name, or MLFLOW_TRACKING_URI"
+        ) from None

@@ -1,0 +1,176 @@
+"""The runs: one per trained model, one per baseline, read back for comparing.
+
+train opens the run, named after the DVC experiment (or `workspace@<commit>`), and tags it
+with the SHA-256 of the model file it wrote; evaluate finds that run by the same hash and
+adds the final metrics to it. The baselines (zeros, the noisy input, the least-squares
+filter, the ideal low-pass) are runs of their own, tagged kind=baseline, logged once per
+dataset and setting and reused, under the same metric names as the CNN runs, so charts put
+them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
+the next process on the same machine that opens the store.
+"""
+
+import hashlib
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+from ..params import flatten
+from ..procs import pid_alive
+from .provenance import file_sha256, run_name, run_tags, upstream_lock
+from .registry import REGISTERED_MODEL
+from .store import EXPERIMENT, open_store, tracking_uri
+
+
+def reap(client, exp_id: str) -> None:
+    """Mark runs that a process on this machine left RUNNING and that process is gone as KILLED."""
+    for run in client.search_runs([exp_id], "attributes.status = 'RUNNING'", max_results=200):
+        tags = run.data.tags
+        if (
+            tags.get("host") == socket.gethostname()
+            and tags.get("pid", "").isdigit()
+            and not pid_alive(int(tags["pid"]))
+        ):
+            fresh = client.get_run(run.info.run_id)  # read again: its process may have finished it meanwhile
+            if fresh.info.status == "RUNNING" and fresh.data.tags.get("pid") == tags["pid"]:
+                client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def _open():
+    mlflow, exp_id = open_store()
+    reap(mlflow.MlflowClient(), exp_id)
+    return mlflow
+
+
+def _log_datasets(mlflow, splits: dict) -> None:
+    """The train and test splits as the run's dataset inputs, digest = DVC's md5 of the file."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.meta_dataset import MetaDataset
+
+    # MLflow registers a local-file source class twice: pick the first, as it would, but quietly
+    local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+    for name, path in splits.items():
+        source = local.from_dict({"uri": str(Path(path).resolve())})
+        dataset = MetaDataset(source=source, name=name, digest=file_sha256(path, "md5"))
+        mlflow.log_input(dataset, context="training" if name == "train" else "testing")
+
+
+def _signature():
+    """Any batch, one channel, any length: float32 (-1, 1, -1) in and out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    spec_ = Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1))])
+    return ModelSignature(inputs=spec_, outputs=spec_)
+
+
+def _log_model(mlflow, model_path) -> None:
+    """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
+    version of REGISTERED_MODEL."""
+    import numpy as np
+    import scipy
+    import torch
+
+    mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).with_name("mlflow_model.py")),
+        artifacts={"checkpoint": str(model_path)},
+        code_paths=[str(Path(__file__).parent.parent)],
+        signature=_signature(),
+        input_example=np.zeros((1, 1, 64), dtype=np.float32),  # what a caller sends: (batch, 1, samples)
+        pip_requirements=[
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"numpy=={np.__version__}",
+            f"scipy=={scipy.__version__}",
+        ],
+        registered_model_name=REGISTERED_MODEL,
+    )
+
+
+def log_training(params: dict, history: list[dict], model_path, history_path=None, splits: dict | None = None):
+    """A new run: params (with the data's, from dvc.lock), per-epoch losses as metric
+    history, the datasets, the curves as CSV and PNG, the checkpoint, the model (unless
+    CNN_DENOISE_LOG_MODEL=0) registered as a version of REGISTERED_MODEL, tags. A model
+    that a run already holds (DVC restored a stage from its run cache) gets no second run."""
+    mlflow = _open()
+    from mlflow.entities import Metric
+
+    from ..report import history_png
+
+    sha = file_sha256(model_path)
+    seen = mlflow.search_runs(
+        filter_string=f"tags.model_sha256 = '{sha}' and tags.kind = 'cnn'", max_results=1, output_format="list"
+    )
+    if seen and seen[0].info.status == "FINISHED":
+        print(f"MLflow: this model is run {seen[0].info.run_id} ({seen[0].info.run_name}) already; nothing new logged",
+              file=sys.stderr)  # fmt: skip
+        return
+    lock = upstream_lock()  # read dvc.lock once, for the tags and the data's params
+    host = {"host": socket.gethostname(), "pid": str(os.getpid())}
+    tags = {"model_sha256": sha, "kind": "cnn", **host, **run_tags(lock)}
+    with mlflow.start_run(run_name=run_name(tags)) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({**{k: str(v) for k, v in lock.get("params", {}).items()}, **params})
+        if splits:
+            _log_datasets(mlflow, splits)
+        mlflow.log_artifact(str(model_path), artifact_path="checkpoint")  # what enhance -m runs:/<id> loads
+        if history_path:
+            mlflow.log_artifact(str(history_path), artifact_path="plots")
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(history_png(history, Path(tmp) / "history.png")), artifact_path="plots")
+        metrics = [
+            Metric(f"epoch.{key}", row[key], 0, row["epoch"]) for row in history for key in row if key != "epoch"
+        ]
+        mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
+        if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
+            _log_model(mlflow, model_path)
+        print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {tracking_uri()}", file=sys.stderr)
+
+
+def log_evaluation(model_path, metrics: dict, reports=None) -> None:
+    """Attach the final metrics (and the reports folder) to the run that trained this model
+    file, found by the file's hash; a new run only if that one is gone."""
+    mlflow = _open()
+    from mlflow.entities import RunTag
+
+    sha = file_sha256(model_path)
+    runs = mlflow.search_runs(
+        filter_string=f"tags.model_sha256 = '{sha}'", order_by=["start_time DESC"], max_results=1, output_format="list"
+    )
+    run_id = runs[0].info.run_id if runs else None
+    if run_id:  # this process holds the run now: other workers' reap() must not take it for a dead one
+        host = [RunTag("pid", str(os.getpid())), RunTag("host", socket.gethostname())]
+        mlflow.MlflowClient().log_batch(run_id, tags=host)
+    name = None if run_id else run_name(run_tags(upstream_lock()))
+    with mlflow.start_run(run_id=run_id, run_name=name) as run:
+        if run_id is None:
+            mlflow.set_tags({"model_sha256": sha, "kind": "cnn"})
+        mlflow.log_metrics({k: v for k, v in flatten(metrics).items() if v is not None})
+        if reports:
+            mlflow.log_artifacts(str(reports), artifact_path="reports")
+        print(f"MLflow: final metrics added to run {run.info.run_id} ({run.info.run_name})", file=sys.stderr)
+
+
+def log_baselines(baselines: dict[str, dict], settings: dict[str, dict], dataset_md5: str) -> None:
+    """One run per baseline, dataset and setting (e.g. the linear filter's taps), logged once
+    and reused: metrics under the CNN runs' names (test.l1, test.si_sdr_db, ...)."""
+    mlflow = _open()
+    for name, measures in baselines.items():
+        setting = sorted(settings.get(name, {}).items())
+        key = hashlib.sha256(f"{name}|{dataset_md5}|{setting}".encode()).hexdigest()[:16]
+        if mlflow.search_runs(filter_string=f"tags.baseline_key = '{key}'", max_results=1, output_format="list"):
+            continue
+        tags = {"kind": "baseline", "baseline": name, "baseline_key": key, "dataset_md5": dataset_md5}
+        with mlflow.start_run(run_name=f"baseline: {name}", tags=tags):
+            mlflow.log_params({k: str(v) for k, v in settings.get(name, {}).items()})
+            mlflow.log_metrics({k: v for k, v in flatten({"test": measures}).items() if v is not None})
+
+
+def search(max_runs: int = 20):
+    """The experiment's runs, newest first, as MLflow's DataFrame (params.*, metrics.*, tags.*)."""
+    mlflow, _ = open_store()
+    return mlflow.search_runs(
+        experiment_names=[EXPERIMENT], order_by=["attributes.start_time DESC"], max_results=max_runs
+    )

@@ -1,0 +1,136 @@
+"""Where the MLflow store is, how it is opened, and what a tracking failure does.
+
+The store is $MLFLOW_TRACKING_URI, or else sqlite:///<project root>/mlflow.db, where the
+project root is $DVC_ROOT when DVC sets it: `dvc exp run --queue/--temp` run stages in a
+copy under .dvc/tmp/exps, and DVC points DVC_ROOT at the main repository, so queued
+experiments land in the same store as plain `dvc repro`.
+
+CNN_DENOISE_TRACKING picks what a tracking failure does: "warn" (default: the DVC outputs
+are already written, the stage prints one line saying tracking failed and succeeds),
+"require" (the stage fails after writing its outputs) or "off" (no MLflow at all).
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..errors import PipelineError, first_line
+
+EXPERIMENT = "lab2b-cnn-denoise"
+MODES = ("warn", "require", "off")
+# MLflow's defaults, unless the user set them: no usage reports leave the machine, and a
+# server that is down fails in seconds, not after MLflow's minutes of retries
+DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def configure() -> None:
+    """Apply DEFAULTS to the environment (what the user set wins); called before MLflow loads."""
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def mode() -> str:
+    value = os.environ.get("CNN_DENOISE_TRACKING", "warn").lower()
+    if value not in MODES:
+        raise PipelineError(f"CNN_DENOISE_TRACKING={value!r} is not one of {', '.join(MODES)}; unset it or pick one")
+    return value
+
+
+def project_root(start=None) -> Path:
+    """The nearest folder at or above `start` holding dvc.yaml (the cwd of DVC's stages)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    return here
+
+
+def main_root() -> Path:
+    """The main repository: $DVC_ROOT under `dvc exp run --queue/--temp` (which run in a copy
+    under .dvc/tmp/exps that DVC deletes afterwards), else the project's root."""
+    return (Path(os.environ["DVC_ROOT"]) if os.environ.get("DVC_ROOT") else project_root()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{main_root() / 'mlflow.db'}"
+
+
+def is_remote(uri: str) -> bool:
+    return uri.split(":")[0] in ("http", "https", "databricks")
+
+
+def artifact_root() -> str | None:
+    """Where a new experiment keeps artifacts: mlartifacts/ in the main repository for local
+    stores (a temporary DVC copy would take them along when it is deleted); a server decides."""
+    return None if is_remote(tracking_uri()) else (main_root() / "mlartifacts").as_uri()
+
+
+@contextlib.contextmanager
+def _creation_lock(uri: str):
+    """Held while a SQLite store may be created: two processes creating MLflow's schema at
+    once fail in one of them (`table ... already exists`). Servers need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def open_store():
+    """MLflow pointed at the store and the project's experiment (created if new, once even
+    when parallel workers start together); returns (mlflow, experiment id)."""
+    configure()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    with _creation_lock(uri):
+        client = mlflow.MlflowClient()
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            try:
+                exp_id = client.create_experiment(EXPERIMENT, artifact_location=artifact_root())
+            except MlflowException:  # another machine created it between the two calls
+                exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        else:
+            exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return mlflow, exp_id
+
+
+def guarded(what: str, log) -> int:
+    """Run `log()`; on failure say so in one line. Return the stage's exit code."""
+    current = mode()
+    if current == "off":
+        return 0
+    # MLflow's SQL store logs a whole traceback before it raises (a locked or broken
+    # database); the one line below says it instead
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    level = db_log.level
+    db_log.setLevel(logging.CRITICAL)
+    try:
+        log()
+        return 0
+    except Exception as exc:  # any failure of the store must not lose the DVC outputs
+        print(
+            f"MLflow tracking failed while {what} at {tracking_uri()}: {first_line(exc)}; the DVC outputs are "
+            "written, fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off",
+            file=sys.stderr,
+        )
+        return 1 if current == "require" else 0
+    finally:
+        db_log.setLevel(level)
