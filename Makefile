@@ -44,13 +44,16 @@ system:
 
 # The team's MLflow server on PostgreSQL, state in .team/ (see README, "Working as a team").
 tracking-server: setup system
-	python -m cnn_denoise.tracking.server start $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
+	python -m cnn_denoise.tracking.server start $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST)) $(if $(ALLOWED_HOSTS),--allowed-hosts $(ALLOWED_HOSTS))
 
 tracking-server-stop: setup
 	python -m cnn_denoise.tracking.server stop
 
+# The UI on this clone's store: one worker and no job runner (MLflow's defaults start several
+# processes that outlive Ctrl-C); HOST=/PORT= as for tracking-server.
 mlflow-ui: setup
-	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec mlflow server --workers 1 --host $(or $(HOST),127.0.0.1) \
+	  --port $(or $(PORT),5000) --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -102,7 +102,8 @@ def main(argv=None):
     print("L1: " + json.dumps(summary), file=sys.stderr)
 
     def log():
-        tracking.log_evaluation(args.model, {"train": full["train"], "test": full["test"]}, args.reports_out)
+        evaluation = {"train": full["train"], "test": full["test"]}
+        tracking.log_evaluation(args.model, evaluation, args.reports_out, full["baselines"])
         settings = {"linear": {"taps": model.receptive_field}, "lowpass": {"cutoff_hz": ev.lowpass_hz}}
         tracking.log_baselines(
             full["baselines"],

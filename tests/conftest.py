@@ -93,7 +93,7 @@ def team_server():
         pytest.skip(str(exc))
     folder = Path(tempfile.mkdtemp(prefix="cnn-denoise-team-"))
     try:
-        state = server.start(folder, "127.0.0.1", free_port(), 2)
+        state = server.start(folder, "127.0.0.1", free_port(), 2, "cnn-team.test")
         yield state
     finally:
         server.stop(folder)

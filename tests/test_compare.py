@@ -1,4 +1,4 @@
-"""make compare over a real SQLite store: differing params only, newest first, final metrics."""
+"""make compare over a real SQLite store: one row per run, within 160 columns."""
 
 import time
 
@@ -9,24 +9,36 @@ from cnn_denoise import compare, tracking
 pytestmark = pytest.mark.slow  # a real MLflow store: its schema takes seconds to create
 
 
-def test_table_shows_what_differs_newest_first(sqlite_store, monkeypatch, capsys):
+def test_one_row_per_run_with_its_name_kind_differing_params_and_headline(sqlite_store, monkeypatch, capsys):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     mlflow.set_tracking_uri(tracking.tracking_uri())
     mlflow.set_experiment(tracking.EXPERIMENT)
-    for taps, l1 in (("[40, 40]", 2.5e-4), ("[20, 20]", 2.0e-4)):
-        with mlflow.start_run():
-            mlflow.log_params({"model.taps": taps, "train.lr": "0.5"})
-            mlflow.log_metrics({"test.l1": l1, "train.l1": l1 * 1.1})
+    wide = {f"model.knob_{i:02d}_with_a_long_name": "x" * 20 for i in range(12)}  # more than 160 columns of params
+    with mlflow.start_run(run_name="baseline: linear (79 taps)", tags={"kind": "baseline"}):
+        mlflow.log_params({"taps": "79"})
+        mlflow.log_metrics({"test.l1": 1.0e-4, "test.si_sdr_db": 43.7})
+    for name, taps, l1 in (("lab", "[40, 40]", 2.5e-4), ("narrow", "[20, 20]", 2.0e-4)):
         time.sleep(0.01)
-    table, shared = compare.runs_table()
-    assert list(table["model.taps"]) == ["[20, 20]", "[40, 40]"]  # newest first
-    assert "train.lr" not in table.columns and shared == {"train.lr": "0.5"}
-    assert list(table["test.l1"]) == [2.0e-4, 2.5e-4]
+        with mlflow.start_run(run_name=name, tags={"kind": "cnn"}):
+            mlflow.log_params({"model.taps": taps, "train.lr": "0.5", **{k: v + taps for k, v in wide.items()}})
+            mlflow.log_metrics(
+                {"test.l1": l1, "test.si_sdr_db": -14.7, "test.stoi": 0.9, "speech.white.si_sdr_db": 3.5}
+            )
+    rows, metrics = compare.runs_rows()
+    assert [r["name"] for r in rows] == ["narrow", "lab", "baseline: linear (79 taps)"]  # newest first
+    assert [r["kind"] for r in rows] == ["CNN", "CNN", "baseline"] and rows[2]["params"] == {}
+    assert metrics == ["test.l1", "test.si_sdr_db", "test.stoi", "speech.white.si_sdr_db"]
     assert compare.main([]) == 0
-    out = capsys.readouterr().out
-    assert "same in every run: train.lr=0.5" in out and "2.0000e-04" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 160
+    header = lines[1]
+    assert header.split()[:4] == ["run", "kind", "taps", "knob_00_with_a_long_name"] and " lr " not in header
+    assert header.index("test L1") < header.index("SI-SDR dB") < header.index("STOI") < header.index("speech.white dB")
+    assert lines[-1].startswith("(also differ: ") and "knob_11_with_a_long_name" in lines[-1]
+    baseline = next(line for line in lines if line.startswith("baseline: linear (79 taps)"))
+    assert "43.7" in baseline and "[40, 40]" not in baseline
 
 
 def test_empty_store_says_so(sqlite_store, monkeypatch, capsys):

@@ -90,6 +90,8 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
 
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
     sha = tracking.file_sha256(repo / "models/model.pt")
     run = next(r for r in runs if r.data.tags.get("model_sha256") == sha)
     metrics = json.loads((repo / "reports/measures.json").read_text())

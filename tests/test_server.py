@@ -20,6 +20,13 @@ def test_pipeline_and_a_parallel_sweep_on_the_postgresql_server(tmp_path, team_s
     import mlflow
 
     url = team_server["url"]
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+    for host, status in (("cnn-team.test", 200), (f"cnn-team.test:{url.rsplit(':', 1)[1]}", 200), ("evil.test", 403)):
+        try:  # the name the team was told to use is accepted; others are refused (DNS rebinding)
+            code = urllib.request.urlopen(urllib.request.Request(search, headers={"Host": host}), timeout=10).status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        assert code == status, host
     assert (server.Path(team_server["folder"]) / "pgdata" / "PG_VERSION").exists()
     with open(f"/proc/{team_server['postgres_pid']}/cmdline", "rb") as f:
         assert b"listen_addresses=127.0.0.1" in f.read()
@@ -123,3 +130,54 @@ def test_a_folder_postgres_cannot_enter_is_one_line(tmp_path, monkeypatch):
         server.PipelineError, match=rf"who cannot enter {closed} \(mode 700\); chmod o\+x {closed} or start with --dir"
     ):
         server.start(closed / "team", "127.0.0.1", 5000, 1)
+
+
+def test_a_stale_record_never_signals_a_stranger(tmp_path):
+    """server.json naming PIDs that other processes hold now (the machine restarted, PIDs
+    reused): `status` says not running and `stop` leaves those processes alone."""
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        record = {"url": "http://127.0.0.1:1", "mlflow_pid": stranger.pid, "postgres_pid": stranger.pid}
+        for stale in ({}, {"mlflow_started": "1", "postgres_started": "1"}):  # an old record; a wrong start time
+            (tmp_path / "server.json").write_text(json.dumps({**record, **stale}))
+            cmd = [sys.executable, "-m", "cnn_denoise.tracking.server"]
+            status = subprocess.run([*cmd, "status", "--dir", str(tmp_path)], capture_output=True, text=True)
+            assert (status.returncode, status.stdout) == (3, "not running\n")
+            stop = subprocess.run([*cmd, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
+            assert stop.returncode == 0 and stranger.poll() is None, stop.stderr
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_start_on_a_port_that_answers_is_refused(tmp_path, http_server):
+    """Another service on the port: its URL must not be printed as the team's server."""
+    _, url = http_server
+    port = int(url.rsplit(":", 1)[1])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cnn_denoise.tracking.server",
+            "start",
+            "--dir",
+            str(tmp_path / "team"),
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and f"port {port} on 127.0.0.1 already answers" in lines[0], (
+        proc.stderr
+    )
+    assert not (tmp_path / "team").exists()
+
+
+def test_allowed_hosts_name_this_machine_when_serving_the_network():
+    import socket
+
+    names = server.allowed_hosts("0.0.0.0", 5000, "mlflow.lab.example").split(",")
+    assert {socket.gethostname(), f"{socket.gethostname()}:5000", "mlflow.lab.example:5000", "localhost"} <= set(names)
+    assert socket.gethostname() not in server.allowed_hosts("127.0.0.1", 5000).split(",")

@@ -1,7 +1,9 @@
-"""Runs side by side, so a sweep reads at a glance: only the params that differ, then the losses.
+"""Runs side by side, so a sweep reads at a glance: a name, the params that differ, the headline.
 
-- make compare: the MLflow runs, newest first (the params they share printed once above);
-- make exps: DVC's experiments (`dvc exp show --json`), within 160 columns, readable piped.
+- make compare: MLflow's runs, newest first: CNN runs and baselines (blank params), the params
+  that differ among the CNN runs, test L1, SI-SDR, STOI and a test matrix's per-set SI-SDR;
+- make exps: DVC's experiments (`dvc exp show --json`).
+Both fit in 160 columns, piped or not: params are dropped from the right, and named, first.
 """
 
 import argparse
@@ -9,24 +11,32 @@ import sys
 
 from . import tracking
 
-METRICS = ["train.l1", "test.l1", "train.l1_sum", "test.l1_sum", "train.mse", "test.mse"]
+# the headline of a run, as a person compares runs first; a test matrix adds its own columns
+RUN_METRICS = {"test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "test.stoi": "STOI"}
+MATRIX_SUFFIX = ".si_sdr_db"  # per-set metrics of a test matrix: one SI-SDR column per set
 
 
-def runs_table(max_runs: int = 20):
-    """(table of differing params + metrics, dict of params shared by every run)."""
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def runs_rows(max_runs: int = 20) -> tuple[list[dict], list[str]]:
+    """The newest runs as rows {"name", "params", "metrics"} (baselines with blank params) and
+    the metric columns to show: the headline, then a test matrix's per-set SI-SDR if logged."""
     runs = tracking.search(max_runs)
     if runs.empty:
-        return runs, {}
-    params = sorted(c for c in runs.columns if c.startswith("params."))
-    differ = [c for c in params if runs[c].astype(str).nunique(dropna=False) > 1]
-    shared = {c.removeprefix("params."): runs[c].iloc[0] for c in params if c not in differ}
-    columns = ["start_time", "tags.dvc_exp_name"] + differ + [f"metrics.{m}" for m in METRICS]
-    table = runs.reindex(columns=columns).rename(
-        columns=lambda c: c.split(".", 1)[1] if c.startswith(("params.", "metrics.", "tags.")) else c
-    )
-    table.insert(0, "run", runs["run_id"].str[:8])
-    table["start_time"] = table["start_time"].dt.strftime("%Y-%m-%d %H:%M")
-    return table, shared
+        return [], []
+    rows = []
+    for _, r in runs.iterrows():
+        kind = r.get("tags.kind") or "-"
+        name = r.get("tags.mlflow.runName") or r["run_id"][:8]
+        logged = {c: r[c] for c in runs.columns if not _missing(r[c])}  # pandas: NaN where a run lacks a column
+        params = {c.removeprefix("params."): v for c, v in logged.items() if c.startswith("params.") and kind == "cnn"}
+        metrics = {c.removeprefix("metrics."): v for c, v in logged.items() if c.startswith("metrics.")}
+        rows.append({"name": name, "kind": "CNN" if kind == "cnn" else kind, "params": params, "metrics": metrics})
+    skip = ("epoch.", "train.", "test.")
+    matrix = sorted({k for r in rows for k in r["metrics"] if k.endswith(MATRIX_SUFFIX) and not k.startswith(skip)})
+    return rows, [*RUN_METRICS, *matrix]
 
 
 EXP_METRICS = {
@@ -66,39 +76,49 @@ def _cell(v) -> str:
     return "-" if v is None else str(v)
 
 
-def exps_table(shown: list, width: int = WIDTH) -> list[str]:
-    """Lines of a table: experiment, the params that differ between rows, key metrics."""
-    rows = _flat_rows(shown)
+def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, width: int = WIDTH) -> list[str]:
+    """Lines of a table within `width`: name (and kind, when rows have one), the params that
+    differ between the rows that have params, then `metric_cols` [(dotted key, label)]. Params
+    are dropped from the right until it fits; a last line names those left out."""
     order = {"model": 0, "train": 1, "data": 2}  # what a person varies most comes first; the rest is cut first
-    keys = sorted({k for r in rows for k in r["params"]}, key=lambda k: (order.get(k.split(".")[0], 3), k))
-    differ = [k for k in keys if len({_cell(r["params"].get(k)) for r in rows}) > 1]
-    metric_cols = [(f"m:{k}", label) for k, label in EXP_METRICS.items()]
+    with_params = [r for r in rows if r["params"]]
+    keys = sorted({k for r in with_params for k in r["params"]}, key=lambda k: (order.get(k.split(".")[0], 3), k))
+    differ = [k for k in keys if len({_cell(r["params"].get(k)) for r in with_params}) > 1]
     param_cols = [(f"p:{k}", k.split(".", 1)[1]) for k in differ]
+    metric_cols = [(f"m:{k}", label) for k, label in metric_cols]
+    kinds = any("kind" in r for r in rows)
 
     def value(r, col):
         kind, key = col.split(":", 1)
         if kind == "m":
-            return _cell(
-                r["metrics"].get(key, r["metrics"].get(f"baselines.{key}"))
-            )  # older eval.json: baselines.linear
-        return _cell(r["params"].get(key))
+            return _cell(r["metrics"].get(key, r["metrics"].get(f"baselines.{key}")))  # older eval.json
+        return _cell(r["params"].get(key)) if r["params"] else ""
 
     def render(cols):
-        cells = [["experiment", *(label for _, label in cols)]] + [
-            [r["name"], *(value(r, c) for c, _ in cols)] for r in rows
+        head = [first, *(["kind"] if kinds else []), *(label for _, label in cols)]
+        cells = [head] + [
+            [r["name"], *([r.get("kind", "")] if kinds else []), *(value(r, c) for c, _ in cols)] for r in rows
         ]
-        widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
         return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
 
-    shown_params = list(param_cols)
-    lines = render(shown_params + metric_cols)
-    while shown_params and max(map(len, lines)) > width:
-        shown_params.pop()
-        lines = render(shown_params + metric_cols)
-    left = [label for _, label in param_cols[len(shown_params) :]]
+    shown = list(param_cols)
+    lines = render(shown + metric_cols)
+    while shown and max(map(len, lines)) > width:
+        shown.pop()
+        lines = render(shown + metric_cols)
+    left = [label for _, label in param_cols[len(shown) :]]
     if left:
-        lines.append(f"(also differ: {', '.join(left)}; dvc exp show --csv has every column)"[:width])
-    return lines
+        lines.append(f"(also differ: {', '.join(left)})"[:width])
+    return [line[:width] for line in lines]
+
+
+def exps_table(shown: list, width: int = WIDTH) -> list[str]:
+    """Lines of a table: experiment, the params that differ between rows, key metrics."""
+    lines = table(_flat_rows(shown), list(EXP_METRICS.items()), "experiment", width)
+    if lines[-1].startswith("(also differ"):
+        lines[-1] = lines[-1].removesuffix(")") + "; dvc exp show --csv has every column)"
+    return [line[:width] for line in lines]
 
 
 def exps_main() -> int:
@@ -122,19 +142,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.what == "exps":
         return exps_main()
-    import pandas as pd
-
-    table, shared = runs_table(args.max_runs)
-    if table.empty:
+    rows, metrics = runs_rows(args.max_runs)
+    if not rows:
         print(f"no runs in {tracking.tracking_uri()} yet: run `make repro` or `dvc exp run` first", file=sys.stderr)
         return 1
-    print(
-        f"MLflow store: {tracking.tracking_uri()}  (experiment {tracking.EXPERIMENT}, {len(table)} runs, newest first)"
-    )
-    if shared:
-        print("same in every run: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.float_format", "{:.4e}".format):
-        print(table.to_string(index=False, na_rep="-"))
+    print(f"MLflow store: {tracking.tracking_uri()}  ({len(rows)} runs, newest first)"[:WIDTH])
+    labels = [(k, RUN_METRICS.get(k, k.removesuffix(MATRIX_SUFFIX) + " dB")) for k in metrics]
+    print("\n".join(table(rows, labels, "run")))
     return 0
 
 

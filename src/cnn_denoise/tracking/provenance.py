@@ -58,6 +58,17 @@ def upstream_lock() -> dict:
     return out
 
 
+def committed_params() -> dict:
+    """params.yaml as the last commit holds it (the lab's recipe, unless the commit changed it),
+    flattened; {} outside git. An experiment's params.yaml is the workspace's, rewritten by DVC."""
+    text = _git("show", "HEAD:params.yaml")
+    try:
+        tree = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return {}
+    return flatten(tree) if isinstance(tree, dict) else {}
+
+
 def run_name(tags: dict) -> str:
     """The DVC experiment's name, else where the run came from: workspace@<commit>[+changes]."""
     if tags.get("dvc_exp_name"):

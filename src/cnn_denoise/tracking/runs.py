@@ -10,6 +10,7 @@ the next process on the same machine that opens the store.
 """
 
 import hashlib
+import math
 import os
 import socket
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from ..params import flatten
 from ..procs import pid_alive
-from .provenance import file_sha256, run_name, run_tags, upstream_lock
+from .provenance import committed_params, file_sha256, run_name, run_tags, upstream_lock
 from .registry import REGISTERED_MODEL
 from .store import EXPERIMENT, open_store, tracking_uri
 
@@ -66,14 +67,14 @@ def _signature():
     return ModelSignature(inputs=spec_, outputs=spec_)
 
 
-def _log_model(mlflow, model_path) -> None:
+def _log_model(mlflow, model_path, tags: dict) -> None:
     """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
-    version of REGISTERED_MODEL."""
+    version of REGISTERED_MODEL that says which run, experiment and commit made it."""
     import numpy as np
     import scipy
     import torch
 
-    mlflow.pyfunc.log_model(
+    info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("mlflow_model.py")),
         artifacts={"checkpoint": str(model_path)},
@@ -87,6 +88,15 @@ def _log_model(mlflow, model_path) -> None:
         ],
         registered_model_name=REGISTERED_MODEL,
     )
+    version = info.registered_model_version
+    if version is not None:
+        client = mlflow.MlflowClient()
+        name = run_name(tags)
+        for key in ("dvc_exp_name", "git_commit", "model_sha256"):
+            if tags.get(key):
+                client.set_model_version_tag(REGISTERED_MODEL, version, key, tags[key])
+        commit = tags.get("git_commit", "")[:7] or "no commit"
+        client.update_model_version(REGISTERED_MODEL, version, description=f"Trained by run {name} at {commit}.")
 
 
 def log_training(params: dict, history: list[dict], model_path, history_path=None, splits: dict | None = None):
@@ -125,13 +135,43 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
         ]
         mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
         if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
-            _log_model(mlflow, model_path)
+            _log_model(mlflow, model_path, tags)
         print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {tracking_uri()}", file=sys.stderr)
 
 
-def log_evaluation(model_path, metrics: dict, reports=None) -> None:
+def chart_units(metrics: dict, baselines: dict) -> dict:
+    """The test L1 and MSE also in dB relative to outputting zeros on the same test set (the
+    lab's L1 is ~1e-4, which MLflow's charts label 0.00): 0 dB = as far from the speech as
+    silence, lower is better."""
+    test, zeros = metrics.get("test", {}), baselines.get("zeros", {})
+    return {
+        f"test.{key}_vs_zeros_db": power * math.log10(test[key] / zeros[key])
+        for key, power in (("l1", 20), ("mse", 10))
+        if test.get(key) and zeros.get(key)
+    }
+
+
+def describe(params: dict, metrics: dict, baselines: dict) -> str:
+    """A run's description, in MLflow's note: what differs from the lab's recipe (params.yaml
+    as committed) and its headline beside the baselines."""
+    lab = committed_params()
+    changed = [f"{k}={v}" for k, v in params.items() if k in lab and str(lab[k]) != str(v)]
+    what = "The lab's recipe" + (f" with {', '.join(changed)}" if changed else "") + "."
+    test = metrics.get("test", {})
+    if test.get("si_sdr_db") is None:
+        return what
+    beside = ", ".join(
+        f"{name} {baselines[name]['si_sdr_db']:.1f} dB"
+        for name in ("noisy", "linear", "lowpass")
+        if baselines.get(name, {}).get("si_sdr_db") is not None
+    )
+    return f"{what} Test SI-SDR {test['si_sdr_db']:.1f} dB (baselines: {beside})." if beside else what
+
+
+def log_evaluation(model_path, metrics: dict, reports=None, baselines: dict | None = None) -> None:
     """Attach the final metrics (and the reports folder) to the run that trained this model
-    file, found by the file's hash; a new run only if that one is gone."""
+    file, found by the file's hash; a new run only if that one is gone. With `baselines`
+    ({name: measures}), also the metrics in chart units and a description."""
     mlflow = _open()
     from mlflow.entities import RunTag
 
@@ -148,6 +188,10 @@ def log_evaluation(model_path, metrics: dict, reports=None) -> None:
         if run_id is None:
             mlflow.set_tags({"model_sha256": sha, "kind": "cnn"})
         mlflow.log_metrics({k: v for k, v in flatten(metrics).items() if v is not None})
+        if baselines:
+            mlflow.log_metrics(chart_units(metrics, baselines))
+            params = mlflow.get_run(run.info.run_id).data.params
+            mlflow.set_tag("mlflow.note.content", describe(params, metrics, baselines))
         if reports:
             mlflow.log_artifacts(str(reports), artifact_path="reports")
         print(f"MLflow: final metrics added to run {run.info.run_id} ({run.info.run_name})", file=sys.stderr)
@@ -163,9 +207,11 @@ def log_baselines(baselines: dict[str, dict], settings: dict[str, dict], dataset
         if mlflow.search_runs(filter_string=f"tags.baseline_key = '{key}'", max_results=1, output_format="list"):
             continue
         tags = {"kind": "baseline", "baseline": name, "baseline_key": key, "dataset_md5": dataset_md5}
-        with mlflow.start_run(run_name=f"baseline: {name}", tags=tags):
+        label = f" ({', '.join(f'{k} {v}' for k, v in setting)})" if setting else ""  # two linear filters: two names
+        with mlflow.start_run(run_name=f"baseline: {name}{label}", tags=tags):
             mlflow.log_params({k: str(v) for k, v in settings.get(name, {}).items()})
             mlflow.log_metrics({k: v for k, v in flatten({"test": measures}).items() if v is not None})
+            mlflow.log_metrics(chart_units({"test": measures}, baselines))
 
 
 def search(max_runs: int = 20):

@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..errors import PipelineError, run_stage
-from ..procs import free_port, pid_alive
+from ..procs import answers, free_port, pid_alive, same_process, started
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
@@ -179,8 +180,29 @@ def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]
     return proc, port
 
 
-def start(folder: Path, host: str, port: int, workers: int) -> dict:
+def allowed_hosts(host: str, port: int, extra: str = "") -> str:
+    """The Host headers MLflow accepts (it refuses others with HTTP 403, against DNS rebinding):
+    loopback, and when serving the network this machine's names and addresses, each with and
+    without the port, plus `extra` (comma-separated names the team uses for it)."""
+    names = {"localhost", "127.0.0.1"}
+    if host not in ("127.0.0.1", "localhost"):
+        names |= {host, socket.gethostname(), socket.getfqdn()} - {"0.0.0.0", "::"}
+        try:
+            names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
+        except OSError:
+            pass
+    names |= {n.strip() for n in extra.split(",") if n.strip()}
+    return ",".join(sorted({*names, *(f"{n}:{port}" for n in names if ":" not in n)}))
+
+
+def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> dict:
     folder = folder.resolve()
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if answers(probe, port):  # another server's URL printed as ours would send the team's runs there
+        raise PipelineError(
+            f"port {port} on {probe} already answers (another MLflow or service); stop it or start with "
+            "another --port (make tracking-server PORT=...)"
+        )
     pg_bin("initdb"), pg_bin("postgres"), _user()  # missing programs are said before anything is written
     if (state := status(folder)) is not None:
         raise PipelineError(
@@ -222,6 +244,8 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
                     str(workers),
                     "--artifacts-destination",
                     str(folder / "artifacts"),
+                    "--allowed-hosts",
+                    allowed_hosts(host, port, hosts),
                 ],
                 env=env,
                 stdout=out,
@@ -230,12 +254,14 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
             )
         _wait(lambda: _http_ready(url), mlflow, "mlflow server", log)
     except BaseException:
-        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid})
+        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid, "own": True})
         raise
     state = {
         "url": url,
         "mlflow_pid": mlflow.pid,
+        "mlflow_started": started(mlflow.pid),
         "postgres_pid": pg.pid,
+        "postgres_started": started(pg.pid),
         "postgres_port": pg_port,
         "folder": str(folder),
     }
@@ -244,19 +270,30 @@ def start(folder: Path, host: str, port: int, workers: int) -> dict:
 
 
 def status(folder: Path) -> dict | None:
-    """server.json when both of its processes are alive, else None."""
+    """server.json when both of the processes it records still run (the same processes: PID
+    and start time), else None."""
+    state = _record(folder)
+    alive = [same_process(state.get(f"{key}_pid"), state.get(f"{key}_started")) for key in ("mlflow", "postgres")]
+    return state if state and all(alive) else None
+
+
+def _record(folder: Path) -> dict:
     try:
         state = json.loads((folder / "server.json").read_text())
     except (OSError, ValueError):
-        return None
-    return state if pid_alive(state.get("mlflow_pid")) and pid_alive(state.get("postgres_pid")) else None
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _stop_pids(state: dict) -> None:
-    """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after 30 s."""
+    """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after
+    30 s. Only the processes the record names (PID and start time): a PID the system has given
+    to another process since is left alone. A record without start times (a server started
+    just now, before it was written) names its own children."""
     for key, sig in (("mlflow_pid", signal.SIGTERM), ("postgres_pid", signal.SIGINT)):
         pid = state.get(key)
-        if not pid_alive(pid):
+        start = state.get(key.replace("_pid", "_started"), started(pid) if state.get("own") else None)
+        if not same_process(pid, start):
             continue
         try:
             os.killpg(pid, sig) if key == "mlflow_pid" else os.kill(pid, sig)
@@ -274,9 +311,8 @@ def _stop_pids(state: dict) -> None:
 
 
 def stop(folder: Path) -> bool:
-    try:
-        state = json.loads((folder / "server.json").read_text())
-    except (OSError, ValueError):
+    state = _record(folder)
+    if not state:
         return False
     _stop_pids(state)
     (folder / "server.json").unlink(missing_ok=True)
@@ -292,9 +328,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="MLflow server worker processes")
+    parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="more names clients use for this machine (comma-separated); its own names are allowed already",
+    )
     args = parser.parse_args(argv)
     if args.action == "start":
-        state = start(args.dir, args.host, args.port, args.workers)
+        state = start(args.dir, args.host, args.port, args.workers, args.allowed_hosts)
         print(
             f"MLflow server at {state['url']} (PostgreSQL on 127.0.0.1:{state['postgres_port']}, everything in "
             f"{state['folder']})"

@@ -20,6 +20,9 @@ from pathlib import Path
 from ..errors import PipelineError, first_line
 
 EXPERIMENT = "lab2b-cnn-denoise"
+# MLflow 3's UI opens an experiment on the view its kind names; without it, on an empty
+# GenAI "Overview" of traces. These are model-training runs.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 MODES = ("warn", "require", "off")
 # MLflow's defaults, unless the user set them: no usage reports leave the machine, and a
 # server that is down fails in seconds, not after MLflow's minutes of retries
@@ -103,11 +106,13 @@ def open_store():
         exp = client.get_experiment_by_name(EXPERIMENT)
         if exp is None:
             try:
-                exp_id = client.create_experiment(EXPERIMENT, artifact_location=artifact_root())
+                exp_id = client.create_experiment(EXPERIMENT, artifact_location=artifact_root(), tags={KIND_TAG: KIND})
             except MlflowException:  # another machine created it between the two calls
                 exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
         else:
             exp_id = exp.experiment_id
+            if exp.tags.get(KIND_TAG) != KIND:  # made by an older version
+                client.set_experiment_tag(exp_id, KIND_TAG, KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return mlflow, exp_id
 
