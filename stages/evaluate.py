@@ -17,7 +17,7 @@ from cnn_denoise import model as cnn
 from cnn_denoise.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.metrics import losses, predict, scores
+from cnn_denoise.metrics import model_scores, predict, scores
 
 
 def measures(pred, x, y, sample_rate):
@@ -88,7 +88,7 @@ def main(argv=None):
     }
     full = rounded(
         {
-            "train": losses(model, train["x"], train["y"]),
+            "train": model_scores(model, train["x"], train["y"]),
             "test": measures(outputs["cnn"], x, y, rate),
             "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
         }

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_denoise.metrics import losses, scores
+from cnn_denoise.metrics import model_scores, scores
 
 
 def test_against_numpy_with_uneven_batches():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(7, 1, 50, generator=g), torch.randn(7, 1, 50, generator=g)
     got = scores(2 * x, y, batch=3)
-    assert losses(lambda v: 2 * v, x, y) == scores(2 * x, y)
+    assert model_scores(lambda v: 2 * v, x, y) == scores(2 * x, y)
     err = (2 * x - y).numpy().astype(np.float64)
     assert got["l1"] == pytest.approx(np.abs(err).mean(), rel=1e-12)
     assert got["l1_sum"] == pytest.approx(np.abs(err).sum(axis=(1, 2)).mean(), rel=1e-12)

@@ -130,6 +130,13 @@ def exps_main() -> int:
         print(f"error: dvc exp show failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}", file=sys.stderr)
         return 1
     print("\n".join(exps_table(json.loads(proc.stdout))))
+    from pathlib import Path
+
+    from .summary import table as baselines
+
+    measures = Path("reports/measures.json")
+    if measures.exists():  # what the numbers above stand against (the workspace's test set)
+        print("\nthe workspace's model and baselines:\n" + "\n".join(baselines(json.loads(measures.read_text()))))
     return 0
 
 

@@ -23,7 +23,7 @@ def scores(pred: torch.Tensor, y: torch.Tensor, batch: int = BATCH) -> dict[str,
     return {"l1": abs_sum / (q * n), "l1_sum": abs_sum / q, "mse": sq_sum / (q * n)}
 
 
-def losses(model, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def model_scores(model, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """The losses of model(x) against y."""
     return scores(predict(model, x), y)
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import spec
 from .errors import PipelineError
-from .metrics import losses
+from .metrics import model_scores
 
 
 def pick_device(name: str) -> torch.device:
@@ -188,7 +188,11 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
 
     def record(epoch):
         model.eval()
-        row = {"epoch": epoch, "train_l1": losses(model, x, y)["l1"], "test_l1": losses(model, x_test, y_test)["l1"]}
+        row = {
+            "epoch": epoch,
+            "train_l1": model_scores(model, x, y)["l1"],
+            "test_l1": model_scores(model, x_test, y_test)["l1"],
+        }
         model.train()
         return row
 

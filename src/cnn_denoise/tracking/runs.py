@@ -63,8 +63,8 @@ def _signature():
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    spec_ = Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1))])
-    return ModelSignature(inputs=spec_, outputs=spec_)
+    audio = Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1))])
+    return ModelSignature(inputs=audio, outputs=audio)
 
 
 def _log_model(mlflow, model_path, tags: dict) -> None:
