@@ -65,6 +65,9 @@ def main() -> int:
     import mlflow
 
     from cnn_denoise import tracking
+    from cnn_denoise.tracking.store import open_store, view_url
+
+    open_store()  # an older store gets the experiment's kind and the headline view
 
     store = f"sqlite:///{ROOT / 'mlflow.db'}"
     exp = mlflow.MlflowClient(tracking_uri=store).get_experiment_by_name(tracking.EXPERIMENT)
@@ -73,7 +76,18 @@ def main() -> int:
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     server = subprocess.Popen(
-        ["mlflow", "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--backend-store-uri", store],
+        [
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            store,
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -91,9 +105,14 @@ def main() -> int:
                     sys.exit("error: mlflow ui did not start")
                 time.sleep(0.5)
         OUT.mkdir(parents=True, exist_ok=True)
-        runs = f"{base}/#/experiments/{exp.experiment_id}/runs"
-        shoot(f"{runs}?compareRunsMode=TABLE", OUT / "mlflow-runs.png")
-        shoot(f"{runs}?compareRunsMode=CHART", OUT / "mlflow-chart.png")
+        runs = view_url(base, exp.experiment_id)  # the headline columns, best SI-SDR first
+        shoot(f"{runs}&compareRunsMode=TABLE", OUT / "mlflow-runs.png")
+        shoot(f"{runs}&compareRunsMode=CHART", OUT / "mlflow-chart.png")
+        version = mlflow.MlflowClient(tracking_uri=store).get_latest_versions(tracking.REGISTERED_MODEL)
+        if version:
+            shoot(
+                f"{base}/#/models/{tracking.REGISTERED_MODEL}/versions/{version[-1].version}", OUT / "mlflow-model.png"
+            )
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
