@@ -95,7 +95,7 @@ def _target(rng, clip: dict, n: int, rate: int) -> np.ndarray:
     span = math.ceil(n * native / rate)
     if length <= span:
         offset = int(rng.integers(0, n - math.floor(length * rate / native) + 1))
-        return np.roll(_resampled(clip, 0, n, rate), offset) * 1.0
+        return np.roll(_resampled(clip, 0, n, rate), offset)
     whole = _rms(as_float(clip["audio"].numpy()))
     for _ in range(TRIES):
         seg = _resampled(clip, int(rng.integers(0, length - span + 1)), n, rate)

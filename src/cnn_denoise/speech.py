@@ -20,7 +20,6 @@ import lzma
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import urllib.parse
@@ -377,10 +376,6 @@ def from_folder(folder, min_seconds: float) -> dict:
     corpus = {"speech": folder_clips(folder / "speech", "clean utterances", min_seconds)}
     corpus["recorded"] = folder_clips(folder / "noise", "noise recordings", 1.0) if (folder / "noise").is_dir() else {}
     return corpus
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def seconds(clips: dict) -> float:
