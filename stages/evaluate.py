@@ -3,6 +3,11 @@
 On the test set, beside the CNN: outputting zeros, outputting x unchanged, the best linear
 (least-squares FIR) filter with the CNN's receptive field, and an ideal low-pass; each with
 L1, the lab's L1, MSE, SNR, SNR gain, SI-SDR and STOI. Writes WAVs and figures to reports/.
+
+With evaluate.sets naming test sets (lab: data/split/test.pt; speech: each set of
+data/speech/matrix, one per noise kind and SNR band), eval.json gains "sets": per set, the CNN
+beside the noisy input, the least-squares filter and spectral gating; on the speech sets also
+wide-band PESQ and DNSMOS (PESQ cannot hear the lab's 14-15.5 kHz noise: not reported there).
 """
 
 import argparse
@@ -10,17 +15,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from cnn_denoise import baselines, params, quality, report, tracking
+from cnn_denoise import baselines, measures, params, quality, report, spec, tracking
 from cnn_denoise import model as cnn
 from cnn_denoise.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.dataset import load_split
-from cnn_denoise.errors import run_stage
+from cnn_denoise.errors import PipelineError, run_stage
 from cnn_denoise.metrics import model_scores, predict, scores
 
 
-def measures(pred, x, y, sample_rate):
+def measures_of(pred, x, y, sample_rate):
     """Every measure of one system's outputs on the test set."""
     return {**scores(pred, y), **quality.measures(pred, x, y, sample_rate)}
 
@@ -43,6 +49,74 @@ def headline(full: dict) -> dict:
     out["linear"] = {
         k: full["baselines"]["linear"][k] for k in ("l1_sum", "si_sdr_db")
     }  # l1_sum: readable at dvc's 5 decimals
+    if "sets" in full:
+        out["sets"] = {
+            name: {k: ({m: v[m] for m in SET_SHOWN if m in v} if isinstance(v, dict) else v) for k, v in row.items()}
+            for name, row in full["sets"].items()
+        }
+    return out
+
+
+LAB_SET = "data/split/test.pt"  # evaluate.sets: lab
+MATRIX = Path("data/speech/matrix")  # evaluate.sets: speech (speech_matrix writes it)
+SET_SHOWN = ("l1", "si_sdr_db", "snr_gain_db", "stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+
+
+def named_sets(names, rate: int) -> dict:
+    """{set name: (what eval.json records of it, its path)} of the sets evaluate.sets names."""
+    out = {}
+    if spec.LAB in names:
+        out["lab"] = ({"noise": "the lab's 14-15.5 kHz band"}, LAB_SET)
+    if spec.SPEECH in names:
+        try:
+            index = json.loads((MATRIX / "index.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise PipelineError(
+                f"{MATRIX / 'index.json'} unreadable ({exc}); run dvc repro (the speech_matrix stage writes it)"
+            ) from None
+        if index.get("rate") != rate:
+            raise PipelineError(
+                f"{MATRIX} is at {index.get('rate')} Hz but data.sample_rate is {rate}; run dvc repro (speech_matrix "
+                "mixes at data.sample_rate)"
+            )
+        for name, info in index["sets"].items():
+            out[name] = ({"noise": info["kind"], "snr_db": info["snr_db"]}, MATRIX / info["file"])
+    return out
+
+
+def perceptual(pred, y, rate) -> dict:
+    """Wide-band PESQ (mean over recordings) and DNSMOS of a speech set's outputs."""
+    p, t = pred[:, 0].double().numpy(), y[:, 0].double().numpy()
+    scores = [measures.pesq_wb(t[q], p[q], rate) for q in range(len(t))]
+    scores = [v for v in scores if v is not None]
+    out = {"pesq_wb": float(np.mean(scores)) if scores else None}
+    return {**out, **{f"dnsmos_{k}": v for k, v in measures.dnsmos_set(p, rate).items()}}
+
+
+def score_sets(sets: dict, model, h, rate) -> dict:
+    """Every named set: the CNN and the baselines (noisy input, least-squares filter, spectral
+    gating), each with the lab's measures and, on speech, PESQ-WB and DNSMOS."""
+    out = {}
+    for name, (info, path) in sets.items():
+        pairs = load_split(path)
+        x, y = pairs["x"], pairs["y"]
+        systems = {
+            "cnn": predict(model, x),
+            "noisy": x,
+            "linear": baselines.apply_fir(h, x),
+            "gating": torch.from_numpy(measures.spectral_gating(x.numpy(), rate)).float(),
+        }
+        row = dict(info)
+        for system, pred in systems.items():
+            m = measures_of(pred, x, y, rate)
+            if name != "lab":
+                m.update(perceptual(pred, y, rate))
+            row[system] = m
+        out[name] = row
+        print(
+            f"evaluate: {name}: SI-SDR cnn {row['cnn']['si_sdr_db']}, noisy {row['noisy']['si_sdr_db']}",
+            file=sys.stderr,
+        )
     return out
 
 
@@ -89,10 +163,12 @@ def main(argv=None):
     full = rounded(
         {
             "train": model_scores(model, train["x"], train["y"]),
-            "test": measures(outputs["cnn"], x, y, rate),
-            "baselines": {name: measures(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
+            "test": measures_of(outputs["cnn"], x, y, rate),
+            "baselines": {name: measures_of(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
         }
     )
+    if ev.sets:
+        full["sets"] = rounded(score_sets(named_sets(ev.sets, rate), model, h, rate))
     write_reports(args.reports_out, model, h, test, outputs, ev, rate, full)
     write_json(args.metrics_out, headline(full))
     summary = {
@@ -102,7 +178,7 @@ def main(argv=None):
     print("L1: " + json.dumps(summary), file=sys.stderr)
 
     def log():
-        evaluation = {"train": full["train"], "test": full["test"]}
+        evaluation = {k: full[k] for k in ("train", "test", "sets") if k in full}  # sets: a test matrix
         tracking.log_evaluation(args.model, evaluation, args.reports_out, full["baselines"])
         settings = {"linear": {"taps": model.receptive_field}, "lowpass": {"cutoff_hz": ev.lowpass_hz}}
         tracking.log_baselines(

@@ -44,6 +44,15 @@ def free_port() -> int:
 # ---- end-to-end helpers: a temporary copy of the project, driven through DVC's CLI ----
 
 SMALL = {"pairs": 12, "samples": 2000}  # a dataset small enough for seconds-long runs
+# The speech stages on tiny packages built by tests/debs.py, kept in the copy's sources/ (no apt-get)
+SPEECH_SMALL = {
+    "speech.source": "sources/speech",
+    "speech.seconds": 0.25,
+    "speech.train_segments": 8,
+    "speech.test_segments": 4,
+    "speech.matrix.segments": 2,
+    "speech.matrix.bands": [[0.0, 10.0]],
+}
 STAGES = ("fetch", "unzip", "split", "train", "evaluate")
 
 
@@ -85,6 +94,19 @@ def write_params_copy(folder: Path, **changes) -> None:
     set_params(folder, **changes)
 
 
+def _speech_debs(folder: Path) -> dict:
+    """tests/debs.py's packages in folder (built once per process); their sha256 params."""
+    global _DEBS
+    import debs
+
+    if _DEBS is None:
+        _DEBS = debs.voice_deb(), debs.music_deb()
+    return debs.write_debs(folder, *_DEBS)
+
+
+_DEBS = None
+
+
 def make_project(repo: Path, **changes) -> tuple[Path, dict]:
     """Copy the tracked files (not outputs) into a new git repo with small data; return it and the env."""
     files = subprocess.run(
@@ -104,10 +126,11 @@ def make_project(repo: Path, **changes) -> tuple[Path, dict]:
         GIT_COMMITTER_NAME="t",
         GIT_COMMITTER_EMAIL="t@t",
     )
+    shas = _speech_debs(repo / "sources" / "speech")
     set_params(
         repo,
         **{f"data.synthetic.{k}": v for k, v in SMALL.items()},
-        **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4, **changes},
+        **{"data.test_size": 4, "train.epochs": 2, "train.batch_size": 4, **SPEECH_SMALL, **shas, **changes},
     )
     sh(["git", "init", "-q"], repo, env)
     sh(["git", "add", "-A"], repo, env)

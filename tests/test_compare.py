@@ -24,19 +24,19 @@ def test_one_row_per_run_with_its_name_kind_differing_params_and_headline(sqlite
         with mlflow.start_run(run_name=name, tags={"kind": "cnn"}):
             mlflow.log_params({"model.taps": taps, "train.lr": "0.5", **{k: v + taps for k, v in wide.items()}})
             mlflow.log_metrics(
-                {"test.l1": l1, "test.si_sdr_db": -14.7, "test.stoi": 0.9, "speech.white.si_sdr_db": 3.5}
+                {"test.l1": l1, "test.si_sdr_db": -14.7, "test.stoi": 0.9, "sets.white_5to20dB.cnn.si_sdr_db": 3.5}
             )
     rows, metrics = compare.runs_rows()
     assert [r["name"] for r in rows] == ["narrow", "lab", "baseline: linear (79 taps)"]  # newest first
     assert [r["kind"] for r in rows] == ["CNN", "CNN", "baseline"] and rows[2]["params"] == {}
-    assert metrics == ["test.l1", "test.si_sdr_db", "test.stoi", "speech.white.si_sdr_db"]
+    assert metrics == ["test.l1", "test.si_sdr_db", "test.stoi", "sets.white_5to20dB.cnn.si_sdr_db"]
     assert compare.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert max(map(len, lines)) <= 160
     header = lines[1]
     assert header.split()[:4] == ["run", "kind", "knob_00_with_a_long_name", "knob_01_with_a_long_name"]
     assert " lr " not in header and "taps" not in header  # lr: the same in every CNN run; taps: did not fit
-    assert header.index("test L1") < header.index("SI-SDR dB") < header.index("STOI") < header.index("speech.white dB")
+    assert header.index("test L1") < header.index("SI-SDR dB") < header.index("STOI") < header.index("white_5to20dB dB")
     assert lines[-1].startswith("(also differ: ") and "knob_02_with_a_long_name" in lines[-1]
     baseline = next(line for line in lines if line.startswith("baseline: linear (79 taps)"))
     assert "43.7" in baseline and "[40, 40]" not in baseline

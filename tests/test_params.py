@@ -123,3 +123,36 @@ def test_params_that_are_not_utf8(tmp_path):
     )
     with pytest.raises(PipelineError, match=r"is not UTF-8 text \(byte [0-9]+\); save it as UTF-8"):
         params.load(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p["speech"].update(kinds=["white", "rain"]), r"speech\.kinds\.1: Input should be 'band', 'white'"),
+        (lambda p: p["speech"].update(snr_db=[20.0, -5.0]), r"speech\.snr_db \[20.0, -5.0\] must be \[low, high\]"),
+        (lambda p: p["speech"].update(level_db=[-30.0, 5.0]), r"speech\.level_db\.1: Input should be less than or"),
+        (lambda p: p["speech"].update(kinds=["recorded"]), r"speech\.kinds has recorded .* but speech\.folder is null"),
+        (lambda p: p["speech"]["voice"].update(sha256="abc"), r"speech\.voice\.sha256: String should match pattern"),
+        (
+            lambda p: p["speech"]["matrix"].update(bands=[[5.0, -5.0]]),
+            r"an SNR band \[5.0, -5.0\] must be \[low, high\]",
+        ),
+        (
+            lambda p: p["speech"].update(test_fraction=0.5, babble_fraction=0.45),
+            r"leave at least 10% of the utterances",
+        ),
+        (
+            lambda p: p["data"].update(train_from="../elsewhere"),
+            r"data\.train_from: must be a folder inside the project",
+        ),
+        (lambda p: p["evaluate"].update(sets=["lab", "lab"]), r"evaluate\.sets: names a set twice"),
+        (lambda p: p["evaluate"].update(sets=["timit"]), r"evaluate\.sets\.0: Input should be 'lab' or 'speech'"),
+        (
+            lambda p: p["data"].update(sample_rate=16000),
+            r"speech\.kinds has band .* cannot hold it; raise data\.sample_rate",
+        ),
+    ],
+)
+def test_speech_mistakes_are_named(tmp_path, change, message):
+    with pytest.raises(PipelineError, match=message):
+        params.load(edit(tmp_path, change))

@@ -13,7 +13,7 @@ from . import tracking
 
 # the headline of a run, as a person compares runs first; a test matrix adds its own columns
 RUN_METRICS = {"test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "test.stoi": "STOI"}
-MATRIX_SUFFIX = ".si_sdr_db"  # per-set metrics of a test matrix: one SI-SDR column per set
+MATRIX = ("sets.", ".cnn.si_sdr_db")  # a test matrix (evaluate.sets): the CNN's SI-SDR per set, one column each
 
 
 def _missing(v) -> bool:
@@ -34,8 +34,7 @@ def runs_rows(max_runs: int = 20) -> tuple[list[dict], list[str]]:
         params = {c.removeprefix("params."): v for c, v in logged.items() if c.startswith("params.") and kind == "cnn"}
         metrics = {c.removeprefix("metrics."): v for c, v in logged.items() if c.startswith("metrics.")}
         rows.append({"name": name, "kind": "CNN" if kind == "cnn" else kind, "params": params, "metrics": metrics})
-    skip = ("epoch.", "train.", "test.")
-    matrix = sorted({k for r in rows for k in r["metrics"] if k.endswith(MATRIX_SUFFIX) and not k.startswith(skip)})
+    matrix = sorted({k for r in rows for k in r["metrics"] if k.startswith(MATRIX[0]) and k.endswith(MATRIX[1])})
     return rows, [*RUN_METRICS, *matrix]
 
 
@@ -115,7 +114,10 @@ def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, widt
 
 def exps_table(shown: list, width: int = WIDTH) -> list[str]:
     """Lines of a table: experiment, the params that differ between rows, key metrics."""
-    lines = table(_flat_rows(shown), list(EXP_METRICS.items()), "experiment", width)
+    rows = _flat_rows(shown)
+    matrix = sorted({k for r in rows for k in r["metrics"] if k.startswith(MATRIX[0]) and k.endswith(MATRIX[1])})
+    labels = [*EXP_METRICS.items(), *((k, k.removeprefix(MATRIX[0]).removesuffix(MATRIX[1]) + " dB") for k in matrix)]
+    lines = table(rows, labels, "experiment", width)
     if lines[-1].startswith("(also differ"):
         lines[-1] = lines[-1].removesuffix(")") + "; dvc exp show --csv has every column)"
     return [line[:width] for line in lines]
@@ -154,7 +156,7 @@ def main(argv=None):
         print(f"no runs in {tracking.tracking_uri()} yet: run `make repro` or `dvc exp run` first", file=sys.stderr)
         return 1
     print(f"MLflow store: {tracking.tracking_uri()}  ({len(rows)} runs, newest first)"[:WIDTH])
-    labels = [(k, RUN_METRICS.get(k, k.removesuffix(MATRIX_SUFFIX) + " dB")) for k in metrics]
+    labels = [(k, RUN_METRICS.get(k, k.removeprefix(MATRIX[0]).removesuffix(MATRIX[1]) + " dB")) for k in metrics]
     print("\n".join(table(rows, labels, "run")))
     return 0
 

@@ -73,6 +73,14 @@ class Data(_Strict):
     sample_rate: Annotated[int, Field(strict=True, ge=1000, le=768_000)]  # Hz
     test_size: PositiveInt
     split_seed: Seed
+    train_from: str = Field(pattern=r"^[\w./-]+$")  # a folder: it is written into dvc.yaml's paths
+
+    @field_validator("train_from")
+    @classmethod
+    def _inside(cls, folder):
+        if folder.startswith("/") or ".." in folder.split("/"):
+            raise ValueError("must be a folder inside the project, such as data/split or data/speech")
+        return folder
 
 
 class Model(_Strict):
@@ -103,6 +111,91 @@ class Train(_Strict):
 class Evaluate(_Strict):
     lowpass_hz: Number = Field(gt=0, le=384_000)
     examples: int = Field(strict=True, ge=0, le=100)
+    sets: list[Literal[spec.EVAL_SETS]] = Field(max_length=len(spec.EVAL_SETS))
+
+    @field_validator("sets")
+    @classmethod
+    def _once(cls, sets):
+        if len(set(sets)) != len(sets):
+            raise ValueError(f"names a set twice: {sets}")
+        return sets
+
+
+Decibels = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=-100, le=100)]
+Level = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=-100, le=0)]  # dBFS
+Pair = dict(min_length=2, max_length=2)  # [low, high]
+
+
+def _range(pair, what: str):
+    if pair[0] > pair[1]:
+        raise ValueError(f"{what} [{pair[0]}, {pair[1]}] must be [low, high] with low <= high")
+    return pair
+
+
+class Package(_Strict):
+    package: str = Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")
+    version: str = Field(pattern=r"^[0-9A-Za-z.+~:-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class Matrix(_Strict):
+    bands: list[Annotated[list[Decibels], Field(**Pair)]] = Field(min_length=1, max_length=20)
+    segments: PositiveInt = Field(le=100_000)
+
+    @field_validator("bands")
+    @classmethod
+    def _ordered(cls, bands):
+        for band in bands:
+            _range(band, "an SNR band")
+        return bands
+
+
+class Speech(_Strict):
+    source: str = Field(min_length=1)
+    voice: Package
+    music: Package
+    folder: str | None = Field(min_length=1)
+    min_seconds: Number = Field(gt=0, le=60)
+    seconds: Number = Field(gt=0, le=60)
+    kinds: list[Literal[spec.NOISE_KINDS]] = Field(min_length=1, max_length=len(spec.NOISE_KINDS))
+    snr_db: list[Decibels] = Field(**Pair)
+    level_db: list[Level] = Field(**Pair)
+    babble_talkers: list[Annotated[int, Field(strict=True, ge=1, le=50)]] = Field(**Pair)
+    test_fraction: Number = Field(gt=0, lt=1)
+    babble_fraction: Number = Field(gt=0, lt=1)
+    split_seed: Seed
+    seed: Seed
+    train_segments: PositiveInt = Field(le=1_000_000)
+    test_segments: PositiveInt = Field(le=1_000_000)
+    matrix: Matrix
+
+    @field_validator("source")
+    @classmethod
+    def _no_secret(cls, source):
+        from .urls import redact, secret_in
+
+        if what := secret_in(source):
+            raise ValueError(f"{redact(source)} holds {what}, which params.yaml and dvc.lock would record; remove it")
+        return source
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        _range(self.snr_db, "speech.snr_db")
+        _range(self.level_db, "speech.level_db")
+        _range(self.babble_talkers, "speech.babble_talkers")
+        if len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
+        if spec.RECORDED in self.kinds and self.folder is None:
+            raise ValueError(
+                "speech.kinds has recorded (your noise WAVs) but speech.folder is null; set speech.folder to a folder "
+                "with noise/*.wav, or drop recorded"
+            )
+        if self.test_fraction + self.babble_fraction >= 0.9:
+            raise ValueError(
+                f"speech.test_fraction + speech.babble_fraction is {self.test_fraction + self.babble_fraction}: "
+                "leave at least 10% of the utterances for training"
+            )
+        return self
 
 
 class Params(_Strict):
@@ -110,6 +203,7 @@ class Params(_Strict):
     model: Model
     train: Train
     evaluate: Evaluate
+    speech: Speech
 
     @model_validator(mode="after")
     def _across_sections(self):
@@ -120,6 +214,11 @@ class Params(_Strict):
             raise ValueError(
                 f"evaluate.lowpass_hz {self.evaluate.lowpass_hz} must be below half data.sample_rate "
                 f"({self.data.sample_rate / 2})"
+            )
+        if spec.BAND in self.speech.kinds and self.data.sample_rate <= 2 * 15500:
+            raise ValueError(
+                f"speech.kinds has band (the lab's 14-15.5 kHz noise) but data.sample_rate {self.data.sample_rate} Hz "
+                "cannot hold it; raise data.sample_rate to 32000 or drop band"
             )
         return self
 

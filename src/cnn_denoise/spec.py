@@ -79,3 +79,23 @@ def linear_start_problem(taps, features, last_activation) -> str | None:
 def receptive_field(taps) -> int:
     """How many input samples (the current one and the past) reach one output sample."""
     return sum(taps) - len(taps) + 1
+
+
+# noise mixed into recorded speech (speech.kinds): the lab's 14-15.5 kHz band, white, pink (1/f),
+# brown (1/f^2), mains hum (50/60 Hz and harmonics), babble (other utterances), hold music, and
+# recorded (the noise WAVs of the user's speech.folder)
+BAND, WHITE, PINK, BROWN, HUM, BABBLE, MUSIC, RECORDED = (
+    "band",
+    "white",
+    "pink",
+    "brown",
+    "hum",
+    "babble",
+    "music",
+    "recorded",
+)
+NOISE_KINDS = (BAND, WHITE, PINK, BROWN, HUM, BABBLE, MUSIC, RECORDED)
+
+# evaluate.sets: test sets scored besides the training's own
+LAB, SPEECH = "lab", "speech"
+EVAL_SETS = (LAB, SPEECH)

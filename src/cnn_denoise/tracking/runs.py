@@ -139,6 +139,11 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
         print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {tracking_uri()}", file=sys.stderr)
 
 
+def numbers(tree: dict) -> dict:
+    """The numeric leaves of a nested dict under dotted names (a set's noise kind is text)."""
+    return {k: v for k, v in flatten(tree).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 def chart_units(metrics: dict, baselines: dict) -> dict:
     """The test L1 and MSE also in dB relative to outputting zeros on the same test set (the
     lab's L1 is ~1e-4, which MLflow's charts label 0.00): 0 dB = as far from the speech as
@@ -187,7 +192,7 @@ def log_evaluation(model_path, metrics: dict, reports=None, baselines: dict | No
     with mlflow.start_run(run_id=run_id, run_name=name) as run:
         if run_id is None:
             mlflow.set_tags({"model_sha256": sha, "kind": "cnn"})
-        mlflow.log_metrics({k: v for k, v in flatten(metrics).items() if v is not None})
+        mlflow.log_metrics(numbers(metrics))
         if baselines:
             mlflow.log_metrics(chart_units(metrics, baselines))
             params = mlflow.get_run(run.info.run_id).data.params

@@ -1,0 +1,44 @@
+"""speech_corpus: the English voice's prompts (or speech.folder's WAVs) and the hold music,
+decoded, checked, at their own rates, with their attribution beside them."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnn_denoise import params, speech
+from cnn_denoise.atomic import atomic_dir, clean_stale, save_torch
+from cnn_denoise.errors import run_stage
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("debs", help="the folder speech_fetch wrote")
+    parser.add_argument("out", help="folder for corpus.pt and the attribution")
+    args = parser.parse_args(argv)
+    clean_stale(args.out)
+    s = params.load().speech
+    debs = Path(args.debs)
+    music_deb = debs / speech.deb_name(s.music.package, s.music.version)
+    if s.folder is None:
+        voice_deb = debs / speech.deb_name(s.voice.package, s.voice.version)
+        corpus = {"speech": speech.voice_from_deb(voice_deb, s.min_seconds), "recorded": {}}
+        packages = [voice_deb, music_deb]
+        voice = f"{voice_deb.name} (sha256 {s.voice.sha256.lower()})"
+    else:
+        corpus = speech.from_folder(s.folder, s.min_seconds)
+        packages = [music_deb]
+        voice = f"your own recordings in {s.folder} (not from a package: their terms are yours to keep)"
+    corpus["music"] = speech.music_from_deb(music_deb)
+    with atomic_dir(args.out) as tmp:
+        save_torch(tmp / "corpus.pt", corpus)
+        (tmp / "ATTRIBUTION.md").write_text(
+            speech.CREDITS.format(voice=voice, music=f"{music_deb.name} (sha256 {s.music.sha256.lower()})")
+        )
+        for deb in packages:
+            (tmp / f"copyright-{deb.name.split('_')[0]}").write_text(speech.copyright_of(deb))
+    summary = ", ".join(f"{k}: {len(v)} clips, {speech.seconds(v):.0f} s" for k, v in corpus.items() if v)
+    print(f"speech_corpus: {summary}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

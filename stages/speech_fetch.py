@@ -1,0 +1,26 @@
+"""speech_fetch: the Debian packages of recorded speech and hold music, SHA-256 checked
+(speech.source: apt-get download, or a folder or URL holding the .debs)."""
+
+import argparse
+import sys
+
+from cnn_denoise import params, speech
+from cnn_denoise.atomic import atomic_dir, clean_stale
+from cnn_denoise.errors import run_stage
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out", help="folder for the .deb files")
+    args = parser.parse_args(argv)
+    clean_stale(args.out)
+    s = params.load().speech
+    wanted = [s.music] if s.folder is not None else [s.voice, s.music]  # a folder of your own replaces the voice
+    with atomic_dir(args.out) as tmp:
+        for pkg in wanted:
+            path = speech.fetch_deb(pkg.package, pkg.version, pkg.sha256, s.source, tmp)
+            print(f"speech_fetch: {path.name}, sha256 {pkg.sha256.lower()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

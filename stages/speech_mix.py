@@ -1,0 +1,98 @@
+"""speech_mix: noisy speech in the lab's layout ({"x", "y"} float32 [Q, 1, N]) from the corpus.
+
+    speech_mix.py train CORPUS TRAIN_OUT TEST_OUT SPLIT_OUT   training and validation sets
+    speech_mix.py matrix CORPUS MATRIX_OUT                    one test set per noise kind and SNR band
+
+Both deal the utterances alike (speech.split_seed): test sets use only held-out prompts.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from cnn_denoise import mixer, params, spec
+from cnn_denoise.atomic import atomic_dir, clean_stale, save_torch, write_json
+from cnn_denoise.errors import PipelineError, run_stage
+
+
+def load_corpus(folder) -> dict:
+    path = Path(folder) / "corpus.pt"
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: no corpus; run dvc repro (the speech_corpus stage writes it)") from None
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PipelineError(f"{path} is not a corpus ({reason}); run dvc repro -f speech_corpus") from None
+
+
+def setup(p, corpus):
+    s = p.speech
+    if spec.MUSIC in s.kinds and not corpus.get("music"):
+        raise PipelineError("speech.kinds has music but the corpus holds none; run dvc repro -f speech_corpus")
+    if spec.RECORDED in s.kinds and not corpus.get("recorded"):
+        raise PipelineError(f"speech.kinds has recorded but {s.folder}/noise holds no WAVs; add some or drop recorded")
+    split = mixer.split_prompts(corpus["speech"], s.test_fraction, s.babble_fraction, s.split_seed)
+    mix = mixer.Mix(
+        kinds=tuple(s.kinds),
+        snr_db=tuple(s.snr_db),
+        level_db=tuple(s.level_db),
+        babble_talkers=tuple(s.babble_talkers),
+        seconds=s.seconds,
+        rate=p.data.sample_rate,
+    )
+    return split, mix
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", choices=["train", "matrix"])
+    parser.add_argument("corpus")
+    parser.add_argument("outs", nargs="+")
+    args = parser.parse_args(argv)
+    if len(args.outs) != (3 if args.what == "train" else 1):
+        parser.error("train takes TRAIN_OUT TEST_OUT SPLIT_OUT, matrix takes MATRIX_OUT")
+    clean_stale(*args.outs)
+    p = params.load()
+    s = p.speech
+    corpus = load_corpus(args.corpus)
+    split, mix = setup(p, corpus)
+    clips = corpus["speech"]
+    parts = {part: mixer.pools_for(corpus, split, part, s.test_fraction) for part in ("train", "test")}
+    if args.what == "train":
+        train, train_meta = mixer.mix_set(
+            "train", {k: clips[k] for k in split["train"]}, parts["train"], mix, s.train_segments, s.seed
+        )
+        test, test_meta = mixer.mix_set(
+            "test", {k: clips[k] for k in split["test"]}, parts["test"], mix, s.test_segments, s.seed
+        )
+        save_torch(args.outs[0], train)
+        save_torch(args.outs[1], test)
+        write_json(
+            args.outs[2],
+            {"rate": mix.rate, "prompts": split, "segments": {"train": train_meta, "test": test_meta}},
+        )
+        print(
+            f"speech_mix: {s.train_segments} training and {s.test_segments} test segments of {s.seconds} s at "
+            f"{mix.rate} Hz ({len(split['train'])} and {len(split['test'])} prompts)",
+            file=sys.stderr,
+        )
+        return
+    index = {}
+    targets = {k: clips[k] for k in split["test"]}
+    with atomic_dir(args.outs[0]) as tmp:
+        for kind in s.kinds:
+            for band in s.matrix.bands:
+                name = mixer.set_name(kind, band)
+                one = mixer.Mix(**{**mix.__dict__, "kinds": (kind,), "snr_db": tuple(band)})
+                pairs, meta = mixer.mix_set(name, targets, parts["test"], one, s.matrix.segments, s.seed)
+                save_torch(tmp / f"{name}.pt", pairs)
+                index[name] = {"kind": kind, "snr_db": list(band), "file": f"{name}.pt", "segments": meta}
+        write_json(tmp / "index.json", {"rate": mix.rate, "seconds": s.seconds, "sets": index})
+    print(f"speech_mix: {len(index)} test sets of {s.matrix.segments} segments", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,72 @@
+"""evaluate.sets: the lab's test set and each speech matrix set scored into eval.json's "sets",
+with the baselines and (speech only) PESQ-WB and DNSMOS; none of it without the param."""
+
+import json
+
+import numpy as np
+import torch
+from debs import utterance
+from helpers import write_params_copy
+
+from cnn_denoise import model as cnn
+from cnn_denoise import synth
+from cnn_denoise.atomic import save_torch, write_json
+
+
+def project(tmp_path, **changes):
+    write_params_copy(tmp_path, **{"evaluate.examples": 0, **changes})
+    pairs = synth.make_pairs(6, 4000, 0)
+    x = torch.stack([p[0] for p in pairs])
+    y = torch.stack([p[1] for p in pairs])
+    save_torch(tmp_path / "data/split/train.pt", {"x": x[:4], "y": y[:4]})
+    save_torch(tmp_path / "data/split/test.pt", {"x": x[4:], "y": y[4:]})
+    clean = np.stack([utterance(s, 1.0, 32000) for s in range(2)])[:, None] * 0.2
+    noisy = clean + 0.01 * np.random.default_rng(0).standard_normal(clean.shape)
+    matrix = tmp_path / "data/speech/matrix"
+    save_torch(
+        matrix / "white_0to10dB.pt", {"x": torch.from_numpy(noisy).float(), "y": torch.from_numpy(clean).float()}
+    )
+    sets = {"white_0to10dB": {"kind": "white", "snr_db": [0.0, 10.0], "file": "white_0to10dB.pt", "segments": []}}
+    write_json(matrix / "index.json", {"rate": 32000, "seconds": 1.0, "sets": sets})
+    cnn.save(
+        cnn.build([4, 4], [1, 2, 1], seed=0), tmp_path / "models/model.pt", {"sample_rate": 32000, "input_rms": 1e-3}
+    )
+
+
+def run(stage, tmp_path):
+    args = ("models/model.pt", "data/split/train.pt", "data/split/test.pt", "metrics/eval.json", "reports")
+    return stage("evaluate", *args, cwd=tmp_path)
+
+
+def test_sets_are_scored_with_their_baselines(tmp_path, stage):
+    project(tmp_path, **{"evaluate.sets": ["lab", "speech"]})
+    proc = run(stage, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sets = json.loads((tmp_path / "metrics/eval.json").read_text())["sets"]
+    assert sorted(sets) == ["lab", "white_0to10dB"]
+    white = sets["white_0to10dB"]
+    assert white["noise"] == "white" and white["snr_db"] == [0.0, 10.0]
+    assert sorted(k for k in white if isinstance(white[k], dict)) == ["cnn", "gating", "linear", "noisy"]
+    assert {"pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "si_sdr_db", "stoi"} <= set(white["noisy"])
+    assert white["gating"]["dnsmos_bak"] > white["noisy"]["dnsmos_bak"]  # gating quiets the white noise
+    assert "pesq_wb" not in sets["lab"]["noisy"]  # PESQ-WB cannot hear the lab's 14-15.5 kHz noise
+    full = json.loads((tmp_path / "reports/measures.json").read_text())
+    assert full["sets"]["white_0to10dB"]["noisy"]["mse"] > 0
+
+
+def test_without_sets_eval_json_is_the_labs(tmp_path, stage):
+    project(tmp_path)
+    assert run(stage, tmp_path).returncode == 0
+    assert sorted(json.loads((tmp_path / "metrics/eval.json").read_text())) == ["linear", "test", "train"]
+
+
+def test_a_matrix_at_another_rate_is_one_line(tmp_path, stage):
+    project(tmp_path, **{"evaluate.sets": ["speech"]})
+    index = tmp_path / "data/speech/matrix/index.json"
+    index.write_text(index.read_text().replace('"rate": 32000', '"rate": 16000'))
+    proc = run(stage, tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "error: data/speech/matrix is at 16000 Hz but data.sample_rate is 32000; run dvc repro (speech_matrix mixes "
+        "at data.sample_rate)\n"
+    )

@@ -1,0 +1,161 @@
+"""mixer.py: seeded, utterance-disjoint mixes at the drawn SNR and level, each noise kind what
+it says (checked against its spectrum), and the speech_train / speech_matrix stages."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from debs import utterance, write_debs
+from helpers import write_params_copy
+
+from cnn_denoise import mixer, spec
+from cnn_denoise.dataset import load_split
+from cnn_denoise.errors import PipelineError
+
+RATE = 32000
+
+
+def clip(seed, seconds, rate=16000):
+    return {"rate": rate, "audio": torch.from_numpy(np.round(utterance(seed, seconds, rate) * 32767).astype(np.int16))}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    speech = {f"p{i:02d}": clip(i, 0.6 + 0.2 * (i % 5)) for i in range(20)}
+    t = np.arange(8000 * 4) / 8000
+    music = {"m": {"rate": 8000, "audio": torch.from_numpy((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32))}}
+    return {"speech": speech, "music": music, "recorded": {}}
+
+
+def mix(**kw):
+    base = dict(
+        kinds=tuple(spec.NOISE_KINDS[:-1]),
+        snr_db=(-5.0, 20.0),
+        level_db=(-35.0, -15.0),
+        babble_talkers=(2, 3),
+        seconds=0.5,
+        rate=RATE,
+    )
+    return mixer.Mix(**{**base, **kw})
+
+
+def test_the_split_is_by_utterance_disjoint_and_seeded():
+    names = [f"u{i}" for i in range(50)]
+    split = mixer.split_prompts(names, 0.2, 0.2, 0)
+    assert {k: len(v) for k, v in split.items()} == {"test": 10, "babble_test": 5, "babble_train": 5, "train": 30}
+    together = [n for part in split.values() for n in part]
+    assert sorted(together) == sorted(names)  # each prompt in exactly one part
+    assert split == mixer.split_prompts(reversed(names), 0.2, 0.2, 0) != mixer.split_prompts(names, 0.2, 0.2, 1)
+    with pytest.raises(PipelineError, match=r"the corpus has 3 utterances: too few .*; give more utterances"):
+        mixer.split_prompts(["a", "b", "c"], 0.2, 0.2, 0)
+
+
+def test_segments_hold_the_drawn_snr_and_level_and_the_same_bytes_twice(corpus):
+    split = mixer.split_prompts(corpus["speech"], 0.2, 0.2, 0)
+    pools = mixer.pools_for(corpus, split, "train", 0.2)
+    targets = {k: corpus["speech"][k] for k in split["train"]}
+    pairs, meta = mixer.mix_set("train", targets, pools, mix(), 40, 3)
+    again, _ = mixer.mix_set("train", targets, pools, mix(), 40, 3)
+    assert all(torch.equal(pairs[k], again[k]) for k in "xy")
+    x, y = pairs["x"].double(), pairs["y"].double()
+    assert pairs["x"].shape == (40, 1, RATE // 2) and pairs["x"].dtype == torch.float32
+    assert load_split.__name__ and x.abs().max() <= 0.99 + 1e-6
+    snr = 10 * torch.log10(y.square().sum(-1) / (x - y).square().sum(-1)).flatten()
+    drawn = torch.tensor([m["snr_db"] for m in meta], dtype=torch.float64)
+    assert torch.allclose(snr, drawn, atol=0.01)  # the SNR is the one drawn, to the grid's rounding
+    level = 10 * torch.log10(y.square().mean(-1)).flatten()
+    unscaled = x.abs().flatten(1).max(1).values < 0.989
+    want = torch.tensor([m["level_db"] for m in meta], dtype=torch.float64)
+    assert torch.allclose(level[unscaled], want[unscaled], atol=0.01)
+    assert {m["prompt"] for m in meta} <= set(split["train"])
+    assert {m["kind"] for m in meta} == set(spec.NOISE_KINDS[:-1])
+
+
+def _slope_db_per_decade(v, rate):
+    f = np.fft.rfftfreq(len(v), 1 / rate)
+    power = np.abs(np.fft.rfft(v)) ** 2
+    lo, hi = (f > 100) & (f < 200), (f > 1000) & (f < 2000)
+    return 10 * np.log10(power[hi].mean() / power[lo].mean())
+
+
+def test_each_noise_kind_has_its_spectrum(corpus):
+    rng = np.random.default_rng(0)
+    m, n = mix(), RATE
+    split = mixer.split_prompts(corpus["speech"], 0.2, 0.2, 0)
+    pools = mixer.pools_for(corpus, split, "test", 0.2)
+    white = mixer.noise(spec.WHITE, rng, n, m, pools)
+    pink, brown = mixer.noise(spec.PINK, rng, n, m, pools), mixer.noise(spec.BROWN, rng, n, m, pools)
+    assert abs(_slope_db_per_decade(white, RATE)) < 1
+    assert _slope_db_per_decade(pink, RATE) == pytest.approx(-10, abs=1.5)
+    assert _slope_db_per_decade(brown, RATE) == pytest.approx(-20, abs=1.5)
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    band = np.abs(np.fft.rfft(mixer.noise(spec.BAND, rng, n, m, pools))) ** 2
+    assert band[(f > 14000) & (f < 15500)].sum() > 0.9 * band.sum()
+    hum = np.abs(np.fft.rfft(mixer.noise(spec.HUM, rng, n, m, pools))) ** 2
+    peak = f[np.argmax(hum)]
+    assert min(abs(peak / 50 - round(peak / 50)), abs(peak / 60 - round(peak / 60))) < 0.05 and peak < 1000
+    assert hum[f > 1000].sum() < 1e-3 * hum.sum()  # leakage only: the window holds no whole number of periods
+    music = np.abs(np.fft.rfft(mixer.noise(spec.MUSIC, rng, n, m, pools))) ** 2
+    assert abs(f[np.argmax(music)] - 330) < 2  # the test part of the track, resampled to 32 kHz
+    babble = mixer.noise(spec.BABBLE, rng, n, m, pools)
+    assert np.abs(np.fft.rfft(babble))[f > 2000].sum() < 0.05 * np.abs(np.fft.rfft(babble)).sum()  # speech band
+
+
+def test_music_is_split_in_time(corpus):
+    train, test = mixer.regions(corpus["music"], "train", 0.25), mixer.regions(corpus["music"], "test", 0.25)
+    assert [(a, b) for _, a, b in train] == [(0, 24000)] and [(a, b) for _, a, b in test] == [(24000, 32000)]
+
+
+def test_the_speech_mix_stages(tmp_path, stage):
+    shas = write_debs(tmp_path / "sources" / "speech")
+    write_params_copy(
+        tmp_path,
+        **{
+            "speech.source": "sources/speech",
+            **shas,
+            "speech.seconds": 0.25,
+            "speech.train_segments": 6,
+            "speech.test_segments": 3,
+            "speech.matrix.segments": 2,
+        },
+    )
+    for name, *args in (
+        ("speech_fetch", "data/speech/debs"),
+        ("speech_corpus", "data/speech/debs", "data/speech/corpus"),
+        (
+            "speech_mix",
+            "train",
+            "data/speech/corpus",
+            "data/speech/train.pt",
+            "data/speech/test.pt",
+            "data/speech/split.json",
+        ),
+        ("speech_mix", "matrix", "data/speech/corpus", "data/speech/matrix"),
+    ):
+        proc = stage(name, *args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    speech = tmp_path / "data/speech"
+    train, test = load_split(speech / "train.pt"), load_split(speech / "test.pt")
+    assert train["x"].shape == (6, 1, 8000) and test["x"].shape == (3, 1, 8000)
+    split = json.loads((speech / "split.json").read_text())
+    assert not set(split["prompts"]["train"]) & set(split["prompts"]["test"])
+    assert {s["prompt"] for s in split["segments"]["test"]} <= set(split["prompts"]["test"])
+    index = json.loads((speech / "matrix/index.json").read_text())
+    kinds = ["band", "white", "pink", "brown", "hum", "babble", "music"]
+    assert sorted(index["sets"]) == sorted(f"{k}_{lo}to{hi}dB" for k in kinds for lo, hi in ((-5, 5), (5, 20)))
+    assert index["rate"] == 32000 and index["sets"]["hum_-5to5dB"]["snr_db"] == [-5.0, 5.0]
+    one = load_split(speech / "matrix" / index["sets"]["hum_-5to5dB"]["file"])
+    assert one["x"].shape == (2, 1, 8000)
+    before = (speech / "train.pt").read_bytes()
+    assert (
+        stage(
+            "speech_mix",
+            "train",
+            "data/speech/corpus",
+            *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json")),
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
+    assert (speech / "train.pt").read_bytes() == before  # seeded: the same bytes
