@@ -83,7 +83,17 @@ class Data(_Strict):
         return folder
 
 
+class MaskNet(_Strict):
+    stride: PositiveInt = Field(le=4096)  # samples per frame
+    filters: PositiveInt = Field(le=1024)
+    width: PositiveInt = Field(le=1024)
+    taps: PositiveInt = Field(le=64)
+    dilations: list[Annotated[PositiveInt, Field(le=1 << 16)]] = Field(min_length=1, max_length=64)
+
+
 class Model(_Strict):
+    arch: Literal[spec.ARCHS]
+    masknet: MaskNet
     taps: list[Annotated[PositiveInt, Field(le=100_000)]] = Field(min_length=1, max_length=100)
     features: list[Annotated[PositiveInt, Field(le=1024)]] = Field(max_length=101)
     last_activation: Literal[spec.ACTIVATIONS]
@@ -208,6 +218,8 @@ class Params(_Strict):
     @model_validator(mode="after")
     def _across_sections(self):
         m = self.model
+        if self.train.init == spec.LINEAR and m.arch != spec.CNN:
+            raise ValueError("train.init linear starts the lab's CNN as a filter; with model.arch masknet use xavier")
         if self.train.init == spec.LINEAR and (why := spec.linear_start_problem(m.taps, m.features, m.last_activation)):
             raise ValueError(why)
         if self.evaluate.lowpass_hz >= self.data.sample_rate / 2:

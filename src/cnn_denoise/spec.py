@@ -20,8 +20,13 @@ SGD, ADAM, LBFGS = "sgd", "adam", "lbfgs"
 OPTIMIZERS = (SGD, ADAM, LBFGS)
 
 # what training minimises (train.loss)
-L1, SNR = "l1", "snr"
-LOSSES = (L1, SNR)
+L1, SNR, SI_SDR = "l1", "snr", "si_sdr"
+LOSSES = (L1, SNR, SI_SDR)
+
+# which network model.* describes (model.arch): the lab's CNN (model.taps, model.features), or
+# the masking CNN of the speech recipe (model.masknet; masknet.py)
+CNN, MASKNET = "cnn", "masknet"
+ARCHS = (CNN, MASKNET)
 
 # where the weights start (train.init)
 XAVIER = "xavier"  # the course's xavier_normal_; LINEAR: the least-squares filter (warmstart.py)

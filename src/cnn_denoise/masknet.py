@@ -1,0 +1,87 @@
+"""A masking CNN for recorded speech, built from the lab's MIMO filters (the `speech` recipe).
+
+The lab's CNN filters the waveform at the full rate: its receptive field is a few ms and
+it cannot tell speech from a noise that shares its band. This network keeps the lab's
+building block, Y = sum_k S^k X H_k with no bias, and arranges it the way Conv-TasNet
+(Luo and Mesgarani, 2019) does, with everything causal:
+
+    E   = relu(every S-th sample of sum_k S^k x H^enc_k)     analysis: 1 -> N features, frames of S samples
+    Z_0 = E H^in,  Z_l = Z_{l-1} + tanh(sum_k S^(k d_l) Z_{l-1} H_lk)   dilated MIMO layers, skips
+    M   = sigmoid(Z_L H^mask)                                a mask per feature and frame
+    y   = overlap-add of (E * M) H^dec, frame t at samples tS + S .. tS + S + L - 1   synthesis
+
+Frame t sees the input up to sample tS + S - 1 and writes from sample tS + S on, so the
+output is causal and lags the speech by L samples (the analysis filter's length): the
+`latency`. `causal(x)` is that lagged output, what a stream produces block by block;
+`forward(x)` is the same shifted back into step with x (the last L samples from zeros
+past the end), what training and evaluation compare with the clean signal.
+
+Working at one frame per S samples makes the dilated layers S times cheaper than at the
+full rate, so they can reach back about a second. Input and output are (batch, 1, n).
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def dilated(X: torch.Tensor, H: torch.Tensor, d: int) -> torch.Tensor:
+    """sum_k S^(k d) X H_k for X (B, F, T) and H (K, F, G): the MIMO filter with its taps d
+    samples apart (the lab's filter with zeros between the taps), through conv1d."""
+    K = H.shape[0]
+    return F.conv1d(F.pad(X, ((K - 1) * d, 0)), H.permute(2, 1, 0).flip(-1), dilation=d)
+
+
+class MaskNet(nn.Module):
+    """stride S, analysis taps L = 2 S, `filters` N, `width` H, one layer of `taps` K per
+    entry of `dilations`; `input_scale` as MIMOCNN's (the network sees s x, returns y / s)."""
+
+    def __init__(self, stride: int, filters: int, width: int, taps: int, dilations, input_scale: float = 1.0):
+        super().__init__()
+        self.stride, self.taps, self.dilations = int(stride), int(taps), [int(d) for d in dilations]
+        self.filters, self.width, self.input_scale = int(filters), int(width), float(input_scale)
+        L = 2 * self.stride
+
+        def weights(*shape, fan):
+            return nn.Parameter(torch.randn(*shape) / fan**0.5)
+
+        self.enc = weights(L, 1, filters, fan=L)  # (K, F, G) as MIMOFilter.H
+        self.inp = weights(filters, width, fan=filters)
+        self.H = nn.ParameterList(weights(taps, width, width, fan=taps * width) for _ in self.dilations)
+        self.mask = weights(width, filters, fan=width)
+        self.dec = weights(filters, L, fan=filters)  # each frame's features -> its L output samples
+
+    @property
+    def latency(self) -> int:
+        """Samples by which `causal`'s output lags the speech (the analysis filter's length)."""
+        return 2 * self.stride
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples (this one and the past) that reach one sample of `causal`'s output."""
+        frames = 1 + sum((self.taps - 1) * d for d in self.dilations)
+        return (frames + 1) * self.stride + self.latency
+
+    def spec(self) -> dict:
+        """What rebuilds this network (the checkpoint keeps it beside the weights)."""
+        keys = ("stride", "filters", "width", "taps", "dilations", "input_scale")
+        return {"arch": "masknet", **{k: getattr(self, k) for k in keys}}
+
+    def causal(self, x: torch.Tensor) -> torch.Tensor:
+        """The output lagging the speech by `latency` samples: sample n depends on x[..n] only.
+        The input's start must fall on a frame boundary (a multiple of S after the signal's start)."""
+        S, L, n = self.stride, 2 * self.stride, x.shape[-1]
+        x = F.pad(x * self.input_scale, (L - S, (-n) % S))  # frame t: samples tS + S - L .. tS + S - 1
+        E = torch.relu(F.conv1d(x, self.enc.permute(2, 1, 0).flip(-1), stride=S))  # (B, N, frames)
+        Z = torch.einsum("bft,fg->bgt", E, self.inp)
+        for H, d in zip(self.H, self.dilations, strict=True):
+            Z = Z + torch.tanh(dilated(Z, H, d))
+        M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, self.mask))
+        frames = torch.einsum("bft,fl->blt", E * M, self.dec)  # (B, L, frames)
+        y = F.fold(frames, (1, frames.shape[-1] * S + L - S), (1, L), stride=(1, S)).flatten(1)[:, None]
+        return F.pad(y, (S, 0))[..., :n] / self.input_scale  # frame t from sample tS + S
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The clean speech in step with x (batch, 1, n): `causal` shifted back by its latency."""
+        n = x.shape[-1]
+        return self.causal(F.pad(x, (0, self.latency)))[..., self.latency : self.latency + n]
