@@ -13,7 +13,8 @@ import torch
 
 from cnn_denoise import cli, enhance, quality, synth
 from cnn_denoise import model as cnn
-from cnn_denoise.enhance import Denoiser, Stream, resampled_blocks
+from cnn_denoise.enhance import Denoiser, resampled_blocks
+from cnn_denoise.streaming import Stream
 from cnn_denoise.warmstart import linear_start
 
 
