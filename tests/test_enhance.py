@@ -1,6 +1,7 @@
 """cnn-denoise enhance and the Denoiser API: exact streaming, every WAV format back as it came,
 bounded memory, a real gain in SI-SDR with a model that denoises, and one line for bad input."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import scipy.signal
 import soundfile as sf
 import torch
 
-from cnn_denoise import cli, enhance, quality, synth
+from cnn_denoise import cli, enhance, policy, quality, synth
 from cnn_denoise import model as cnn
 from cnn_denoise.enhance import Denoiser, resampled_blocks
 from cnn_denoise.streaming import Stream
@@ -259,3 +260,176 @@ def test_mlflow_uris_load_the_runs_checkpoint(tmp_path, monkeypatch, sqlite_stor
     np.testing.assert_array_equal(Denoiser.load("models:/cnn-denoise@best")(noisy, 32000), expected)
     with pytest.raises(cli.PipelineError, match="no model checkpoint found"):
         Denoiser.load("runs:/0123456789abcdef")
+
+
+# ---- issue 24: inputs nobody here wrote, through the real command ----
+
+
+def enhanced(tmp_path, src, model, *extra, out="out", env=None):
+    """`cnn-denoise enhance SRC -o tmp_path/out -m MODEL` as its own process; (process, peak RSS
+    in MiB from VmHWM, the high-water mark of the command's own address space)."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('VmHWM', "
+        "open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+        "from cnn_denoise.cli import main\nmain(sys.argv[1:])\n"
+    )
+    argv = ["enhance", *map(str, [src] if isinstance(src, str | Path) else src), "-o", str(tmp_path / out)]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv, "-m", str(model), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    text, _, peak = proc.stderr.rpartition("VmHWM")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, text), int(peak.split()[0]) / 1024
+
+
+def one_error_line(proc, message):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+def wav_bytes_of(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("how", ["symlinked folder", "hard link", "bind mount"])
+def test_an_output_that_is_an_input_by_another_path_is_refused(tmp_path, capsys, model_path, how):
+    """Compared as files (device, inode), not names: the input folder through a symlink or a
+    bind mount, or a hard link of the recording in the output folder, is the input itself."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "a.wav", np.random.default_rng(0).standard_normal(800) * 0.1, 16000)
+    before = wav_bytes_of(folder)
+    out = tmp_path / "out"
+    if how == "symlinked folder":
+        out.symlink_to(folder, target_is_directory=True)
+    elif how == "hard link":
+        out.mkdir()
+        (out / "a.wav").hardlink_to(folder / "a.wav")
+    else:
+        out.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(folder), str(out)]).returncode != 0:
+            pytest.skip("mount --bind needs root and a mount namespace that allows it")
+    try:
+        refused(
+            capsys, ["enhance", str(folder / "a.wav"), "-o", str(out), "-m", str(model_path)], "is the input itself"
+        )
+    finally:
+        if how == "bind mount":
+            subprocess.run(["umount", str(out)], check=True)
+    assert wav_bytes_of(folder) == before
+
+
+def test_a_model_trained_on_silence_is_refused_not_written_as_dc(tmp_path, stage, capsys):
+    """The pipeline's own train stage on all-silent recordings records a training level of 0;
+    enhance once wrote full-scale DC (-1.0 in every sample) with it and exit status 0."""
+    from helpers import write_params_copy
+
+    d = tmp_path / "split"
+    d.mkdir()
+    for name, q in (("train", 8), ("test", 4)):
+        torch.save({"x": torch.zeros(q, 1, 600), "y": torch.zeros(q, 1, 600)}, d / f"{name}.pt")
+    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4})
+    trained = stage("train", d / "train.pt", d / "test.pt", tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    sf.write(tmp_path / "talk.wav", speech_at(32000, 0.3, 1)[0], 32000, subtype="PCM_16")
+    refused(
+        capsys,
+        ["enhance", str(tmp_path / "talk.wav"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "m.pt")],
+        "was trained on silent recordings (its training level input_rms is 0), so it has no level to bring a "
+        "recording to; retrain it on recordings that are not all silence",
+    )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def tampered(path: Path, change) -> Path:
+    """The checkpoint at path, loaded as plain data, changed by change(checkpoint), saved back."""
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def _set(*keys_value):
+    """A change of the checkpoint's value at keys: the value given, or value(old value)."""
+    *keys, value = keys_value
+
+    def change(checkpoint):
+        node = checkpoint
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value(node[keys[-1]]) if callable(value) else value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            _set("state_dict", "layers.0.H", lambda h: h.index_fill(0, torch.tensor([2]), float("nan"))),
+            "layers.0.H holds NaN or infinite weights",
+        ),
+        (_set("spec", "input_scale", float("inf")), "spec input_scale is inf, not a number in (0, 1e+12]"),
+        (_set("spec", "input_scale", 0.0), "spec input_scale is 0.0"),
+        (_set("spec", "input_scale", -3.0), "spec input_scale is -3.0"),
+        (_set("audio", "input_rms", float("nan")), "its training level (input_rms) is nan, not a finite number >= 0"),
+        (_set("audio", "input_rms", 0.0), "was trained on silent recordings"),
+        (_set("audio", "sample_rate", 0), "its training sample rate is 0, not a whole number of Hz"),
+        (_set("audio", "sample_rate", -32000), "its training sample rate is -32000"),
+        (_set("audio", "sample_rate", "32000"), "its training sample rate is '32000'"),
+        (
+            _set("spec", lambda spec: {**spec, "taps": [100_000, 1], "features": [1, 1024, 1]}),
+            "declares 102401024 weights",
+        ),
+        (_set("spec", "last_activation", "relu"), "spec last_activation is 'relu'"),
+        (
+            _set("state_dict", "layers.0.H", lambda h: h[:1]),
+            "layers.0.H is (1, 1, 3) torch.float32, expected (31, 1, 3)",
+        ),
+    ],
+)
+def test_bad_checkpoint_values_are_one_line_and_no_output(tmp_path, capsys, model_path, change, message):
+    tampered(model_path, change)
+    sf.write(tmp_path / "a.wav", speech_at(32000, 0.2, 1)[0], 32000, subtype="PCM_16")
+    line = refused_line(
+        capsys, ["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)]
+    )
+    assert message in line and ("retrain it" in line or "give a checkpoint" in line), line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def refused_line(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exited.value.code == 1 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_a_wav_near_1e200_comes_back_finite_at_full_scale(tmp_path, capsys, model_path):
+    """Float WAVs hold any finite number: the level is taken without squaring 1e200 (which is
+    inf), so the model sees what it sees at any level, and the output is this recording's
+    output at 0.4 peak, scaled to full scale as a whole (and said), not NaN."""
+    noisy, _ = speech_at(32000, 0.5, 1)
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "x.wav", noisy, 32000, subtype="DOUBLE")
+    sf.write(tmp_path / "huge.wav", noisy * 1e200, 32000, subtype="DOUBLE")
+    for src in (tmp_path / "in" / "x.wav", tmp_path / "huge.wav"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+        assert exited.value.code == 0
+    err = capsys.readouterr().err
+    normal, _ = sf.read(tmp_path / "out" / "x.wav")
+    huge, _ = sf.read(tmp_path / "out" / "huge.wav")
+    peak = np.abs(normal).max()
+    assert peak < 1 and "x.wav: the output would" not in err
+    said = float(err.split("huge.wav: the output would have passed full scale; scaled by ")[1].split()[0])
+    assert said == pytest.approx(policy.FULL_SCALE / (peak * 1e200), rel=1e-2)
+    assert np.isfinite(huge).all() and np.abs(huge).max() == pytest.approx(policy.FULL_SCALE)
+    np.testing.assert_allclose(huge, normal * (policy.FULL_SCALE / peak), rtol=0, atol=1e-6)
