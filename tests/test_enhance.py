@@ -433,3 +433,66 @@ def test_a_wav_near_1e200_comes_back_finite_at_full_scale(tmp_path, capsys, mode
     assert said == pytest.approx(policy.FULL_SCALE / (peak * 1e200), rel=1e-2)
     assert np.isfinite(huge).all() and np.abs(huge).max() == pytest.approx(policy.FULL_SCALE)
     np.testing.assert_allclose(huge, normal * (policy.FULL_SCALE / peak), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("subtype", ["GSM610", "G721_32", "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32"])
+def test_codecs_that_cannot_seek_are_read_and_written_back_in_their_format(tmp_path, model_path, subtype):
+    """libsndfile decodes these front to back only (no seek): each pass reads the file again.
+    The output, in the input's codec, is what the same samples give as a float WAV, encoded."""
+    noisy, _ = speech_at(8000, 0.6, 1)
+    sf.write(tmp_path / "coded.wav", noisy, 8000, subtype=subtype)
+    decoded, _ = sf.read(tmp_path / "coded.wav", frames=sf.info(str(tmp_path / "coded.wav")).frames)
+    (tmp_path / "ref").mkdir()
+    sf.write(tmp_path / "ref" / "coded.wav", decoded, 8000, subtype="FLOAT")  # the same samples, seekable
+    for src, out in ((tmp_path / "coded.wav", "out"), (tmp_path / "ref" / "coded.wav", "ref_out")):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(src), "-o", str(tmp_path / out), "-m", str(model_path)])
+        assert exited.value.code == 0
+    a, b = sf.info(str(tmp_path / "coded.wav")), sf.info(str(tmp_path / "out" / "coded.wav"))
+    assert (b.subtype, b.frames, b.samplerate, b.channels) == (a.subtype, a.frames, a.samplerate, a.channels)
+    got, _ = sf.read(tmp_path / "out" / "coded.wav", frames=b.frames)
+    reference, _ = sf.read(tmp_path / "ref_out" / "coded.wav")
+    sf.write(tmp_path / "expected.wav", reference, 8000, subtype=subtype)
+    expected, _ = sf.read(tmp_path / "expected.wav", frames=b.frames)
+    assert np.abs(got).max() > 0.05
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-4)
+
+
+def mp3_in_wav(path: Path, frames: int = 50) -> Path:
+    """A WAV of format tag 0x0055 holding MPEG-1 Layer III frames of silence (128 kbit/s, 44.1 kHz,
+    mono: 417 bytes each, 1152 samples); its fact chunk declares more samples than it holds,
+    as MP3 headers do."""
+    import struct
+
+    data = (bytes([0xFF, 0xFB, 0x90, 0xC4]) + bytes(413)) * frames
+    fmt = struct.pack("<HHIIHHH", 0x55, 1, 44100, 16000, 1, 0, 12) + struct.pack("<HIHHH", 1, 2, 417, 1, 1393)
+    chunks = [(b"fmt ", fmt), (b"fact", struct.pack("<I", frames * 1152 + 193)), (b"data", data)]
+    body = b"WAVE" + b"".join(kind + struct.pack("<I", len(c)) + c for kind, c in chunks)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_mp3_in_a_wav_comes_back_as_16_bit_pcm_and_says_so(tmp_path, capsys, model_path):
+    src = mp3_in_wav(tmp_path / "talk.wav")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert exited.value.code == 0
+    assert (
+        "note: talk.wav: written as PCM_16 WAV (libsndfile cannot write its MPEG_LAYER_III)" in capsys.readouterr().err
+    )
+    out = sf.info(str(tmp_path / "out" / "talk.wav"))
+    assert (out.subtype, out.samplerate, out.frames) == ("PCM_16", 44100, 50 * 1152)  # what it holds, not its header
+
+
+@pytest.mark.parametrize("tag, name", [(0x0161, "WMA"), (0x2000, "AC-3"), (0x1234, "audio of WAV format tag 0x1234")])
+def test_a_codec_libsndfile_cannot_decode_is_refused_by_name(tmp_path, capsys, model_path, tag, name):
+    import struct
+
+    fmt = struct.pack("<HHIIHHH", tag, 1, 8000, 16000, 2, 16, 0)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 64) + bytes(64)
+    (tmp_path / "x.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    refused(
+        capsys,
+        ["enhance", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)],
+        f"x.wav holds {name}, which libsndfile cannot decode; convert it to PCM first",
+    )

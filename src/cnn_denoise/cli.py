@@ -20,8 +20,11 @@ from .errors import PipelineError, first_line, run_stage
 
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")  # what soundfile calls the RIFF WAV family
 TEMP_TAG = "enhance"  # temp files beside an output are .<name>.enhance-<random>.tmp
-# WAV format tags (the fmt chunk's first field) by the names people know them by, to name a
-# codec libsndfile cannot decode; the rest are named by number.
+# WAV format tags (the fmt chunk's first field): those libsndfile decodes (PCM, MS ADPCM, float,
+# A-law, u-law, IMA ADPCM, GSM 6.10, NMS ADPCM, G.721, MP3, extensible), and the names people know
+# others by, to name a codec it cannot decode (the rest are named by number).
+DECODED = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0055, 0xFFFE}
+FALLBACK_SUBTYPE = "PCM_16"  # what an output is written as where libsndfile cannot write the input's format (MP3)
 CODECS = {
     0x0050: "MPEG-1 Layer I/II",
     0x0055: "MPEG Layer III (MP3)",
@@ -88,7 +91,7 @@ def _info(path: Path):
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile's own error type for anything it cannot parse
         tag = _format_tag(path)
-        if tag is not None and "unsupported encoding" in str(exc):
+        if tag is not None and tag not in DECODED:
             raise PipelineError(
                 f"{path} holds {CODECS.get(tag, f'audio of WAV format tag 0x{tag:04X}')}, which libsndfile cannot "
                 "decode; convert it to PCM first (e.g. ffmpeg -i in.wav -c:a pcm_s16le out.wav)"
@@ -102,6 +105,20 @@ def _info(path: Path):
     if info.frames == 0:
         raise PipelineError(f"{path} holds no samples; give a recording")
     return info
+
+
+def output_subtype(info) -> str:
+    """The input's sample format where libsndfile can write it (every WAV encoding it writes:
+    PCM, float, A-law, u-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10), else FALLBACK_SUBTYPE (MP3)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(), "w", info.samplerate, info.channels, info.subtype, format=info.format):
+            return info.subtype
+    except sf.SoundFileError:
+        return FALLBACK_SUBTYPE
 
 
 def _identity(path) -> tuple[int, int]:
@@ -129,11 +146,14 @@ def _refuse_inputs_as_outputs(files: list[Path], out_dir: Path) -> None:
 
 class FileSource:
     """A WAV file's samples, (channels, n) float64 blocks, read front to back: GSM 6.10, G.721
-    and NMS ADPCM cannot seek, so each pass opens the file again instead of seeking back."""
+    and NMS ADPCM cannot seek, so each pass opens the file again instead of seeking back.
+    `frames` starts as the header's count; the first pass sets it to what the file holds
+    (an MP3 header's count is an estimate)."""
 
     def __init__(self, path: Path, info):
         self.path, self.name = path, str(path)
         self.channels, self.frames, self.rate = info.channels, info.frames, info.samplerate
+        self.counted = False
 
     def blocks(self, c0: int, c1: int, size: int):
         import soundfile as sf
@@ -144,16 +164,19 @@ class FileSource:
                 while done < self.frames:
                     block = f.read(min(size, self.frames - done), dtype="float64", always_2d=True)
                     if len(block) == 0:
-                        raise PipelineError(
-                            f"{self.path} ends after {done} of the {self.frames} frames its header declares; "
-                            "export it again"
-                        )
+                        break
                     done += len(block)
                     yield np.ascontiguousarray(block[:, c0:c1].T)  # a copy: the other channels' samples go
         except sf.SoundFileError as exc:
             raise PipelineError(
                 f"{self.path}: libsndfile cannot decode it past frame {done} ({first_line(exc)}); export it again"
             ) from None
+        if not self.counted:
+            self.frames, self.counted = done, True
+        elif done < self.frames:
+            raise PipelineError(f"{self.path} changed while it was read ({done} frames, then fewer); run it again")
+        if done == 0:
+            raise PipelineError(f"{self.path} holds no samples; give a recording")
 
 
 class FileStore:
@@ -177,32 +200,29 @@ class FileStore:
 
 
 def enhance_file(denoiser, src: Path, dst: Path) -> dict:
-    """Denoise one WAV file into dst (same rate, channels, length and sample format), in
-    blocks; returns {"seconds": audio length, "scaled": the factor applied to avoid clipping}."""
+    """Denoise one WAV file into dst (same rate, channels, length and sample format, or
+    FALLBACK_SUBTYPE where libsndfile cannot write it), in blocks; returns {"seconds": audio
+    length, "scaled": the factor applied to avoid clipping, "subtype": the output's format}."""
     import soundfile as sf
 
     from .atomic import atomic_path
     from .enhance import READ
 
     info = _info(src)
+    subtype, source = output_subtype(info), FileSource(src, info)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(prefix=f".{dst.name}.{TEMP_TAG}-", suffix=".tmp", dir=dst.parent) as tmp:
         store, rows = FileStore(tmp.fileno(), info.channels, info.frames), max(1, READ // info.channels)
-        rms, peak = denoiser.process(FileSource(src, info), store)
+        rms, peak = denoiser.process(source, store)
         factor, clipped = policy.output_factor(peak, rms, denoiser.input_rms)
-        with atomic_path(dst, TEMP_TAG) as tmp_out:
-            try:
-                out = sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, info.subtype, format=info.format)
-            except sf.SoundFileError as exc:
-                raise PipelineError(
-                    f"{src}: libsndfile cannot write {info.subtype} {info.format} files ({first_line(exc)}); "
-                    "convert it to PCM first (e.g. sox in.wav -e signed -b 16 out.wav)"
-                ) from None
-            with out:
-                for a in range(0, info.frames, rows):
-                    block = store.get(a, min(a + rows, info.frames)) * factor
-                    out.write(policy.gate(block, f"the output for {src}", "report it").T)
-    return {"seconds": info.frames / info.samplerate, "scaled": clipped}
+        with (
+            atomic_path(dst, TEMP_TAG) as tmp_out,
+            sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, subtype, format=info.format) as out,
+        ):
+            for a in range(0, source.frames, rows):
+                block = store.get(a, min(a + rows, source.frames)) * factor
+                out.write(policy.gate(block, f"the output for {src}", "report it").T)
+    return {"seconds": source.frames / info.samplerate, "scaled": clipped, "subtype": subtype}
 
 
 def enhance(argv) -> int:
@@ -238,11 +258,18 @@ def enhance(argv) -> int:
         policy.ratio(info.samplerate, denoiser.sample_rate, str(src))  # every rate workable before any work
     clean_abandoned(out_dir, TEMP_TAG, keep={_identity(src) for src in files})
     start, audio = time.perf_counter(), 0.0
-    for src in tqdm(files, desc="enhance", unit="file", file=sys.stderr, disable=None):
+    for src, info in tqdm(
+        list(zip(files, infos, strict=True)), desc="enhance", unit="file", file=sys.stderr, disable=None
+    ):
         done = enhance_file(denoiser, src, out_dir / src.name)
         audio += done["seconds"]
         if done["scaled"] != 1.0:
             print(f"note: {policy.clipping_note(src.name, done['scaled'])}", file=sys.stderr)
+        if done["subtype"] != info.subtype:
+            print(
+                f"note: {src.name}: written as {done['subtype']} WAV (libsndfile cannot write its {info.subtype})",
+                file=sys.stderr,
+            )
     took = time.perf_counter() - start
     print(
         f"enhanced {len(files)} file(s) into {out_dir}: {audio:.1f} s of audio in {took:.1f} s "

@@ -30,8 +30,9 @@ RULES = {
     "clipping": f"never wrapped around: an output past full scale (1.0) is scaled down as a whole to a peak of "
     f"{FULL_SCALE}, and said (the command prints a note, Denoiser warns)",
     "format": "the output has the input's length and sample format, written back in it (PCM 8 to 32-bit, float, "
-    "u-law, A-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10); formats libsndfile cannot decode (MP3 in a WAV) are "
-    "refused by name; inputs are never overwritten; long files stream in blocks with bounded memory",
+    "u-law, A-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10; MP3 in a WAV comes back as 16-bit PCM, said); codecs "
+    "libsndfile cannot decode (WMA, AAC, AC-3...) are refused by name; inputs are never overwritten; long files "
+    "stream in blocks with bounded memory",
 }
 
 
