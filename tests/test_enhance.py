@@ -496,3 +496,166 @@ def test_a_codec_libsndfile_cannot_decode_is_refused_by_name(tmp_path, capsys, m
         ["enhance", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)],
         f"x.wav holds {name}, which libsndfile cannot decode; convert it to PCM first",
     )
+
+
+@pytest.mark.slow
+def test_a_2_kb_wav_at_1_hz_in_bounded_memory(tmp_path):
+    """1000 samples at 1 Hz are 32 million at the model's 32 kHz: resampled in blocks bounded in
+    samples on both sides of the resampler (it once took 3.2 GB), and back to 1000 samples."""
+    src = tmp_path / "slow.wav"
+    sf.write(src, np.random.default_rng(0).standard_normal(1000) * 0.1, 1, subtype="PCM_16")
+    assert src.stat().st_size < 2100
+    proc, peak = enhanced(tmp_path, src, denoising_model(tmp_path))
+    print(f"1 Hz, 1000 samples: peak RSS {peak:.0f} MiB")
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(str(tmp_path / "out" / "slow.wav")).frames == 1000 and peak < 1024
+
+
+@pytest.mark.slow
+def test_1024_channels_in_bounded_memory(tmp_path):
+    """64 MiB of 1024 channels at 48 kHz (it took 2 GB; a 256 MiB file 10.5 GB): blocks shrink
+    with the channel count, so a pass holds about enhance.BUDGET samples."""
+    src = tmp_path / "array.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(src, "w", 48000, 1024, "PCM_16") as f:
+        for _ in range(8):
+            f.write(rng.standard_normal((4096, 1024)) * 0.05)
+    proc, peak = enhanced(tmp_path, src, denoising_model(tmp_path))
+    print(f"1024 channels, {src.stat().st_size >> 20} MiB: peak RSS {peak:.0f} MiB")
+    assert proc.returncode == 0, proc.stderr
+    out = sf.info(str(tmp_path / "out" / "array.wav"))
+    assert (out.channels, out.frames) == (1024, 32768) and peak < 1024
+
+
+@pytest.mark.slow
+def test_a_tiny_checkpoint_declaring_a_huge_model_allocates_nothing(tmp_path):
+    """A few KB whose spec declares 2 x 100000 taps of 1024 features (0.8 GB of weights, and
+    the initialiser's copies: 1.6 GB once allocated before the weights were looked at)."""
+    path = tmp_path / "huge.pt"
+    torch.save(
+        {
+            "spec": {
+                "taps": [100_000, 100_000],
+                "features": [1, 1024, 1],
+                "last_activation": "tanh",
+                "input_scale": 1.0,
+            },
+            "state_dict": {"layers.0.H": torch.zeros(1, 1, 1), "layers.1.H": torch.zeros(1, 1, 1)},
+            "audio": {"sample_rate": 32000, "input_rms": 1e-3},
+        },
+        path,
+    )
+    assert path.stat().st_size < 8192
+    sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
+    proc, peak = enhanced(tmp_path, tmp_path / "a.wav", path)
+    print(f"{path.stat().st_size} bytes declaring 204.8M weights: peak RSS {peak:.0f} MiB")
+    one_error_line(proc, "its spec declares 204800000 weights, more than the 4194304 a model here may have")
+    assert peak < 1024
+
+
+def test_nothing_goes_to_the_temp_folder_and_nothing_stays(tmp_path, monkeypatch, model_path):
+    """The output at the training level is kept in a file with no name beside the output (on
+    the output's disk, where it once took ~8x the input in the temp folder); the output is
+    written beside itself and renamed: nothing else remains. The temp folder here does not
+    exist, so any use of it fails."""
+    import tempfile
+
+    sf.write(tmp_path / "a.wav", speech_at(48000, 0.5, 2)[0], 48000, subtype="PCM_24")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert exited.value.code == 0
+    assert os.listdir(tmp_path / "out") == ["a.wav"] and not (tmp_path / "no-temp-folder").exists()
+
+
+HOLD_WRITER = """
+import os, signal, sys
+from cnn_denoise.atomic import atomic_path
+with atomic_path(sys.argv[1], "enhance") as tmp:
+    tmp.write_bytes(b"half an output")
+    print("open", flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)  # what SIGKILL does to enhance while it writes: no cleanup
+    sys.stdin.read()
+    tmp.write_bytes(b"a whole output")
+"""
+
+
+def test_a_killed_writers_hidden_file_is_removed_at_the_next_start_a_live_ones_is_not(tmp_path, model_path):
+    out = tmp_path / "out"
+    dead = subprocess.run(
+        [sys.executable, "-c", HOLD_WRITER, str(out / "a.wav"), "die"], capture_output=True, text=True, timeout=60
+    )
+    assert dead.returncode == -9
+    live = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITER, str(out / "b.wav"), "live"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout.readline() == "open\n"
+        left = sorted(p.name for p in out.iterdir())
+        assert [n.split(".enhance-")[0] for n in left] == [".a.wav", ".b.wav"], left
+        sf.write(tmp_path / "c.wav", speech_at(16000, 0.2, 1)[0], 16000)
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(tmp_path / "c.wav"), "-o", str(out), "-m", str(model_path)])
+        assert exited.value.code == 0
+        assert sorted(p.name for p in out.iterdir()) == sorted([left[1], "c.wav"])  # a's debris gone, b's kept
+        live.communicate("", timeout=60)
+    finally:
+        live.kill()
+    assert live.returncode == 0 and (out / "b.wav").read_bytes() == b"a whole output"
+    assert sorted(p.name for p in out.iterdir()) == ["b.wav", "c.wav"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])  # Ctrl-C; kill and job schedulers
+def test_an_interrupted_enhance_says_what_to_do_in_its_terms(tmp_path, signal_name):
+    import signal
+    import time
+
+    src = tmp_path / "slow.wav"
+    sf.write(src, np.random.default_rng(0).standard_normal(1000) * 0.1, 1, subtype="PCM_16")
+    model = denoising_model(tmp_path)
+    proc = subprocess.Popen(
+        ["cnn-denoise", "enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)  # past torch's import and the level pass: inside the model's pass
+    proc.send_signal(getattr(signal, signal_name))
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("enhance:")]
+    assert proc.returncode == 130 and lines == [f"error: interrupted; {cli.HINTS['enhance']['interrupted']}"], err
+    assert "dvc" not in err and not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    "raised, said",
+    [
+        (MemoryError, "error: out of memory; enhance holds a few blocks of a recording whatever its size"),
+        (KeyboardInterrupt, "error: interrupted; no output was left half-written"),
+    ],
+)
+def test_out_of_memory_and_interrupts_are_told_in_enhance_terms(
+    tmp_path, capsys, monkeypatch, model_path, raised, said
+):
+    def fail(*args):
+        raise raised
+
+    monkeypatch.setattr(enhance.Denoiser, "process", fail)
+    sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
+    with pytest.raises(SystemExit):
+        cli.main(["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    err = capsys.readouterr().err
+    assert err.startswith(said) and err.count("\n") == 1 and "dvc" not in err and "train." not in err, err
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "x"', "back\\slash", "tab\there"])
+def test_a_quote_in_a_promote_name_is_one_line(capsys, name):
+    refused(capsys, ["promote", name], "holds a quote, a backslash or a control character, which MLflow's search")
+
+
+def test_a_bad_alias_is_one_line(capsys):
+    refused(capsys, ["promote", "linear-gate", "--alias", "v3"], "alias 'v3' is not one MLflow accepts")
