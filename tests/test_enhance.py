@@ -187,6 +187,21 @@ def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsy
     assert 0.99 < np.abs(out).max() <= 1.0  # scaled, not wrapped around
 
 
+def test_denoiser_and_the_command_apply_the_same_clipping_rule(tmp_path, capsys, model_path):
+    """One policy (policy.py) for both: an array whose output would pass full scale comes back
+    scaled as a whole to policy.FULL_SCALE, with a warning, and equal to the command's output
+    for the same samples in a float WAV."""
+    noisy, _ = speech_at(32000, 0.5, 1)
+    loud = noisy / np.abs(noisy).max() * 0.99
+    with pytest.warns(UserWarning, match="Denoiser: the output would have passed full scale; scaled by"):
+        out = Denoiser.load(model_path)(loud, 32000)
+    assert np.abs(out).max() == pytest.approx(policy.FULL_SCALE)
+    sf.write(tmp_path / "loud.wav", loud, 32000, subtype="DOUBLE")
+    cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert "loud.wav: the output would have passed full scale; scaled by" in capsys.readouterr().err
+    np.testing.assert_allclose(sf.read(tmp_path / "out" / "loud.wav")[0], out[:, 0], rtol=0, atol=1e-6)
+
+
 def peak_rss_mib(tmp_path, seconds: int) -> float:
     """Peak RSS of `cnn-denoise enhance` (its main(), in a fresh process) on a 48 kHz stereo
     16-bit file of `seconds`; the output must have every frame."""
