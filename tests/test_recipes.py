@@ -152,7 +152,10 @@ def test_extend_and_sweeps():
         ("description: x\nparams: {train.init: linear}\n", "train.init linear needs model.taps [K, 1]"),
         ("description: x\nextend: bad\nparams: {}\n", "`extend` goes round in a circle"),
         ("just a string\n", "a recipe is a mapping"),
-        ("description: x\nparams: [1, 2\n", "bad.yaml is not valid YAML (line 3, column 1: while parsing a flow sequence, expected ',' or ']', but got"),
+        (
+            "description: x\nparams: [1, 2\n",
+            "bad.yaml is not valid YAML (line 3, column 1: while parsing a flow sequence, expected ',' or ']'",
+        ),
         ("description: x\nvariants: {a: 1}\n", "variants must be a list of {name, params}"),
         ("description: x\nvariants: [just, names]\n", "variant 1 must be a mapping with name and params"),
         ("description: x\nvariants: [{name: 'a b', params: {}}]\n", "variant 1: name 'a b' is not an experiment name"),
