@@ -186,12 +186,12 @@ def test_bad_recipes_are_named(tmp_path, text, message):
 
 LAUGHS = "\n".join(
     [
-        "params: {train.epochs: 3, train.lr: 0.1}",
-        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
-        *(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
+        "params:",
+        '  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"  {n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
         "description: *i",
     ]
-)
+)  # a recipe's shape (params, description), so that `list` prints the description
 
 
 def peak_of(cmd, cwd) -> tuple[subprocess.CompletedProcess, float]:
