@@ -564,7 +564,7 @@ def test_a_tiny_checkpoint_declaring_a_huge_model_allocates_nothing(tmp_path):
     sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
     proc, peak = enhanced(tmp_path, tmp_path / "a.wav", path)
     print(f"{path.stat().st_size} bytes declaring 204.8M weights: peak RSS {peak:.0f} MiB")
-    one_error_line(proc, "its spec declares 204800000 weights, more than the 4194304 a model here may have")
+    one_error_line(proc, "its spec declares 204800000 weights, more than the 67108864 a model here may have")
     assert peak < 1024
 
 

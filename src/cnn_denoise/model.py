@@ -93,10 +93,11 @@ def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
 
 
 # What a checkpoint may declare: params.yaml's bounds on model.*, and at most MAX_WEIGHTS weights
-# in all. Its shapes are checked against these and its tensors against its shapes before the
-# model is built, so a few bytes declaring a huge model allocate nothing.
+# in all (256 MiB of float32). Its shapes are checked against these and its tensors against its
+# shapes before the model is built, so a few bytes declaring a huge model allocate nothing, and
+# what a file can make us allocate is bounded by what it holds.
 MAX_LAYERS, MAX_TAPS, MAX_FEATURES, MAX_INPUT_SCALE = 100, 100_000, 1024, 1e12
-MAX_WEIGHTS = 1 << 22
+MAX_WEIGHTS = 1 << 26
 MAX_CHECKPOINT_BYTES = 4 * MAX_WEIGHTS + (1 << 20)  # float32 weights and room for the pickle around them
 SPEC_KEYS = {"taps", "features", "last_activation", "input_scale"}
 
