@@ -2,6 +2,7 @@
 bounded memory, a real gain in SI-SDR with a model that denoises, and one line for bad input."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -682,3 +683,22 @@ def test_a_quote_in_a_promote_name_is_one_line(capsys, name):
 
 def test_a_bad_alias_is_one_line(capsys):
     refused(capsys, ["promote", "linear-gate", "--alias", "v3"], "alias 'v3' is not one MLflow accepts")
+
+
+@pytest.mark.parametrize(
+    "noisy, rate, message",
+    [
+        (
+            np.zeros(100, dtype=np.int16),
+            16000,
+            "expected float samples in [-1, 1] (as soundfile reads them), got int16",
+        ),
+        (np.zeros(100), 0, "the recording has a sample rate of 0, not a whole number of Hz from 1 to 768000"),
+        (np.zeros(100), 16000.5, "has a sample rate of 16000.5"),
+        (np.zeros((100, 0)), 16000, "expected samples (n,) or (n, channels) with n >= 1, got shape (100, 0)"),
+        (np.array([0.1, np.inf]), 16000, "the recording holds NaN or infinite samples; clean it first"),
+    ],
+)
+def test_denoiser_refuses_what_it_cannot_denoise(model_path, noisy, rate, message):
+    with pytest.raises(cli.PipelineError, match=re.escape(message)):
+        Denoiser.load(model_path)(noisy, rate)

@@ -203,11 +203,11 @@ class Denoiser:
     def process(self, source, store) -> tuple[float, float]:
         """Denoise `source` (ArraySource, or a file's) into `store` at the training level; return
         the source's RMS and the peak of what was stored, what policy.output_factor needs."""
+        up, down = policy.ratio(source.rate, self.sample_rate, source.name)
         level = policy.Level()
         for block in source.blocks(0, source.channels, max(1, READ // source.channels)):
             level.add(policy.gate(block, source.name, "clean it first"))
         rms = level.rms
-        up, down = policy.ratio(source.rate, self.sample_rate, source.name)
         p, peak = plan(self.model, source.channels, up, down), 0.0
         for c0 in range(0, source.channels, p.group):
             for a, block in self._pass(source, c0, min(c0 + p.group, source.channels), rms, up, down, p):
