@@ -65,6 +65,11 @@ HOSTILE = [
     "+x",
     "tab\there",
     "ünï",
+    "aé",
+    "linear",  # plain words go bare: still strings
+    "False",
+    "NaN",
+    "x-1",
 ]
 
 

@@ -139,8 +139,9 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
 
 def hydra_value(value, key: str) -> str:
     """`value` as Hydra's override grammar reads it (DVC parses each -S value with Hydra, not
-    YAML): strings single-quoted, so a comma is no sweep and (, #, = or a quote no syntax error;
-    lists and mappings in Hydra's brackets; numbers, booleans and null as themselves."""
+    YAML): strings single-quoted (plain words left bare), so a comma is no sweep and (, #, = or a
+    quote no syntax error; lists and mappings in Hydra's brackets; numbers, booleans and null as
+    themselves."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -159,6 +160,14 @@ def hydra_value(value, key: str) -> str:
             )
         if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
             raise PipelineError(f"{key}: the value holds a control character, which -S cannot carry; remove it")
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", value) and value.lower() not in (
+            "null",
+            "true",
+            "false",
+            "nan",
+            "inf",
+        ):
+            return value  # a plain word (linear, full, adam) reads as itself: the command stays readable
         # Hydra's quoted strings: a quote and the backslashes right before it, or before the
         # closing quote, are escaped with backslashes; any other backslash is itself.
         body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
