@@ -1,6 +1,8 @@
 """cnn-denoise enhance and the Denoiser API: exact streaming, every WAV format back as it came,
 bounded memory, a real gain in SI-SDR with a model that denoises, and one line for bad input."""
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +14,10 @@ import soundfile as sf
 import torch
 from helpers import model_settings
 
-from cnn_denoise import cli, enhance, quality, synth
+from cnn_denoise import cli, enhance, policy, quality, synth
 from cnn_denoise import model as cnn
-from cnn_denoise.enhance import Denoiser, Stream, resampled_blocks
+from cnn_denoise.enhance import Denoiser, resampled_blocks
+from cnn_denoise.streaming import Stream
 from cnn_denoise.warmstart import linear_start
 
 
@@ -186,6 +189,21 @@ def test_an_output_past_full_scale_is_scaled_as_a_whole_and_said(tmp_path, capsy
     assert 0.99 < np.abs(out).max() <= 1.0  # scaled, not wrapped around
 
 
+def test_denoiser_and_the_command_apply_the_same_clipping_rule(tmp_path, capsys, model_path):
+    """One policy (policy.py) for both: an array whose output would pass full scale comes back
+    scaled as a whole to policy.FULL_SCALE, with a warning, and equal to the command's output
+    for the same samples in a float WAV."""
+    noisy, _ = speech_at(32000, 0.5, 1)
+    loud = noisy / np.abs(noisy).max() * 0.99
+    with pytest.warns(UserWarning, match="Denoiser: the output would have passed full scale; scaled by"):
+        out = Denoiser.load(model_path)(loud, 32000)
+    assert np.abs(out).max() == pytest.approx(policy.FULL_SCALE)
+    sf.write(tmp_path / "loud.wav", loud, 32000, subtype="DOUBLE")
+    cli.enhance([str(tmp_path / "loud.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert "loud.wav: the output would have passed full scale; scaled by" in capsys.readouterr().err
+    np.testing.assert_allclose(sf.read(tmp_path / "out" / "loud.wav")[0], out[:, 0], rtol=0, atol=1e-6)
+
+
 def peak_rss_mib(tmp_path, seconds: int) -> float:
     """Peak RSS of `cnn-denoise enhance` (its main(), in a fresh process) on a 48 kHz stereo
     16-bit file of `seconds`; the output must have every frame."""
@@ -259,3 +277,429 @@ def test_mlflow_uris_load_the_runs_checkpoint(tmp_path, monkeypatch, sqlite_stor
     np.testing.assert_array_equal(Denoiser.load("models:/cnn-denoise@best")(noisy, 32000), expected)
     with pytest.raises(cli.PipelineError, match="no model checkpoint found"):
         Denoiser.load("runs:/0123456789abcdef")
+
+
+# ---- issue 24: inputs nobody here wrote, through the real command ----
+
+
+def enhanced(tmp_path, src, model, *extra, out="out", env=None):
+    """`cnn-denoise enhance SRC -o tmp_path/out -m MODEL` as its own process; (process, peak RSS
+    in MiB from VmHWM, the high-water mark of the command's own address space)."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('VmHWM', "
+        "open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+        "from cnn_denoise.cli import main\nmain(sys.argv[1:])\n"
+    )
+    argv = ["enhance", *map(str, [src] if isinstance(src, str | Path) else src), "-o", str(tmp_path / out)]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv, "-m", str(model), *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    text, _, peak = proc.stderr.rpartition("VmHWM")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, text), int(peak.split()[0]) / 1024
+
+
+def one_error_line(proc, message):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+def wav_bytes_of(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("how", ["symlinked folder", "hard link", "bind mount"])
+def test_an_output_that_is_an_input_by_another_path_is_refused(tmp_path, capsys, model_path, how):
+    """Compared as files (device, inode), not names: the input folder through a symlink or a
+    bind mount, or a hard link of the recording in the output folder, is the input itself."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "a.wav", np.random.default_rng(0).standard_normal(800) * 0.1, 16000)
+    before = wav_bytes_of(folder)
+    out = tmp_path / "out"
+    if how == "symlinked folder":
+        out.symlink_to(folder, target_is_directory=True)
+    elif how == "hard link":
+        out.mkdir()
+        (out / "a.wav").hardlink_to(folder / "a.wav")
+    else:
+        out.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(folder), str(out)]).returncode != 0:
+            pytest.skip("mount --bind needs root and a mount namespace that allows it")
+    try:
+        refused(
+            capsys, ["enhance", str(folder / "a.wav"), "-o", str(out), "-m", str(model_path)], "is the input itself"
+        )
+    finally:
+        if how == "bind mount":
+            subprocess.run(["umount", str(out)], check=True)
+    assert wav_bytes_of(folder) == before
+
+
+def test_a_model_trained_on_silence_is_refused_not_written_as_dc(tmp_path, stage, capsys):
+    """The pipeline's own train stage on all-silent recordings records a training level of 0;
+    enhance once wrote full-scale DC (-1.0 in every sample) with it and exit status 0."""
+    from helpers import write_params_copy
+
+    d = tmp_path / "split"
+    d.mkdir()
+    for name, q in (("train", 8), ("test", 4)):
+        torch.save({"x": torch.zeros(q, 1, 600), "y": torch.zeros(q, 1, 600)}, d / f"{name}.pt")
+    write_params_copy(tmp_path, **{"train.epochs": 1, "train.batch_size": 4})
+    trained = stage("train", d / "train.pt", d / "test.pt", tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    sf.write(tmp_path / "talk.wav", speech_at(32000, 0.3, 1)[0], 32000, subtype="PCM_16")
+    refused(
+        capsys,
+        ["enhance", str(tmp_path / "talk.wav"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "m.pt")],
+        "was trained on silent recordings (its training level input_rms is 0), so it has no level to bring a "
+        "recording to; retrain it on recordings that are not all silence",
+    )
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def tampered(path: Path, change) -> Path:
+    """The checkpoint at path, loaded as plain data, changed by change(checkpoint), saved back."""
+    checkpoint = torch.load(path, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, path)
+    return path
+
+
+def _set(*keys_value):
+    """A change of the checkpoint's value at keys: the value given, or value(old value)."""
+    *keys, value = keys_value
+
+    def change(checkpoint):
+        node = checkpoint
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value(node[keys[-1]]) if callable(value) else value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            _set("state_dict", "layers.0.H", lambda h: h.index_fill(0, torch.tensor([2]), float("nan"))),
+            "layers.0.H holds NaN or infinite weights",
+        ),
+        (_set("spec", "input_scale", float("inf")), "spec input_scale is inf, not a number in (0, 1e+12]"),
+        (_set("spec", "input_scale", 0.0), "spec input_scale is 0.0"),
+        (_set("spec", "input_scale", -3.0), "spec input_scale is -3.0"),
+        (_set("audio", "input_rms", float("nan")), "its training level (input_rms) is nan, not a finite number >= 0"),
+        (_set("audio", "input_rms", 0.0), "was trained on silent recordings"),
+        (_set("audio", "sample_rate", 0), "its training sample rate is 0, not a whole number of Hz"),
+        (_set("audio", "sample_rate", -32000), "its training sample rate is -32000"),
+        (_set("audio", "sample_rate", "32000"), "its training sample rate is '32000'"),
+        (
+            _set("spec", lambda spec: {**spec, "taps": [100_000, 1], "features": [1, 1024, 1]}),
+            "declares 102401024 weights",
+        ),
+        (_set("spec", "last_activation", "relu"), "spec last_activation is 'relu'"),
+        (
+            _set("state_dict", "layers.0.H", lambda h: h[:1]),
+            "layers.0.H is (1, 1, 3) torch.float32, expected (31, 1, 3)",
+        ),
+    ],
+)
+def test_bad_checkpoint_values_are_one_line_and_no_output(tmp_path, capsys, model_path, change, message):
+    tampered(model_path, change)
+    sf.write(tmp_path / "a.wav", speech_at(32000, 0.2, 1)[0], 32000, subtype="PCM_16")
+    line = refused_line(
+        capsys, ["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)]
+    )
+    assert message in line and ("retrain it" in line or "give a checkpoint" in line), line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def refused_line(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exited.value.code == 1 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_a_wav_near_1e200_comes_back_finite_at_full_scale(tmp_path, capsys, model_path):
+    """Float WAVs hold any finite number: the level is taken without squaring 1e200 (which is
+    inf), so the model sees what it sees at any level, and the output is this recording's
+    output at 0.4 peak, scaled to full scale as a whole (and said), not NaN."""
+    noisy, _ = speech_at(32000, 0.5, 1)
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "x.wav", noisy, 32000, subtype="DOUBLE")
+    sf.write(tmp_path / "huge.wav", noisy * 1e200, 32000, subtype="DOUBLE")
+    for src in (tmp_path / "in" / "x.wav", tmp_path / "huge.wav"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+        assert exited.value.code == 0
+    err = capsys.readouterr().err
+    normal, _ = sf.read(tmp_path / "out" / "x.wav")
+    huge, _ = sf.read(tmp_path / "out" / "huge.wav")
+    peak = np.abs(normal).max()
+    assert peak < 1 and "x.wav: the output would" not in err
+    said = float(err.split("huge.wav: the output would have passed full scale; scaled by ")[1].split()[0])
+    assert said == pytest.approx(policy.FULL_SCALE / (peak * 1e200), rel=1e-2)
+    assert np.isfinite(huge).all() and np.abs(huge).max() == pytest.approx(policy.FULL_SCALE)
+    np.testing.assert_allclose(huge, normal * (policy.FULL_SCALE / peak), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("subtype", ["GSM610", "G721_32", "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32"])
+def test_codecs_that_cannot_seek_are_read_and_written_back_in_their_format(tmp_path, model_path, subtype):
+    """libsndfile decodes these front to back only (no seek): each pass reads the file again.
+    The output, in the input's codec, is what the same samples give as a float WAV, encoded."""
+    noisy, _ = speech_at(8000, 0.6, 1)
+    sf.write(tmp_path / "coded.wav", noisy, 8000, subtype=subtype)
+    decoded, _ = sf.read(tmp_path / "coded.wav", frames=sf.info(str(tmp_path / "coded.wav")).frames)
+    (tmp_path / "ref").mkdir()
+    sf.write(tmp_path / "ref" / "coded.wav", decoded, 8000, subtype="FLOAT")  # the same samples, seekable
+    for src, out in ((tmp_path / "coded.wav", "out"), (tmp_path / "ref" / "coded.wav", "ref_out")):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(src), "-o", str(tmp_path / out), "-m", str(model_path)])
+        assert exited.value.code == 0
+    a, b = sf.info(str(tmp_path / "coded.wav")), sf.info(str(tmp_path / "out" / "coded.wav"))
+    assert (b.subtype, b.frames, b.samplerate, b.channels) == (a.subtype, a.frames, a.samplerate, a.channels)
+    got, _ = sf.read(tmp_path / "out" / "coded.wav", frames=b.frames)
+    reference, _ = sf.read(tmp_path / "ref_out" / "coded.wav")
+    sf.write(tmp_path / "expected.wav", reference, 8000, subtype=subtype)
+    expected, _ = sf.read(tmp_path / "expected.wav", frames=b.frames)
+    assert np.abs(got).max() > 0.05
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-4)
+
+
+def mp3_in_wav(path: Path, frames: int = 50) -> Path:
+    """A WAV of format tag 0x0055 holding MPEG-1 Layer III frames of silence (128 kbit/s, 44.1 kHz,
+    mono: 417 bytes each, 1152 samples); its fact chunk declares more samples than it holds,
+    as MP3 headers do."""
+    import struct
+
+    data = (bytes([0xFF, 0xFB, 0x90, 0xC4]) + bytes(413)) * frames
+    fmt = struct.pack("<HHIIHHH", 0x55, 1, 44100, 16000, 1, 0, 12) + struct.pack("<HIHHH", 1, 2, 417, 1, 1393)
+    chunks = [(b"fmt ", fmt), (b"fact", struct.pack("<I", frames * 1152 + 193)), (b"data", data)]
+    body = b"WAVE" + b"".join(kind + struct.pack("<I", len(c)) + c for kind, c in chunks)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_mp3_in_a_wav_comes_back_as_16_bit_pcm_and_says_so(tmp_path, capsys, model_path):
+    src = mp3_in_wav(tmp_path / "talk.wav")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert exited.value.code == 0
+    assert (
+        "note: talk.wav: written as PCM_16 WAV (libsndfile cannot write its MPEG_LAYER_III)" in capsys.readouterr().err
+    )
+    out = sf.info(str(tmp_path / "out" / "talk.wav"))
+    assert (out.subtype, out.samplerate, out.frames) == ("PCM_16", 44100, 50 * 1152)  # what it holds, not its header
+
+
+@pytest.mark.parametrize("tag, name", [(0x0161, "WMA"), (0x2000, "AC-3"), (0x1234, "audio of WAV format tag 0x1234")])
+def test_a_codec_libsndfile_cannot_decode_is_refused_by_name(tmp_path, capsys, model_path, tag, name):
+    import struct
+
+    fmt = struct.pack("<HHIIHHH", tag, 1, 8000, 16000, 2, 16, 0)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 64) + bytes(64)
+    (tmp_path / "x.wav").write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    refused(
+        capsys,
+        ["enhance", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)],
+        f"x.wav holds {name}, which libsndfile cannot decode; convert it to PCM first",
+    )
+
+
+@pytest.mark.slow
+def test_a_2_kb_wav_at_1_hz_in_bounded_memory(tmp_path):
+    """1000 samples at 1 Hz are 32 million at the model's 32 kHz: resampled in blocks bounded in
+    samples on both sides of the resampler (it once took 3.2 GB), and back to 1000 samples."""
+    src = tmp_path / "slow.wav"
+    sf.write(src, np.random.default_rng(0).standard_normal(1000) * 0.1, 1, subtype="PCM_16")
+    assert src.stat().st_size < 2100
+    proc, peak = enhanced(tmp_path, src, denoising_model(tmp_path))
+    print(f"1 Hz, 1000 samples: peak RSS {peak:.0f} MiB")
+    assert proc.returncode == 0, proc.stderr
+    assert sf.info(str(tmp_path / "out" / "slow.wav")).frames == 1000 and peak < 1024
+
+
+@pytest.mark.slow
+def test_1024_channels_in_bounded_memory(tmp_path):
+    """64 MiB of 1024 channels at 48 kHz (it took 2 GB; a 256 MiB file 10.5 GB): blocks shrink
+    with the channel count, so a pass holds about enhance.BUDGET samples."""
+    src = tmp_path / "array.wav"
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(src, "w", 48000, 1024, "PCM_16") as f:
+        for _ in range(8):
+            f.write(rng.standard_normal((4096, 1024)) * 0.05)
+    proc, peak = enhanced(tmp_path, src, denoising_model(tmp_path))
+    print(f"1024 channels, {src.stat().st_size >> 20} MiB: peak RSS {peak:.0f} MiB")
+    assert proc.returncode == 0, proc.stderr
+    out = sf.info(str(tmp_path / "out" / "array.wav"))
+    assert (out.channels, out.frames) == (1024, 32768) and peak < 1024
+
+
+@pytest.mark.slow
+def test_a_tiny_checkpoint_declaring_a_huge_model_allocates_nothing(tmp_path):
+    """A few KB whose spec declares 2 x 100000 taps of 1024 features (0.8 GB of weights, and
+    the initialiser's copies: 1.6 GB once allocated before the weights were looked at)."""
+    path = tmp_path / "huge.pt"
+    torch.save(
+        {
+            "spec": {
+                "taps": [100_000, 100_000],
+                "features": [1, 1024, 1],
+                "last_activation": "tanh",
+                "input_scale": 1.0,
+            },
+            "state_dict": {"layers.0.H": torch.zeros(1, 1, 1), "layers.1.H": torch.zeros(1, 1, 1)},
+            "audio": {"sample_rate": 32000, "input_rms": 1e-3},
+        },
+        path,
+    )
+    assert path.stat().st_size < 8192
+    sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
+    proc, peak = enhanced(tmp_path, tmp_path / "a.wav", path)
+    print(f"{path.stat().st_size} bytes declaring 204.8M weights: peak RSS {peak:.0f} MiB")
+    one_error_line(proc, "its spec declares 204800000 weights, more than the 67108864 a model here may have")
+    assert peak < 1024
+
+
+def test_nothing_goes_to_the_temp_folder_and_nothing_stays(tmp_path, monkeypatch, model_path):
+    """The output at the training level is kept in a file with no name beside the output (on
+    the output's disk, where it once took ~8x the input in the temp folder); the output is
+    written beside itself and renamed: nothing else remains. The temp folder here does not
+    exist, so any use of it fails."""
+    import tempfile
+
+    sf.write(tmp_path / "a.wav", speech_at(48000, 0.5, 2)[0], 48000, subtype="PCM_24")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    assert exited.value.code == 0
+    assert os.listdir(tmp_path / "out") == ["a.wav"] and not (tmp_path / "no-temp-folder").exists()
+
+
+HOLD_WRITER = """
+import os, signal, sys
+from cnn_denoise.atomic import atomic_path
+with atomic_path(sys.argv[1], "enhance") as tmp:
+    tmp.write_bytes(b"half an output")
+    print("open", flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)  # what SIGKILL does to enhance while it writes: no cleanup
+    sys.stdin.read()
+    tmp.write_bytes(b"a whole output")
+"""
+
+
+def test_a_killed_writers_hidden_file_is_removed_at_the_next_start_a_live_ones_is_not(tmp_path, model_path):
+    out = tmp_path / "out"
+    dead = subprocess.run(
+        [sys.executable, "-c", HOLD_WRITER, str(out / "a.wav"), "die"], capture_output=True, text=True, timeout=60
+    )
+    assert dead.returncode == -9
+    live = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITER, str(out / "b.wav"), "live"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert live.stdout.readline() == "open\n"
+        left = sorted(p.name for p in out.iterdir())
+        assert [n.split(".enhance-")[0] for n in left] == [".a.wav", ".b.wav"], left
+        sf.write(tmp_path / "c.wav", speech_at(16000, 0.2, 1)[0], 16000)
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["enhance", str(tmp_path / "c.wav"), "-o", str(out), "-m", str(model_path)])
+        assert exited.value.code == 0
+        assert sorted(p.name for p in out.iterdir()) == sorted([left[1], "c.wav"])  # a's debris gone, b's kept
+        live.communicate("", timeout=60)
+    finally:
+        live.kill()
+    assert live.returncode == 0 and (out / "b.wav").read_bytes() == b"a whole output"
+    assert sorted(p.name for p in out.iterdir()) == ["b.wav", "c.wav"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGKILL"])  # Ctrl-C; kill; the OOM killer, kill -9
+def test_an_interrupted_enhance_leaves_nothing_and_says_what_to_do(tmp_path, signal_name):
+    """Stopped in the model's pass: nothing in the output folder, not even hidden (the output at
+    the training level is in a file with no name), and, where it can speak, its own advice."""
+    import signal
+    import time
+
+    src = tmp_path / "slow.wav"
+    sf.write(src, np.random.default_rng(0).standard_normal(1000) * 0.1, 1, subtype="PCM_16")
+    model = denoising_model(tmp_path)
+    proc = subprocess.Popen(
+        ["cnn-denoise", "enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").exists() and time.monotonic() < deadline:  # made just before the work
+        time.sleep(0.05)
+    time.sleep(1)  # inside the level pass or the model's (20 s in all)
+    proc.send_signal(getattr(signal, signal_name))
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    if signal_name == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL and lines == [], err
+    else:
+        assert proc.returncode == 130 and lines == [f"error: interrupted; {cli.HINTS['enhance']['interrupted']}"], err
+    assert os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    "raised, said",
+    [
+        (MemoryError, "error: out of memory; enhance holds a few blocks of a recording whatever its size"),
+        (KeyboardInterrupt, "error: interrupted; no output was left half-written"),
+    ],
+)
+def test_out_of_memory_and_interrupts_are_told_in_enhance_terms(
+    tmp_path, capsys, monkeypatch, model_path, raised, said
+):
+    def fail(*args):
+        raise raised
+
+    monkeypatch.setattr(enhance.Denoiser, "process", fail)
+    sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
+    with pytest.raises(SystemExit):
+        cli.main(["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
+    err = capsys.readouterr().err
+    assert err.startswith(said) and err.count("\n") == 1 and "dvc" not in err and "train." not in err, err
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "x"', "back\\slash", "tab\there"])
+def test_a_quote_in_a_promote_name_is_one_line(capsys, name):
+    refused(capsys, ["promote", name], "holds a quote, a backslash or a control character, which MLflow's search")
+
+
+def test_a_bad_alias_is_one_line(capsys):
+    refused(capsys, ["promote", "linear-gate", "--alias", "v3"], "alias 'v3' is not one MLflow accepts")
+
+
+@pytest.mark.parametrize(
+    "noisy, rate, message",
+    [
+        (
+            np.zeros(100, dtype=np.int16),
+            16000,
+            "expected float samples in [-1, 1] (as soundfile reads them), got int16",
+        ),
+        (np.zeros(100), 0, "the recording has a sample rate of 0, not a whole number of Hz from 1 to 768000"),
+        (np.zeros(100), 16000.5, "has a sample rate of 16000.5"),
+        (np.zeros((100, 0)), 16000, "expected samples (n,) or (n, channels) with n >= 1, got shape (100, 0)"),
+        (np.array([0.1, np.inf]), 16000, "the recording holds NaN or infinite samples; clean it first"),
+    ],
+)
+def test_denoiser_refuses_what_it_cannot_denoise(model_path, noisy, rate, message):
+    with pytest.raises(cli.PipelineError, match=re.escape(message)):
+        Denoiser.load(model_path)(noisy, rate)

@@ -29,7 +29,9 @@ def project(tmp_path, **changes):
     sets = {"white_0to10dB": {"kind": "white", "snr_db": [0.0, 10.0], "file": "white_0to10dB.pt", "segments": []}}
     write_json(matrix / "index.json", {"rate": 32000, "seconds": 1.0, "sets": sets})
     cnn.save(
-        cnn.build(model_settings([4, 4], [1, 2, 1]), seed=0), tmp_path / "models/model.pt", {"sample_rate": 32000, "input_rms": 1e-3}
+        cnn.build(model_settings([4, 4], [1, 2, 1]), seed=0),
+        tmp_path / "models/model.pt",
+        {"sample_rate": 32000, "input_rms": 1e-3},
     )
 
 

@@ -11,7 +11,10 @@ from cnn_denoise.masknet import MaskNet, dilated
 @pytest.mark.parametrize("d", [1, 2, 5])
 def test_dilated_is_the_lab_filter_with_zeros_between_its_taps(d):
     g = torch.Generator().manual_seed(d)
-    X, H = torch.randn(2, 3, 50, generator=g, dtype=torch.float64), torch.randn(4, 3, 2, generator=g, dtype=torch.float64)
+    X, H = (
+        torch.randn(2, 3, 50, generator=g, dtype=torch.float64),
+        torch.randn(4, 3, 2, generator=g, dtype=torch.float64),
+    )
     stuffed = torch.zeros((4 - 1) * d + 1, 3, 2, dtype=torch.float64)
     stuffed[::d] = H  # H_k at delay k d
     torch.testing.assert_close(dilated(X, H, d), mimo_shift(X, stuffed))

@@ -20,6 +20,9 @@ from cnn_denoise.urls import expand, secret_in
         ("https://acct.blob.core.windows.net/c/d.zip?sv=2024&sig=ab%2B12", "a signed query (sig=...)"),
         ("https://example.org/d.zip?token=abc", "a signed query (token=...)"),
         ("https://ann:${DATA_PASSWORD}@example.org/d.zip", None),
+        ("https://ann:$DATA_PASSWORD@example.org/d.zip", None),
+        ("https://example.org/d.zip?token=$DATA_TOKEN", None),
+        ("https://ann:$$pw@example.org/d.zip", "a password"),  # $$ is a literal $: no variable named
         ("https://example.org/d.zip?token=${DATA_TOKEN}", None),
         ("https://ann@example.org/d.zip?dl=1", None),
         ("synthetic", None),
@@ -39,6 +42,21 @@ def test_expand(monkeypatch):
         match=r"^data.url names \$\{DATA_TOKEN\}, which is not set; export DATA_TOKEN=\.\.\. before dvc repro$",
     ):
         expand("https://h/d.zip?token=${DATA_TOKEN}")
+
+
+def test_dollar_name_the_form_dvc_exp_run_leaves_alone(monkeypatch):
+    """$NAME (what survives `dvc exp run -S`: tests/test_recipes.py runs DVC on it) and $$."""
+    monkeypatch.setenv("DATA_TOKEN", "t0k")
+    monkeypatch.setenv("DATA_PASSWORD", "pw")
+    assert (
+        expand("https://ann:$DATA_PASSWORD@h/d.zip?token=$DATA_TOKEN&p=$$5") == "https://ann:pw@h/d.zip?token=t0k&p=$5"
+    )
+    monkeypatch.delenv("DATA_TOKEN")
+    with pytest.raises(
+        PipelineError,
+        match=r"^data.url names \$DATA_TOKEN, which is not set; export DATA_TOKEN=\.\.\. before dvc repro$",
+    ):
+        expand("https://h/d.zip?token=$DATA_TOKEN")
 
 
 def test_fetch_stage_takes_the_token_from_the_environment(stage, http_server, tmp_path, monkeypatch):

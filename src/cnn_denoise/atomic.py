@@ -4,10 +4,12 @@ DVC and users take a file that exists for a finished output; a run that is kille
 midway must leave the old file (or none), never a truncated one.
 """
 
+import fcntl
 import io
 import json
 import os
 import shutil
+import stat as statmod
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,12 +24,19 @@ def _mode(full: int) -> int:
 
 
 @contextmanager
-def atomic_path(path):
-    """Yield a temp path in the target's folder; rename it onto `path` only if the block succeeds."""
+def atomic_path(path, tag: str = ""):
+    """Yield a temp path in the target's folder; rename it onto `path` only if the block succeeds.
+
+    With a `tag`, the temp file is .<name>.<tag>-<random>.tmp and this process holds an flock on
+    it until it is renamed or removed: a writer killed by SIGKILL cleans nothing up, and
+    `clean_abandoned` then tells its file (unlocked) from one another writer is filling."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{tag + '-' if tag else ''}", suffix=".tmp", dir=path.parent)
+    if tag:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    else:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, _mode(0o666))
@@ -35,6 +44,37 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if tag:
+            os.close(fd)
+
+
+def clean_abandoned(folder, tag: str, keep=frozenset()) -> list[Path]:
+    """Remove the .<name>.<tag>-<random>.tmp files in `folder` that no process holds locked
+    (atomic_path's, left by a writer that was killed), except files whose (st_dev, st_ino) is
+    in `keep`; return what was removed. Files another live writer holds are left to it."""
+    removed = []
+    for stale in sorted(Path(folder).glob(f".*.{tag}-*.tmp")) if Path(folder).is_dir() else ():
+        try:
+            fd = os.open(stale, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # gone meanwhile, a link, or not ours to read
+            continue
+        try:
+            st = os.fstat(fd)
+            if not statmod.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in keep:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its writer is alive
+                continue
+            now = os.stat(stale, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):  # still the file we locked under that name
+                os.unlink(stale)
+                removed.append(stale)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager

@@ -5,6 +5,9 @@ cnn-denoise promote NAME [--alias best]              models:/cnn-denoise@best ->
 """
 
 import argparse
+import os
+import re
+import struct
 import sys
 import tempfile
 import time
@@ -12,19 +15,28 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError, run_stage
+from . import policy
+from .errors import PipelineError, first_line, run_stage
 
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")  # what soundfile calls the RIFF WAV family
-POLICIES = """policies:
-  rate      resampled to the model's rate (its checkpoint records it) with SciPy's polyphase
-            resampler, denoised, resampled back: the output has the input's rate
-  channels  each channel is denoised on its own; the output has the input's channels
-  level     the recording is scaled to the training inputs' RMS and the output scaled back;
-            the models learnt y from x = 0.5 y + n, so speech comes out about twice as loud
-  clipping  never wrapped around: an output past full scale is scaled down as a whole (said)
-  format    the output has the input's length and sample format (16/24/32-bit PCM, float...);
-            inputs are never overwritten; long files stream in blocks with bounded memory
-"""
+TEMP_TAG = "enhance"  # temp files beside an output are .<name>.enhance-<random>.tmp
+# WAV format tags (the fmt chunk's first field): those libsndfile decodes (PCM, MS ADPCM, float,
+# A-law, u-law, IMA ADPCM, GSM 6.10, NMS ADPCM, G.721, MP3, extensible), and the names people know
+# others by, to name a codec it cannot decode (the rest are named by number).
+DECODED = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0055, 0xFFFE}
+FALLBACK_SUBTYPE = "PCM_16"  # what an output is written as where libsndfile cannot write the input's format (MP3)
+CODECS = {
+    0x0050: "MPEG-1 Layer I/II",
+    0x0055: "MPEG Layer III (MP3)",
+    0x00FF: "AAC",
+    0x0160: "WMA",
+    0x0161: "WMA",
+    0x0162: "WMA Pro",
+    0x2000: "AC-3",
+    0x2001: "DTS",
+    0x0022: "TrueSpeech",
+    0x0092: "AC-3 over S/PDIF",
+}
 
 
 def wav_files(inputs: list[str]) -> list[Path]:
@@ -49,13 +61,42 @@ def wav_files(inputs: list[str]) -> list[Path]:
     return files
 
 
+def _format_tag(path: Path) -> int | None:
+    """The format tag of a RIFF WAV's fmt chunk (the extensible format's sub-format), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        kind, size = head[at : at + 4], struct.unpack_from("<I", head, at + 4)[0]
+        if kind == b"fmt " and at + 10 <= len(head):
+            tag = struct.unpack_from("<H", head, at + 8)[0]
+            if tag == 0xFFFE and at + 34 <= len(
+                head
+            ):  # WAVE_FORMAT_EXTENSIBLE: the sub-format GUID starts with the tag
+                tag = struct.unpack_from("<H", head, at + 32)[0]
+            return tag
+        at += 8 + size + (size & 1)
+    return None
+
+
 def _info(path: Path):
     import soundfile as sf
 
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile's own error type for anything it cannot parse
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(": ")[-1][:160]
+        tag = _format_tag(path)
+        if tag is not None and tag not in DECODED:
+            raise PipelineError(
+                f"{path} holds {CODECS.get(tag, f'audio of WAV format tag 0x{tag:04X}')}, which libsndfile cannot "
+                "decode; convert it to PCM first (e.g. ffmpeg -i in.wav -c:a pcm_s16le out.wav)"
+            ) from None
+        reason = first_line(exc).split(": ")[-1][:160]
         raise PipelineError(f"{path} is not a readable WAV file ({reason}); give a .wav file") from None
     if info.format not in WAV_FORMATS:
         raise PipelineError(
@@ -66,47 +107,122 @@ def _info(path: Path):
     return info
 
 
+def output_subtype(info) -> str:
+    """The input's sample format where libsndfile can write it (every WAV encoding it writes:
+    PCM, float, A-law, u-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10), else FALLBACK_SUBTYPE (MP3)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(), "w", info.samplerate, info.channels, info.subtype, format=info.format):
+            return info.subtype
+    except sf.SoundFileError:
+        return FALLBACK_SUBTYPE
+
+
+def _identity(path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _refuse_inputs_as_outputs(files: list[Path], out_dir: Path) -> None:
+    """No output may be an input: compared as files (device and inode), not as names, so an
+    output folder that is an input folder by another path (a symlink, a bind mount, a Docker
+    volume, a hard link of the recording) is refused like the folder itself."""
+    inputs = {_identity(src): src for src in files}
+    for src in files:
+        dst = out_dir / src.name
+        try:
+            same = inputs.get(_identity(dst))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if same is not None:
+            other = "" if same.absolute() == dst.absolute() else f" ({same}, reached by another path)"
+            raise PipelineError(
+                f"{dst} is the input itself{other}; give another -o folder (inputs are never overwritten)"
+            )
+
+
+class FileSource:
+    """A WAV file's samples, (channels, n) float64 blocks, read front to back: GSM 6.10, G.721
+    and NMS ADPCM cannot seek, so each pass opens the file again instead of seeking back.
+    `frames` starts as the header's count; the first pass sets it to what the file holds
+    (an MP3 header's count is an estimate)."""
+
+    def __init__(self, path: Path, info):
+        self.path, self.name = path, str(path)
+        self.channels, self.frames, self.rate = info.channels, info.frames, info.samplerate
+        self.counted = False
+
+    def blocks(self, c0: int, c1: int, size: int):
+        import soundfile as sf
+
+        done = 0
+        try:
+            with sf.SoundFile(str(self.path)) as f:
+                while done < self.frames:
+                    block = f.read(min(size, self.frames - done), dtype="float64", always_2d=True)
+                    if len(block) == 0:
+                        break
+                    done += len(block)
+                    yield np.ascontiguousarray(block[:, c0:c1].T)  # a copy: the other channels' samples go
+        except sf.SoundFileError as exc:
+            raise PipelineError(
+                f"{self.path}: libsndfile cannot decode it past frame {done} ({first_line(exc)}); export it again"
+            ) from None
+        if not self.counted:
+            self.frames, self.counted = done, True
+        elif done < self.frames:
+            raise PipelineError(f"{self.path} changed while it was read ({done} frames, then fewer); run it again")
+        if done == 0:
+            raise PipelineError(f"{self.path} holds no samples; give a recording")
+
+
+class FileStore:
+    """The output at the training level, float32 in a file with no name beside the output
+    (channel after channel): on the output's disk, not in /tmp, and gone with the process,
+    however it ends."""
+
+    def __init__(self, fd: int, channels: int, frames: int):
+        self.fd, self.channels, self.frames = fd, channels, frames
+
+    def put(self, c0: int, a: int, block: np.ndarray) -> None:
+        for i, row in enumerate(block.astype("<f4")):
+            data, at = memoryview(row.tobytes()), ((c0 + i) * self.frames + a) * 4
+            while data:  # pwrite may write less than asked (a full disk raises on the next call)
+                wrote = os.pwrite(self.fd, data, at)
+                data, at = data[wrote:], at + wrote
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        rows = [os.pread(self.fd, (b - a) * 4, (c * self.frames + a) * 4) for c in range(self.channels)]
+        return np.stack([np.frombuffer(r, dtype="<f4") for r in rows]).astype(np.float64)
+
+
 def enhance_file(denoiser, src: Path, dst: Path) -> dict:
-    """Denoise one WAV file into dst (same rate, channels, length and sample format), in
-    blocks; returns {"seconds": audio length, "scaled": the factor applied to avoid clipping}."""
+    """Denoise one WAV file into dst (same rate, channels, length and sample format, or
+    FALLBACK_SUBTYPE where libsndfile cannot write it), in blocks; returns {"seconds": audio
+    length, "scaled": the factor applied to avoid clipping, "subtype": the output's format}."""
     import soundfile as sf
 
     from .atomic import atomic_path
-    from .enhance import BLOCK, FULL_SCALE
+    from .enhance import READ
 
     info = _info(src)
-    with sf.SoundFile(str(src)) as f, tempfile.TemporaryDirectory() as tmp:
-
-        def read(lo, hi):
-            f.seek(lo)
-            return f.read(hi - lo, dtype="float64", always_2d=True).T
-
-        square = 0.0
-        for a in range(0, info.frames, BLOCK):
-            block = read(a, min(a + BLOCK, info.frames))
-            if not np.isfinite(block).all():
-                raise PipelineError(f"{src} holds NaN or infinite samples; clean it first")
-            square += float(np.square(block).sum())
-        gain = denoiser.gain((square / (info.frames * info.channels)) ** 0.5)
-        raw, peak = Path(tmp) / "out.f64", 0.0
-        with open(raw, "wb") as out:
-            for block in denoiser.blocks(read, info.frames, info.samplerate, gain):
-                peak = max(peak, float(np.abs(block).max(initial=0.0)))
-                np.ascontiguousarray(block.T).tofile(out)
-        scale = FULL_SCALE / peak if peak > 1.0 else 1.0
+    subtype, source = output_subtype(info), FileSource(src, info)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(prefix=f".{dst.name}.{TEMP_TAG}-", suffix=".tmp", dir=dst.parent) as tmp:
+        store, rows = FileStore(tmp.fileno(), info.channels, info.frames), max(1, READ // info.channels)
+        rms, peak = denoiser.process(source, store)
+        factor, clipped = policy.output_factor(peak, rms, denoiser.input_rms)
         with (
-            atomic_path(dst) as tmp_out,
-            sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, info.subtype, format=info.format) as w,
+            atomic_path(dst, TEMP_TAG) as tmp_out,
+            sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, subtype, format=info.format) as out,
         ):
-            for a in range(0, info.frames, BLOCK):
-                n = min(BLOCK, info.frames - a)
-                w.write(
-                    np.fromfile(raw, dtype=np.float64, count=n * info.channels, offset=a * info.channels * 8).reshape(
-                        n, info.channels
-                    )
-                    * scale
-                )
-    return {"seconds": info.frames / info.samplerate, "scaled": scale}
+            for a in range(0, source.frames, rows):
+                block = store.get(a, min(a + rows, source.frames)) * factor
+                out.write(policy.gate(block, f"the output for {src}", "report it").T)
+    return {"seconds": source.frames / info.samplerate, "scaled": clipped, "subtype": subtype}
 
 
 def enhance(argv) -> int:
@@ -114,7 +230,7 @@ def enhance(argv) -> int:
         prog="cnn-denoise enhance",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Denoise WAV recordings with a trained model.",
-        epilog=POLICIES,
+        epilog=policy.help_text(),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="WAV files, or folders of them")
     parser.add_argument(
@@ -130,25 +246,28 @@ def enhance(argv) -> int:
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
+    from .atomic import clean_abandoned
     from .enhance import Denoiser
 
     files = wav_files(args.inputs)
-    for src in files:
-        _info(src)  # every input readable before any work
+    infos = [_info(src) for src in files]  # every input readable before any work
     out_dir = Path(args.out)
-    for src in files:
-        if (out_dir / src.name).resolve() == src.resolve():
-            raise PipelineError(
-                f"{out_dir / src.name} is the input itself; give another -o folder (inputs are never overwritten)"
-            )
+    _refuse_inputs_as_outputs(files, out_dir)
     denoiser = Denoiser.load(args.model)
+    for src, info in zip(files, infos, strict=True):
+        policy.ratio(info.samplerate, denoiser.sample_rate, str(src))  # every rate workable before any work
+    clean_abandoned(out_dir, TEMP_TAG, keep={_identity(src) for src in files})
     start, audio = time.perf_counter(), 0.0
-    for src in tqdm(files, desc="enhance", unit="file", file=sys.stderr, disable=None):
+    for src, info in tqdm(
+        list(zip(files, infos, strict=True)), desc="enhance", unit="file", file=sys.stderr, disable=None
+    ):
         done = enhance_file(denoiser, src, out_dir / src.name)
         audio += done["seconds"]
         if done["scaled"] != 1.0:
+            print(f"note: {policy.clipping_note(src.name, done['scaled'])}", file=sys.stderr)
+        if done["subtype"] != info.subtype:
             print(
-                f"note: {src.name}: the output would have passed full scale; scaled by {done['scaled']:.3g} as a whole",
+                f"note: {src.name}: written as {done['subtype']} WAV (libsndfile cannot write its {info.subtype})",
                 file=sys.stderr,
             )
     took = time.perf_counter() - start
@@ -160,6 +279,12 @@ def enhance(argv) -> int:
     return 0
 
 
+# A run or experiment name as promote accepts it: what `dvc exp show` and MLflow print, less
+# the quotes and backslashes that MLflow's search filter (a quoted string) cannot carry.
+RUN_NAME = re.compile(r"[^'\"\\\x00-\x1f\x7f]{1,250}")
+ALIAS = re.compile(r"[\w-]{1,255}")  # MLflow's rule, less its reserved latest and v<number>
+
+
 def promote(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="cnn-denoise promote", description="Point a registered-model alias at a run's model."
@@ -167,6 +292,15 @@ def promote(argv) -> int:
     parser.add_argument("name", help="the run: a DVC experiment's name (dvc exp show) or an MLflow run name")
     parser.add_argument("--alias", default="best", help="the alias to set (default: %(default)s)")
     args = parser.parse_args(argv)
+    if not RUN_NAME.fullmatch(args.name):
+        raise PipelineError(
+            f"run name {args.name!r} holds a quote, a backslash or a control character, which MLflow's search "
+            "cannot match; give the name as dvc exp show lists it, or rename the experiment"
+        )
+    if not ALIAS.fullmatch(args.alias) or args.alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", args.alias):
+        raise PipelineError(
+            f"alias {args.alias!r} is not one MLflow accepts; use letters, digits, _ and - (not latest or v<number>)"
+        )
     from . import tracking
 
     version = tracking.promote(args.name, args.alias)
@@ -178,6 +312,22 @@ def promote(argv) -> int:
     return 0
 
 
+# What a person is told after Ctrl-C and when memory runs out, by command (the stages' words
+# name dvc repro and training knobs, which mean nothing here).
+HINTS = {
+    "enhance": {
+        "interrupted": "no output was left half-written (a run killed outright leaves a hidden temp file the next "
+        "run removes); run it again",
+        "out_of_memory": "enhance holds a few blocks of a recording whatever its size, so the machine is short of "
+        "memory; close other programs and run it again",
+    },
+    "promote": {
+        "interrupted": "the alias may not be set; run it again",
+        "out_of_memory": "close other programs and run it again",
+    },
+}
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"enhance": enhance, "promote": promote}
@@ -187,4 +337,4 @@ def main(argv=None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    run_stage(lambda: commands[argv[0]](argv[1:]))
+    run_stage(lambda: commands[argv[0]](argv[1:]), **HINTS[argv[0]])

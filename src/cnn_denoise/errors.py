@@ -5,20 +5,29 @@ class PipelineError(Exception):
     """Bad input or a failed step; the message names the problem and the fix."""
 
 
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+def first_line(exc: BaseException, limit: int = 200, default: str | None = None) -> str:
+    """The first line of an exception's message, cut at `limit` characters (the exception's
+    type name when it has none, or `default`): what a one-line error quotes of a library's error."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__ if default is None else default)[:limit]
+
+
+# What the stages tell a person after Ctrl-C and after running out of memory; the commands
+# (enhance, recipes) pass their own, so nobody is told to run a pipeline they did not run.
+STAGE_INTERRUPTED = "outputs left as they were, run dvc repro again"
+STAGE_OUT_OF_MEMORY = "use smaller data or params (data.synthetic, train.batch_size)"
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_stage(main) -> None:
-    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1, and
-    so, as a last resort, does any other error (CNN_DENOISE_DEBUG=1 shows its traceback).
-    SIGTERM (what `kill` and job schedulers send) is handled like Ctrl-C: temp files are
-    removed and an open MLflow run is ended, not left RUNNING."""
+def run_stage(main, interrupted: str = STAGE_INTERRUPTED, out_of_memory: str = STAGE_OUT_OF_MEMORY) -> None:
+    """Run a stage's (or a command's) main(); a PipelineError becomes one line on stderr and exit
+    status 1, and so, as a last resort, does any other error (CNN_DENOISE_DEBUG=1 shows its
+    traceback). SIGTERM (what `kill` and job schedulers send) is handled like Ctrl-C: temp files
+    are removed and an open MLflow run is ended, not left RUNNING. `interrupted` and
+    `out_of_memory` finish those two messages with what to do next."""
     import signal
     import sys
 
@@ -29,7 +38,7 @@ def run_stage(main) -> None:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print("error: interrupted; outputs left as they were, run dvc repro again", file=sys.stderr)
+        print(f"error: interrupted; {interrupted}", file=sys.stderr)
         code = 130
     except OSError as exc:  # a folder that is read-only or full, a file that vanished
         where = f" {exc.filename}" if exc.filename else ""
@@ -39,17 +48,16 @@ def run_stage(main) -> None:
         )
         code = 1
     except MemoryError:
-        print("error: out of memory; use smaller data or params (data.synthetic, train.batch_size)", file=sys.stderr)
+        print(f"error: out of memory; {out_of_memory}", file=sys.stderr)
         code = 1
     except Exception as exc:  # last resort: still one line; CNN_DENOISE_DEBUG=1 shows the traceback
         import os
 
         if os.environ.get("CNN_DENOISE_DEBUG"):
             raise
-        reason = (str(exc).strip().splitlines() or [""])[0][:300]
         print(
-            f"error: unexpected {type(exc).__name__}: {reason}; rerun with CNN_DENOISE_DEBUG=1 for the "
-            "traceback and report it",
+            f"error: unexpected {type(exc).__name__}: {first_line(exc, 300, default='')}; rerun with "
+            "CNN_DENOISE_DEBUG=1 for the traceback and report it",
             file=sys.stderr,
         )
         code = 1

@@ -93,25 +93,113 @@ def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
     save_torch(path, {"spec": spec_, "state_dict": state, **({"audio": audio} if audio else {})})
 
 
+# What a checkpoint may declare: params.yaml's bounds on model.*, and at most MAX_WEIGHTS weights
+# in all (256 MiB of float32). Its shapes are checked against these and its tensors against its
+# shapes before the model is built, so a few bytes declaring a huge model allocate nothing, and
+# what a file can make us allocate is bounded by what it holds.
+MAX_LAYERS, MAX_TAPS, MAX_FEATURES, MAX_INPUT_SCALE = 100, 100_000, 1024, 1e12
+MAX_WEIGHTS = 1 << 26
+MAX_CHECKPOINT_BYTES = 4 * MAX_WEIGHTS + (1 << 20)  # float32 weights and room for the pickle around them
+SPEC_KEYS = {"taps", "features", "last_activation", "input_scale"}
+
+
+def _int_list(value, name: str, most: int, longest: int) -> str | None:
+    if not isinstance(value, list) or not 1 <= len(value) <= longest:
+        return f"spec {name} is {type(value).__name__} of {len(value) if isinstance(value, list) else '?'} entries"
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= most for v in value):
+        return (
+            f"spec {name} {value[:8]}{'...' if len(value) > 8 else ''} holds a value that is not an integer 1..{most}"
+        )
+    return None
+
+
+def _spec_problem(spec_) -> str | None:
+    """Why a checkpoint's spec is not one this project could have trained, or None."""
+    if not isinstance(spec_, dict) or not {"taps", "features"} <= set(spec_) or set(spec_) - SPEC_KEYS:
+        keys = sorted(map(str, spec_)) if isinstance(spec_, dict) else type(spec_).__name__
+        return f"its spec is {keys}, expected {sorted(SPEC_KEYS)}"
+    taps, features = spec_["taps"], spec_["features"]
+    if why := _int_list(taps, "taps", MAX_TAPS, MAX_LAYERS) or _int_list(
+        features, "features", MAX_FEATURES, MAX_LAYERS + 1
+    ):
+        return why
+    if why := spec.shape_problem(taps, features):
+        return f"spec: {why}"
+    weights = sum(k * f * g for k, f, g in zip(taps, features[:-1], features[1:], strict=True))
+    if weights > MAX_WEIGHTS:
+        return f"its spec declares {weights} weights, more than the {MAX_WEIGHTS} a model here may have"
+    if spec_.get("last_activation", spec.TANH) not in spec.ACTIVATIONS:
+        return f"spec last_activation is {spec_['last_activation']!r}, not one of {', '.join(spec.ACTIVATIONS)}"
+    scale = spec_.get("input_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= MAX_INPUT_SCALE:
+        return f"spec input_scale is {scale!r}, not a number in (0, {MAX_INPUT_SCALE:g}]"
+    return None
+
+
+def _weights_problem(spec_, state) -> str | None:
+    """Why the state_dict does not hold exactly the finite weights the spec declares, or None.
+    Checked on the loaded tensors' metadata first: a broadcast view (one stored number shown as
+    a billion) has the right shape but not the numbers."""
+    taps, features = spec_["taps"], spec_["features"]
+    shapes = {
+        f"layers.{i}.H": (k, f, g) for i, (k, f, g) in enumerate(zip(taps, features[:-1], features[1:], strict=True))
+    }
+    if not isinstance(state, dict) or set(state) != set(shapes):
+        keys = sorted(map(str, state))[:6] if isinstance(state, dict) else type(state).__name__
+        return f"its state_dict holds {keys}, expected {sorted(shapes)[:6]}"
+    for name, shape in shapes.items():
+        t = state[name]
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or tuple(t.shape) != shape:
+            got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+            return f"{name} is {got}, expected {shape} float"
+        if t.untyped_storage().nbytes() < t.numel() * t.element_size() or not t.is_contiguous():
+            return f"{name} shows {t.numel()} weights but does not store them (a broadcast view)"
+        if not torch.isfinite(t).all():
+            return f"{name} holds NaN or infinite weights (a diverged or corrupt model)"
+    return None
+
+
 def load_checkpoint(path, backend=spec.AUTO) -> tuple[MIMOCNN, dict]:
     """The model a checkpoint of `save` holds, and its `audio` record ({} if it has none);
-    a PipelineError naming the file otherwise."""
+    a PipelineError naming the file and the problem otherwise, found before the model is built."""
+    import os
+
+    from .errors import first_line
+
     try:
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-        model = MIMOCNN(**checkpoint["spec"], backend=backend)
-        model.load_state_dict(checkpoint["state_dict"])
-        audio = dict(checkpoint.get("audio") or {})
+        size = os.path.getsize(path)
     except FileNotFoundError:
         raise PipelineError(
             f"{path}: no such model file; train one first (dvc repro) or give the path of one"
         ) from None
-    except Exception as exc:  # whatever a foreign or corrupt file makes torch.load or the model raise
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if size > MAX_CHECKPOINT_BYTES:
         raise PipelineError(
-            f"{path} is not a model checkpoint of this project ({reason}); give a models/model.pt written by "
-            "the train stage"
+            f"{path} is {size} bytes, more than a model checkpoint here can be ({MAX_CHECKPOINT_BYTES}); "
+            "give a models/model.pt written by the train stage"
+        )
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # whatever a foreign or corrupt file makes torch.load raise
+        raise PipelineError(
+            f"{path} is not a model checkpoint of this project ({first_line(exc)}); give a models/model.pt "
+            "written by the train stage"
         ) from None
-    return model.eval(), audio
+    if not isinstance(checkpoint, dict) or not {"spec", "state_dict"} <= set(checkpoint):
+        raise PipelineError(
+            f"{path} is not a model checkpoint of this project (expected a dict with spec and state_dict); "
+            "give a models/model.pt written by the train stage"
+        )
+    audio = checkpoint.get("audio") or {}
+    why = _spec_problem(checkpoint["spec"]) or _weights_problem(checkpoint["spec"], checkpoint["state_dict"])
+    if why is None and not isinstance(audio, dict):
+        why = f"its audio record is a {type(audio).__name__}, expected a dict"
+    if why:
+        raise PipelineError(
+            f"{path} is not a usable model checkpoint: {why}; retrain it (dvc repro -f train) or give another"
+        )
+    model = MIMOCNN(**checkpoint["spec"], backend=backend)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), dict(audio)
 
 
 def load(path, backend=spec.AUTO) -> MIMOCNN:

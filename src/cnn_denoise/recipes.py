@@ -12,17 +12,18 @@ checked against the params schema before anything runs.
 
 import argparse
 import copy
+import math
+import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
 from pydantic import ValidationError
 
-from . import params
-from .errors import PipelineError, run_stage
+from . import params, safeyaml
+from .errors import PipelineError, first_line, run_stage
 
 FOLDER = "recipes"
 
@@ -40,6 +41,35 @@ def names(root=None) -> list[str]:
     return sorted(p.stem for p in folder(root).glob("*.yaml"))
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # an experiment's name, as DVC and git refs take it
+
+
+def _shape_problem(raw) -> str | None:
+    """Why a recipe file's contents are not a recipe, or None."""
+    if not isinstance(raw, dict) or not ({"params", "variants"} & set(raw)):
+        return "a recipe is a mapping with description, optional extend, and params or variants"
+    if unknown := set(raw) - {"description", "extend", "params", "variants"}:
+        return f"unknown key {sorted(map(str, unknown))[0]!r}; a recipe has description, extend, params or variants"
+    if not isinstance(raw.get("description", ""), str):
+        return "description must be a line of text"
+    if "extend" in raw and not (isinstance(raw["extend"], str) and NAME.fullmatch(raw["extend"])):
+        return f"extend must name another recipe, got {raw['extend']!r}"
+    blocks = [("params", raw["params"])] if "params" in raw else []
+    if "variants" in raw:
+        if not isinstance(raw["variants"], list) or not raw["variants"]:
+            return "variants must be a list of {name, params}"
+        for i, v in enumerate(raw["variants"]):
+            if not isinstance(v, dict) or set(v) - {"name", "params"}:
+                return f"variant {i + 1} must be a mapping with name and params"
+            if "name" in v and not (isinstance(v["name"], str) and NAME.fullmatch(v["name"])):
+                return f"variant {i + 1}: name {v['name']!r} is not an experiment name (letters, digits, . _ -)"
+            blocks.append((f"variant {i + 1} params", v.get("params", {})))
+    for what, block in blocks:
+        if not isinstance(block, dict) or not all(isinstance(k, str) for k in block):
+            return f"{what} must map params.yaml's dotted names to values"
+    return None
+
+
 def _read(name: str, root, seen=()) -> dict:
     path = folder(root) / f"{name}.yaml"
     if name in seen:
@@ -48,15 +78,9 @@ def _read(name: str, root, seen=()) -> dict:
         )
     if not path.is_file():
         raise PipelineError(f"no recipe {name!r} in {folder(root)}; choose one of {', '.join(names(root)) or 'none'}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if (
-        not isinstance(raw, dict)
-        or not ({"params", "variants"} & set(raw))
-        or set(raw) - {"description", "extend", "params", "variants"}
-    ):
-        raise PipelineError(
-            f"{path}: a recipe is a mapping with description, optional extend, and params or variants; fix the file"
-        )
+    raw = safeyaml.read(path)
+    if why := _shape_problem(raw):
+        raise PipelineError(f"{path}: {why}; fix the file")
     if raw.get("extend"):
         base = _read(raw["extend"], root, (*seen, name))
         raw = {**raw, "params": {**base.get("params", {}), **(raw.get("params") or {})}}
@@ -91,7 +115,15 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
         ]
     else:
         variants = [Variant(name, raw["params"])]
-    base = yaml.safe_load((Path(root or Path.cwd()) / "params.yaml").read_text())
+    base = safeyaml.read(Path(root or Path.cwd()) / "params.yaml")
+    if not isinstance(base, dict):
+        raise PipelineError("params.yaml is not a mapping of sections; fix it")
+    for key, value in params.flatten(base).items():
+        if isinstance(value, str) and "${" in value:
+            raise PipelineError(
+                f"params.yaml: {key} writes ${{...}}, which dvc exp run -S (every recipe) reads as an interpolation "
+                "and fails on; write a variable as $NAME, not ${NAME}"
+            )
     out = []
     for v in variants:
         overrides = {**v.overrides, **(extra or {})}
@@ -105,11 +137,68 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
     return out
 
 
+def hydra_value(value, key: str) -> str:
+    """`value` as Hydra's override grammar reads it (DVC parses each -S value with Hydra, not
+    YAML): strings single-quoted (plain words left bare), so a comma is no sweep and (, #, = or a
+    quote no syntax error; lists and mappings in Hydra's brackets; numbers, booleans and null as
+    themselves."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PipelineError(f"{key}: {value} is not a finite number, which no param takes; give a number")
+        return repr(value)
+    if isinstance(value, str):
+        if "${" in value:
+            raise PipelineError(
+                f"{key}: a value holding ${{...}} is an interpolation to DVC's -S (OmegaConf), not text; "
+                "write a variable as $NAME"
+            )
+        if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
+            raise PipelineError(f"{key}: the value holds a control character, which -S cannot carry; remove it")
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", value) and value.lower() not in (
+            "null",
+            "true",
+            "false",
+            "nan",
+            "inf",
+        ):
+            return value  # a plain word (linear, full, adam) reads as itself: the command stays readable
+        # Hydra's quoted strings: a quote and the backslashes right before it, or before the
+        # closing quote, are escaped with backslashes; any other backslash is itself.
+        body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+        body = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body)
+        return f"'{body}'"
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v, key) for v in value) + "]"
+    if isinstance(value, dict) and all(isinstance(k, str) and re.fullmatch(r"[A-Za-z_][\w-]*", k) for k in value):
+        return "{" + ",".join(f"{k}:{hydra_value(v, key)}" for k, v in value.items()) + "}"
+    raise PipelineError(
+        f"{key}: a {type(value).__name__} value ({value!r:.60}) has no form in DVC's -S; write it as text, "
+        "a number, a list or a mapping with plain keys"
+    )
+
+
 def set_args(overrides: dict) -> list[str]:
-    """`-S key=value` arguments for `dvc exp run`; DVC reads each value back as YAML."""
-    args = []
+    """`-S key=value` arguments for `dvc exp run`, each read back with Hydra's own parser (what
+    DVC runs on them) and refused unless it gives the value that was validated, as one value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, args = OverridesParser.create(), []
     for key, value in overrides.items():
-        args += ["-S", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"]
+        arg = f"{key}={hydra_value(value, key)}"
+        try:
+            [parsed] = parser.parse_overrides([arg])
+            back = None if parsed.is_sweep_override() else parsed.value()
+        except Exception as exc:  # Hydra's OverrideParseException and whatever its grammar raises
+            raise PipelineError(f"-S {arg}: DVC could not parse it ({first_line(exc)}); report it") from None
+        if back != value or type(back) is not type(value) and not isinstance(value, list | dict):
+            raise PipelineError(f"-S {arg}: DVC would read {back!r}, not {value!r}; report it")
+        args += ["-S", arg]
     return args
 
 
@@ -139,7 +228,7 @@ def _parse_set(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise PipelineError(f"-S {item!r}: expected key=value, e.g. -S train.epochs=2")
-        out[key] = yaml.safe_load(value)
+        out[key] = safeyaml.load(value, f"-S {item}")
     return out
 
 
@@ -185,5 +274,14 @@ def _wait_for_queue() -> int:
         time.sleep(5)
 
 
+def cli(argv=None) -> None:
+    """`python -m cnn_denoise.recipes`: main() with one-line errors, told in a recipe user's terms."""
+    run_stage(
+        lambda: main(argv),
+        interrupted="experiments already queued stay queued (dvc queue status); run it again",
+        out_of_memory="a recipe or params.yaml may be too large to read; check the files in recipes/",
+    )
+
+
 if __name__ == "__main__":
-    run_stage(main)
+    cli()

@@ -1,6 +1,9 @@
 """URLs and the secrets they may carry: data.url is recorded in params.yaml, dvc.lock and
 MLflow, and printed in messages, so a password or a signed query must never be written in it.
-It may name environment variables as ${NAME}, filled in only when fetch downloads."""
+It may name environment variables as $NAME, filled in only when fetch downloads ($$ is a
+literal $). ${NAME} works too with `dvc repro`, but `dvc exp run -S` (recipes, sweeps) reads
+params.yaml through OmegaConf, for which ${NAME} is an interpolation it fails on, so $NAME
+is the form to write."""
 
 import os
 import re
@@ -8,7 +11,7 @@ import urllib.parse
 
 from .errors import PipelineError
 
-VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
 
 
 def redact(url: str) -> str:
@@ -36,25 +39,30 @@ SIGNED_QUERY_KEYS = {
 }  # what signed URLs (S3, GCS, Azure SAS) authenticate with
 
 
+def _names(text: str) -> list[str]:
+    """The environment variables text names, as $NAME or ${NAME}."""
+    return [m.group(1) or m.group(2) for m in VARIABLE.finditer(text) if m.group(0) != "$$"]
+
+
 def secret_in(url: str) -> str | None:
     """What in a URL written literally would be a secret (a password, a signing query key), or None.
-    ${NAME} references do not count: they are filled in from the environment at fetch time."""
+    $NAME and ${NAME} references do not count: they are filled in from the environment at fetch time."""
     parts = urllib.parse.urlsplit(url)
     user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    if ":" in user and "${" not in user.partition(":")[2]:
+    if ":" in user and not _names(user.partition(":")[2]):
         return "a password"
     for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if key.lower() in SIGNED_QUERY_KEYS and "${" not in value:
+        if key.lower() in SIGNED_QUERY_KEYS and not _names(value):
             return f"a signed query ({key}=...)"
     return None
 
 
 def expand(url: str) -> str:
-    """data.url with each ${NAME} replaced by the environment variable NAME: credentials stay in
-    the environment, out of params.yaml, dvc.lock and MLflow (which record the template)."""
-    missing = [name for name in VARIABLE.findall(url) if name not in os.environ]
-    if missing:
-        raise PipelineError(
-            f"data.url names ${{{missing[0]}}}, which is not set; export {missing[0]}=... before dvc repro"
-        )
-    return VARIABLE.sub(lambda m: os.environ[m.group(1)], url)
+    """data.url with each $NAME (or ${NAME}) replaced by the environment variable NAME, and $$ by
+    $: credentials stay in the environment, out of params.yaml, dvc.lock and MLflow (which
+    record the template)."""
+    for m in VARIABLE.finditer(url):
+        name = m.group(1) or m.group(2)
+        if name and name not in os.environ:
+            raise PipelineError(f"data.url names {m.group(0)}, which is not set; export {name}=... before dvc repro")
+    return VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else os.environ[m.group(1) or m.group(2)], url)

@@ -1,8 +1,6 @@
 """Registered model versions: every CNN run's model is a version of REGISTERED_MODEL, an
 alias (`best`, a recipe's name) points at one, and a checkpoint loads by MLflow URI."""
 
-import tempfile
-
 from ..errors import PipelineError, first_line
 from .store import open_store, tracking_uri
 
@@ -35,9 +33,9 @@ def promote(name: str, alias: str = "best") -> str:
     return version
 
 
-def checkpoint_path(uri: str) -> str:
-    """The checkpoint logged with an MLflow run (artifact checkpoint/model.pt), downloaded, for
-    runs:/<id>[/...] or a registered model, models:/<name>@<alias> or models:/<name>/<version>."""
+def checkpoint_path(uri: str, folder: str) -> str:
+    """The checkpoint logged with an MLflow run (artifact checkpoint/model.pt), downloaded into
+    `folder`, for runs:/<id>[/...] or a registered model, models:/<name>@<alias> or models:/<name>/<version>."""
     mlflow, _ = open_store()
     client = mlflow.MlflowClient()
     try:
@@ -51,7 +49,7 @@ def checkpoint_path(uri: str) -> str:
                 else client.get_model_version(*name.split("/")[:2])
             )
             run_id = version.run_id
-        return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=tempfile.mkdtemp())
+        return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=folder)
     except Exception as exc:  # MLflow raises its own exception types for unknown runs, names and aliases
         raise PipelineError(
             f"{uri}: no model checkpoint found in {tracking_uri()} ({first_line(exc, 200)}); "
