@@ -75,8 +75,8 @@ promote: setup  # make promote EXP=linear-gate [ALIAS=best]: models:/cnn-denoise
 
 # A recipe of recipes/ (NAME.yaml) as a DVC experiment, or a sweep of several, queued.
 NAME ?= linear-gate
-recipe: setup
-	python -m cnn_denoise.recipes run $(NAME)
+recipe: setup  # FORCE=1 replaces an experiment of the same name; else a second run is NAME-2
+	python -m cnn_denoise.recipes run $(NAME) $(if $(FORCE),--force)
 
 sweep: setup
 	python -m cnn_denoise.recipes run sweep

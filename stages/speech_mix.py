@@ -28,6 +28,18 @@ def load_corpus(folder) -> dict:
         raise PipelineError(f"{path} is not a corpus ({reason}); run dvc repro -f speech_corpus") from None
 
 
+def about(s, rate: int) -> dict:
+    """What a model trained on these segments has heard (its checkpoint keeps it; cnn-denoise info)."""
+    voice = f"folder {s.folder}" if s.folder else f"Debian {s.voice.package} {s.voice.version} (one English speaker)"
+    return {
+        "speech": voice,
+        "kinds": list(s.kinds),
+        "snr_db": list(s.snr_db),
+        "level_db": list(s.level_db),
+        "rate": rate,
+    }
+
+
 def setup(p, corpus):
     s = p.speech
     if spec.MUSIC in s.kinds and not corpus.get("music"):
@@ -72,7 +84,12 @@ def main(argv=None):
         save_torch(args.outs[1], test)
         write_json(
             args.outs[2],
-            {"rate": mix.rate, "prompts": split, "segments": {"train": train_meta, "test": test_meta}},
+            {
+                "rate": mix.rate,
+                "about": about(s, mix.rate),
+                "prompts": split,
+                "segments": {"train": train_meta, "test": test_meta},
+            },
         )
         print(
             f"speech_mix: {s.train_segments} training and {s.test_segments} test segments of {s.seconds} s at "

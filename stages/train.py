@@ -3,14 +3,26 @@
 import argparse
 import csv
 import io
+import json
 import sys
+from pathlib import Path
 
 from cnn_denoise import model as cnn
-from cnn_denoise import params, spec, tracking
+from cnn_denoise import params, spec, synth, tracking
 from cnn_denoise.atomic import check_writable, clean_stale, write_text
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
-from cnn_denoise.train import close_distributed, deterministic, exact_float32, fit, init_distributed, pick_device
+from cnn_denoise.metrics import predict
+from cnn_denoise.train import (
+    close_distributed,
+    deterministic,
+    exact_float32,
+    fit,
+    init_distributed,
+    pick_device,
+    si_sdr_db,
+)
+from cnn_denoise.urls import redact
 from cnn_denoise.warmstart import linear_start
 
 
@@ -20,6 +32,25 @@ def history_csv(history: list[dict]) -> str:
     writer.writeheader()
     writer.writerows({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in row.items()} for row in history)
     return out.getvalue()
+
+
+def trained_on(p, train_set) -> dict:
+    """What the model heard: the speech mix's record (split.json beside the training set), or
+    the lab's data: its source and the band its noise was put in."""
+    split = Path(train_set).with_name("split.json")
+    if split.exists():
+        return json.loads(split.read_text()).get("about", {})
+    return {"speech": f"the lab's dataset ({redact(p.data.url)})", "kinds": ["band"], "band_hz": list(synth.NOISE_BAND)}
+
+
+def test_si_sdr(model, test_set) -> dict:
+    """The model's mean SI-SDR on its own test set and the noisy input's (dB): enhance says when
+    a model makes its own test set worse."""
+    out = predict(model.eval(), test_set["x"])
+    return {
+        "test_si_sdr_db": si_sdr_db(out, test_set["y"]).mean().item(),
+        "noisy_si_sdr_db": si_sdr_db(test_set["x"], test_set["y"]).mean().item(),
+    }
 
 
 def main(argv=None):
@@ -47,11 +78,17 @@ def main(argv=None):
                 f"{start['residual_rms']:.3g})",
                 file=sys.stderr,
             )
-    history = fit(model, train_set, load_split(args.test_set), t, device)
+    test_set = load_split(args.test_set)
+    history = fit(model, train_set, test_set, t, device)
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0
-    audio = {"sample_rate": p.data.sample_rate, "input_rms": train_set["x"].double().square().mean().sqrt().item()}
+    audio = {
+        "sample_rate": p.data.sample_rate,
+        "input_rms": train_set["x"].double().square().mean().sqrt().item(),
+        "trained_on": trained_on(p, args.train_set),
+        **test_si_sdr(model, test_set),
+    }
     cnn.save(model, args.model_out, audio)
     write_text(args.history_out, history_csv(history))
     logged = params.flatten(p.model_dump(include={"model", "train"}))

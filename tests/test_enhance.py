@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 import soundfile as sf
 import torch
-from helpers import model_settings
+from helpers import lab_settings, model_settings
 
 from cnn_denoise import cli, enhance, policy, quality, synth
 from cnn_denoise import model as cnn
@@ -30,6 +30,24 @@ def test_stream_equals_the_whole_signal_at_once():
         stream = Stream(model, channels=2)
         got = torch.cat([stream(x[..., a : a + size]) for a in range(0, x.shape[-1], size)], -1)
         torch.testing.assert_close(got, whole, rtol=1e-6, atol=1e-6 * whole.abs().max().item())
+        assert stream.flush().shape[-1] == 0  # the lab's CNN: each block back as long as it went in
+
+
+def test_a_masknet_stream_in_any_blocks_equals_its_forward():
+    """Frames of S samples and an output lagging by 2 S: blocks of any length (not whole frames),
+    then flush(), give exactly the whole signal's forward."""
+    torch.manual_seed(0)
+    settings = model_settings([40, 40], [1, 5, 1], input_scale=30.0).model_copy(
+        update={"arch": "masknet", "masknet": lab_settings("model").masknet.model_copy(
+            update={"stride": 4, "filters": 6, "width": 5, "dilations": [1, 2, 4]})}
+    )  # fmt: skip
+    model = cnn.build(settings, seed=0).double()
+    x = torch.randn(2, 1, 501, dtype=torch.float64) * 1e-2
+    whole = model(x)
+    for size in (1, 3, 50, 333, 4096):
+        stream = Stream(model, channels=2)
+        got = torch.cat([*(stream(x[..., a : a + size]) for a in range(0, x.shape[-1], size)), stream.flush()], -1)
+        torch.testing.assert_close(got, whole)
 
 
 @pytest.mark.parametrize("up, down", [(2, 3), (3, 2), (320, 441), (1, 1)])

@@ -105,6 +105,23 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
     assert gate.shape == (1, 4, 1) and gate[0, 1:].abs().max() > 0
     runs = {r.data.tags.get("dvc_exp_name"): r for r in mlflow_runs(repo)}
     assert runs["linear-gate"].data.params["train.init"] == "linear"
+    assert "the workspace now holds experiment linear-gate" in ran_it.stderr
+    assert "git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout" in ran_it.stderr
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("cnn-denoise", "linear-gate")  # make recipe registers its model
+    assert version.run_id == runs["linear-gate"].info.run_id
+    assert version.tags["dvc_exp_name"] == "linear-gate" and version.description.startswith(
+        "Trained by run linear-gate"
+    )
+
+    again = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "-S", "train.epochs=1"], repo, env)
+    assert "+ dvc exp run -n linear-gate-2" in again.stderr  # a second run is a new experiment, not a conflict
+    forced = sh(
+        ["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--force", "-S", "train.epochs=1"], repo, env
+    )
+    assert "+ dvc exp run -f -n linear-gate " in forced.stderr
 
 
 def test_temp_experiment_first_in_a_fresh_clone_keeps_its_model(tmp_path):

@@ -239,9 +239,11 @@ def enhance(argv) -> int:
     parser.add_argument(
         "-m",
         "--model",
-        default="models/model.pt",
         help="a checkpoint of the train stage, or an MLflow URI: runs:/<run id>, models:/<name>@<alias> "
-        "(default: %(default)s)",
+        "(default: models:/cnn-denoise@speech, else @best, when registered; else models/model.pt)",
+    )
+    parser.add_argument(
+        "--score", action="store_true", help="print DNSMOS (SIG, BAK, OVRL; no clean reference) before and after"
     )
     args = parser.parse_args(argv)
     from tqdm import tqdm
@@ -253,7 +255,10 @@ def enhance(argv) -> int:
     infos = [_info(src) for src in files]  # every input readable before any work
     out_dir = Path(args.out)
     _refuse_inputs_as_outputs(files, out_dir)
-    denoiser = Denoiser.load(args.model)
+    model = args.model or default_model()
+    denoiser = Denoiser.load(model)
+    if line := verdict(model, denoiser.audio):
+        print(line, file=sys.stderr)
     for src, info in zip(files, infos, strict=True):
         policy.ratio(info.samplerate, denoiser.sample_rate, str(src))  # every rate workable before any work
     clean_abandoned(out_dir, TEMP_TAG, keep={_identity(src) for src in files})
@@ -263,6 +268,8 @@ def enhance(argv) -> int:
     ):
         done = enhance_file(denoiser, src, out_dir / src.name)
         audio += done["seconds"]
+        if args.score:
+            tqdm.write(score_line(src, out_dir / src.name), file=sys.stderr)
         if done["scaled"] != 1.0:
             print(f"note: {policy.clipping_note(src.name, done['scaled'])}", file=sys.stderr)
         if done["subtype"] != info.subtype:
@@ -276,6 +283,91 @@ def enhance(argv) -> int:
         f"(real-time factor {took / audio:.3f})",
         file=sys.stderr,
     )
+    return 0
+
+
+DEFAULT_ALIASES = ("speech", "best")  # what enhance takes when no -m is given, first registered first
+SCORED_SECONDS = 600  # --score rates at most a recording's first ten minutes (DNSMOS holds them in memory)
+
+
+def default_model() -> str:
+    """models:/cnn-denoise@speech or @best when the project's store holds one, else the
+    pipeline's models/model.pt. A store that does not exist yet is not created to find out."""
+    from . import tracking
+
+    uri = tracking.tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return "models/model.pt"
+    found = tracking.registered_alias(DEFAULT_ALIASES)
+    return f"models:/{tracking.REGISTERED_MODEL}@{found}" if found else "models/model.pt"
+
+
+def heard(audio: dict) -> str:
+    """What a checkpoint says its model was trained on, in a few words."""
+    about = audio.get("trained_on") or {}
+    if not about:
+        return "an unrecorded dataset (an older checkpoint)"
+    kinds = ", ".join(about.get("kinds", [])) or "?"
+    snr = about.get("snr_db")
+    band = about.get("band_hz")
+    return (
+        f"{about.get('speech', '?')} with {kinds} noise"
+        + (f" at {snr[0]:g} to {snr[1]:g} dB SNR" if snr else "")
+        + (f" in {band[0]:g}-{band[1]:g} Hz" if band else "")
+    )
+
+
+def verdict(model: str, audio: dict) -> str | None:
+    """One line when the model makes its own test set worse than the noisy input: what it was
+    trained on, and where a better one comes from."""
+    cnn, noisy = audio.get("test_si_sdr_db"), audio.get("noisy_si_sdr_db")
+    if cnn is None or noisy is None or cnn >= noisy:
+        return None
+    return (
+        f"note: {model} was trained on {heard(audio)} and lowers SI-SDR on its own test set ({cnn:.1f} dB vs "
+        f"{noisy:.1f} dB noisy); `make recipe NAME=speech` trains one for recorded speech"
+    )
+
+
+def score_line(src: Path, dst: Path) -> str:
+    """DNSMOS before and after, for one file (its first SCORED_SECONDS, channels averaged)."""
+    import soundfile as sf
+
+    from .measures import dnsmos
+
+    def rate(path):
+        info = sf.info(str(path))
+        x, sr = sf.read(str(path), frames=min(info.frames, SCORED_SECONDS * info.samplerate), always_2d=True)
+        return dnsmos(x.mean(axis=1), sr)
+
+    before, after = rate(src), rate(dst)
+    cells = "  ".join(f"{k.upper()} {before[k]:.2f} -> {after[k]:.2f}" for k in ("sig", "bak", "ovrl"))
+    return f"{src.name}: DNSMOS {cells}"
+
+
+def info(argv) -> int:
+    parser = argparse.ArgumentParser(prog="cnn-denoise info", description="What a model is and what it heard.")
+    parser.add_argument("model", nargs="?", help="a checkpoint or an MLflow URI (default: what enhance would use)")
+    args = parser.parse_args(argv)
+    from .enhance import Denoiser
+
+    model = args.model or default_model()
+    d = Denoiser.load(model)
+    spec_ = d.model.spec() if hasattr(d.model, "spec") else {"taps": d.model.taps, "features": d.model.features}
+    about = d.audio.get("trained_on") or {}
+    print(f"model        {model}")
+    print(f"network      {', '.join(f'{k} {v}' for k, v in spec_.items())}")
+    print(f"trained on   {heard(d.audio)}")
+    print(
+        f"rate, level  {d.sample_rate} Hz, input RMS {d.input_rms:.3g}"
+        + (f" (levels {about['level_db']} dBFS)" if about.get("level_db") else "")
+    )
+    if "test_si_sdr_db" in d.audio:
+        print(
+            f"own test set SI-SDR {d.audio['test_si_sdr_db']:.2f} dB (noisy input {d.audio['noisy_si_sdr_db']:.2f} dB)"
+        )
+    if line := verdict(model, d.audio):
+        print(line)
     return 0
 
 
@@ -321,6 +413,7 @@ HINTS = {
         "out_of_memory": "enhance holds a few blocks of a recording whatever its size, so the machine is short of "
         "memory; close other programs and run it again",
     },
+    "info": {"interrupted": "nothing was changed", "out_of_memory": "close other programs and run it again"},
     "promote": {
         "interrupted": "the alias may not be set; run it again",
         "out_of_memory": "close other programs and run it again",
@@ -330,10 +423,11 @@ HINTS = {
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"enhance": enhance, "promote": promote}
+    commands = {"enhance": enhance, "promote": promote, "info": info}
     if not argv or argv[0] not in commands:
         print(
-            "usage: cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL] | cnn-denoise promote NAME [--alias best]",
+            "usage: cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL] [--score] | cnn-denoise info [MODEL] | "
+            "cnn-denoise promote NAME [--alias best]",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -163,7 +163,7 @@ class Denoiser:
                 "not one channel to one; give a model trained by this pipeline"
             )
         self.model, self.sample_rate, self.input_rms = model.eval(), int(sample_rate), float(input_rms)
-        self.name = name
+        self.name, self.audio = name, {"sample_rate": sample_rate, "input_rms": input_rms}
 
     @classmethod
     def load(cls, source) -> "Denoiser":
@@ -180,7 +180,9 @@ class Denoiser:
                 f"{source} does not record the rate and level it was trained at (an older checkpoint); "
                 "retrain it with dvc repro -f train"
             )
-        return cls(model, audio["sample_rate"], audio["input_rms"], source)
+        denoiser = cls(model, audio["sample_rate"], audio["input_rms"], source)
+        denoiser.audio = audio  # the checkpoint's whole record: what it was trained on (cnn-denoise info)
+        return denoiser
 
     def __call__(self, noisy, sample_rate: int):
         """The denoised signal, same type, shape and rate; channels last, as soundfile reads them.
@@ -229,6 +231,7 @@ class Denoiser:
                 for a in range(0, block.shape[-1], p.chunk):
                     x = torch.from_numpy(np.ascontiguousarray(block[:, None, a : a + p.chunk])).float()
                     yield stream(x)[:, 0, :].double().numpy()
+            yield stream.flush()[:, 0, :].double().numpy()  # a network's last frames and lag (masknet)
 
         done = 0
         for block in resampled_blocks(Window(at_model_rate(), channels), -(-n * up // down), down, up, p.step_back):

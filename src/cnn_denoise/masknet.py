@@ -52,6 +52,11 @@ class MaskNet(nn.Module):
         self.dec = weights(filters, L, fan=filters)  # each frame's features -> its L output samples
 
     @property
+    def features(self) -> list[int]:
+        """Features along the way: the input, analysis, dilated layers, synthesis, the output."""
+        return [1, self.filters, self.width, self.filters, 1]
+
+    @property
     def latency(self) -> int:
         """Samples by which `causal`'s output lags the speech (the analysis filter's length)."""
         return 2 * self.stride

@@ -6,12 +6,15 @@ The lab's text puts tanh on every layer (the default); the course's code left th
 layer linear, which `last_activation="linear"` reproduces.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 
 from . import spec
 from .errors import PipelineError
 from .filters import MIMOFilter, chains, toeplitz_chain
+from .masknet import MaskNet
 
 
 class MIMOCNN(nn.Module):
@@ -69,12 +72,22 @@ class CNN(MIMOCNN):
         return super().forward(x.unsqueeze(-2)).squeeze(-2)
 
 
-def build(m, seed: int | None = None) -> MIMOCNN:
-    """The CNN that params.yaml's `model` section describes (a params.Model, passed whole and
-    already checked by the schema); its initial weights depend only on `seed` (when given)."""
+def build(m, seed: int | None = None) -> nn.Module:
+    """The network that params.yaml's `model` section describes (a params.Model, passed whole
+    and already checked by the schema): the lab's CNN, or with `arch: masknet` the speech
+    recipe's masking CNN (masknet.py); its initial weights depend only on `seed` (when given)."""
     if seed is not None:
         torch.manual_seed(seed)
+    if m.arch == spec.MASKNET:
+        return MaskNet(**m.masknet.model_dump(), input_scale=m.input_scale)
     return MIMOCNN(m.taps, m.features, m.last_activation, m.backend, m.input_scale)
+
+
+def from_spec(spec_: dict, backend: str = spec.AUTO) -> nn.Module:
+    """The (untrained) network a checkpoint's spec describes."""
+    if spec_.get("arch") == spec.MASKNET:
+        return MaskNet(**{k: v for k, v in spec_.items() if k != "arch"})
+    return MIMOCNN(**spec_, backend=backend)
 
 
 def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
@@ -83,12 +96,16 @@ def save(model: MIMOCNN, path, audio: dict | None = None) -> None:
     inputs}), so `cnn-denoise enhance` can bring other recordings to the same rate and level."""
     from .atomic import save_torch
 
-    spec_ = {
-        "taps": model.taps,
-        "features": model.features,
-        "last_activation": model.last_activation,
-        "input_scale": model.input_scale,
-    }
+    spec_ = (
+        model.spec()
+        if isinstance(model, MaskNet)
+        else {
+            "taps": model.taps,
+            "features": model.features,
+            "last_activation": model.last_activation,
+            "input_scale": model.input_scale,
+        }
+    )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_torch(path, {"spec": spec_, "state_dict": state, **({"audio": audio} if audio else {})})
 
@@ -113,8 +130,50 @@ def _int_list(value, name: str, most: int, longest: int) -> str | None:
     return None
 
 
+MASKNET_KEYS = {"arch", "stride", "filters", "width", "taps", "dilations", "input_scale"}
+
+
+def _masknet_shapes(s: dict) -> dict:
+    L, N, W, K = 2 * s["stride"], s["filters"], s["width"], s["taps"]
+    layers = {f"H.{i}": (K, W, W) for i in range(len(s["dilations"]))}
+    return {"enc": (L, 1, N), "inp": (N, W), **layers, "mask": (W, N), "dec": (N, L)}
+
+
+def _shapes(spec_: dict) -> dict:
+    """The state_dict's tensor shapes the (checked) spec declares."""
+    if spec_.get("arch") == spec.MASKNET:
+        return _masknet_shapes(spec_)
+    taps, features = spec_["taps"], spec_["features"]
+    return {
+        f"layers.{i}.H": (k, f, g) for i, (k, f, g) in enumerate(zip(taps, features[:-1], features[1:], strict=True))
+    }
+
+
+def _scale_problem(spec_) -> str | None:
+    scale = spec_.get("input_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= MAX_INPUT_SCALE:
+        return f"spec input_scale is {scale!r}, not a number in (0, {MAX_INPUT_SCALE:g}]"
+    return None
+
+
+def _masknet_problem(spec_: dict) -> str | None:
+    if set(spec_) != MASKNET_KEYS:
+        return f"its spec is {sorted(map(str, spec_))}, expected {sorted(MASKNET_KEYS)}"
+    for key, most in (("stride", 4096), ("filters", MAX_FEATURES), ("width", MAX_FEATURES), ("taps", 64)):
+        if why := _int_list([spec_[key]], key, most, 1):
+            return why
+    if why := _int_list(spec_["dilations"], "dilations", 1 << 16, 64):
+        return why
+    weights = sum(math.prod(shape) for shape in _masknet_shapes(spec_).values())
+    if weights > MAX_WEIGHTS:
+        return f"its spec declares {weights} weights, more than the {MAX_WEIGHTS} a model here may have"
+    return _scale_problem(spec_)
+
+
 def _spec_problem(spec_) -> str | None:
     """Why a checkpoint's spec is not one this project could have trained, or None."""
+    if isinstance(spec_, dict) and spec_.get("arch") == spec.MASKNET:
+        return _masknet_problem(spec_)
     if not isinstance(spec_, dict) or not {"taps", "features"} <= set(spec_) or set(spec_) - SPEC_KEYS:
         keys = sorted(map(str, spec_)) if isinstance(spec_, dict) else type(spec_).__name__
         return f"its spec is {keys}, expected {sorted(SPEC_KEYS)}"
@@ -130,20 +189,14 @@ def _spec_problem(spec_) -> str | None:
         return f"its spec declares {weights} weights, more than the {MAX_WEIGHTS} a model here may have"
     if spec_.get("last_activation", spec.TANH) not in spec.ACTIVATIONS:
         return f"spec last_activation is {spec_['last_activation']!r}, not one of {', '.join(spec.ACTIVATIONS)}"
-    scale = spec_.get("input_scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= MAX_INPUT_SCALE:
-        return f"spec input_scale is {scale!r}, not a number in (0, {MAX_INPUT_SCALE:g}]"
-    return None
+    return _scale_problem(spec_)
 
 
 def _weights_problem(spec_, state) -> str | None:
     """Why the state_dict does not hold exactly the finite weights the spec declares, or None.
     Checked on the loaded tensors' metadata first: a broadcast view (one stored number shown as
     a billion) has the right shape but not the numbers."""
-    taps, features = spec_["taps"], spec_["features"]
-    shapes = {
-        f"layers.{i}.H": (k, f, g) for i, (k, f, g) in enumerate(zip(taps, features[:-1], features[1:], strict=True))
-    }
+    shapes = _shapes(spec_)
     if not isinstance(state, dict) or set(state) != set(shapes):
         keys = sorted(map(str, state))[:6] if isinstance(state, dict) else type(state).__name__
         return f"its state_dict holds {keys}, expected {sorted(shapes)[:6]}"
@@ -197,7 +250,7 @@ def load_checkpoint(path, backend=spec.AUTO) -> tuple[MIMOCNN, dict]:
         raise PipelineError(
             f"{path} is not a usable model checkpoint: {why}; retrain it (dvc repro -f train) or give another"
         )
-    model = MIMOCNN(**checkpoint["spec"], backend=backend)
+    model = from_spec(checkpoint["spec"], backend)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), dict(audio)
 

@@ -202,20 +202,22 @@ def set_args(overrides: dict) -> list[str]:
     return args
 
 
-def commands(variants: list[Variant], jobs: int = 2, temp: bool = False) -> list[list[str]]:
+def commands(variants: list[Variant], jobs: int = 2, temp: bool = False, force: bool = False) -> list[list[str]]:
     """One `dvc exp run` for a single experiment (in the workspace, or with `temp` in a copy
-    that leaves the workspace as it is); a sweep is queued and run `jobs` at a time. Queued
-    and temp runs see only the files git tracks."""
+    that leaves the workspace as it is; `force` replaces an experiment of the same name); a
+    sweep is queued and run `jobs` at a time. Queued and temp runs see only the files git tracks."""
     if len(variants) == 1:
+        v = variants[0]
         return [
             [
                 "dvc",
                 "exp",
                 "run",
                 *(["--temp"] if temp else []),
+                *(["-f"] if force else []),
                 "-n",
-                variants[0].name,
-                *set_args(variants[0].overrides),
+                v.name,
+                *set_args(v.overrides),
             ]
         ]
     queued = [["dvc", "exp", "run", "--queue", "-n", v.name, *set_args(v.overrides)] for v in variants]
@@ -248,18 +250,61 @@ def main(argv=None) -> int:
         "--temp", action="store_true", help="run a single experiment in a copy, leaving the workspace as it is"
     )
     run.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
+    run.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="replace an experiment of the same name (else: a new name, NAME-2...)",
+    )
     args = parser.parse_args(argv)
     if args.command == "list":
         for name in names():
             print(f"{name:16} {_read(name, None).get('description', '')}")
         return 0
-    for cmd in commands(load(args.name, extra=_parse_set(args.set)), args.jobs, args.temp):
+    variants = load(args.name, extra=_parse_set(args.set))
+    if not args.force and not args.dry_run:
+        taken = existing_experiments()
+        variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
+    for cmd in commands(variants, args.jobs, args.temp, args.force):
         print("+ " + shlex.join(cmd), file=sys.stderr)
         if not args.dry_run and subprocess.run(cmd).returncode != 0:
             return 1
-    if not args.dry_run and cmd[:3] == ["dvc", "queue", "start"]:
+    if args.dry_run:
+        return 0
+    if cmd[:3] == ["dvc", "queue", "start"]:
         return _wait_for_queue()
+    register(variants[0].name, args.name)
+    if not args.temp:
+        print(
+            f"the workspace now holds experiment {variants[0].name} (params.yaml, dvc.lock, metrics/, models/); "
+            "back to the committed setup: git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout",
+            file=sys.stderr,
+        )
     return 0
+
+
+def existing_experiments() -> set[str]:
+    """The names `dvc exp list` knows in this repository (every commit's)."""
+    out = subprocess.run(["dvc", "exp", "list", "--all-commits", "--name-only"], capture_output=True, text=True)
+    return set(out.stdout.split()) if out.returncode == 0 else set()
+
+
+def fresh_name(name: str, taken: set[str]) -> str:
+    """`name`, or name-2, name-3...: the first DVC has not used (running a recipe again is a new experiment)."""
+    if name not in taken:
+        return name
+    return next(f"{name}-{i}" for i in range(2, len(taken) + 3) if f"{name}-{i}" not in taken)
+
+
+def register(run: str, recipe: str) -> None:
+    """models:/cnn-denoise@<recipe> -> the model the recipe's experiment `run` trained (when tracked)."""
+    from . import tracking
+
+    def alias():
+        version = tracking.promote(run, recipe)
+        print(f"models:/{tracking.REGISTERED_MODEL}@{recipe} is version {version} (experiment {run})", file=sys.stderr)
+
+    tracking.guarded(f"registering {run} as @{recipe}", alias)
 
 
 def _wait_for_queue() -> int:

@@ -13,15 +13,44 @@ import torch
 
 
 class Stream:
-    """model(x) over consecutive blocks of x (channels, F_0, n), equal to the whole at once."""
+    """model(x) over consecutive blocks of x (channels, F_0, n): each call returns the output
+    known so far, flush() the rest; together they equal model(x) of the whole x at once.
+
+    A network that works in frames of S samples (masknet: `stride`) gets whole frames, so its
+    frames fall where the whole signal's do; one whose output lags (`latency`, computed by
+    `causal`) has the lag dropped at the start and made up with zeros past the end, as its
+    forward does. The lab's CNN has S = 1 and no lag: each block comes back as long as it went in."""
 
     def __init__(self, model, channels: int):
-        self.model = model
-        self.context = torch.zeros(channels, model.features[0], model.receptive_field - 1)
+        self.model, self.run = model, getattr(model, "causal", model)
+        self.step, self.lag = getattr(model, "stride", 1), getattr(model, "latency", 0)
+        keep = -(-(model.receptive_field - 1) // self.step) * self.step  # whole frames of context
+        self.context = torch.zeros(channels, model.features[0], keep)
+        self.pending = torch.zeros(channels, model.features[0], 0)
+        self.pushed = self.returned = self.dropped = 0
 
     @torch.no_grad()
     def __call__(self, block: torch.Tensor) -> torch.Tensor:
-        n, keep = block.shape[-1], self.context.shape[-1]
-        full = torch.cat([self.context, block], -1)
+        self.pushed += block.shape[-1]
+        return self._frames(torch.cat([self.pending, block], -1))
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """The output of the last samples pushed: zeros past the end complete the last frame
+        and make up the lag."""
+        pad = self.lag + (-(self.pending.shape[-1] + self.lag)) % self.step
+        tail = torch.nn.functional.pad(self.pending, (0, pad))
+        return self._frames(tail)[..., : self.pushed - self.returned]
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1] // self.step * self.step
+        x, self.pending = x[..., :n], x[..., n:]
+        keep = self.context.shape[-1]
+        full = torch.cat([self.context, x], -1)
         self.context = full[..., full.shape[-1] - keep :].clone()  # a copy: the whole block is not kept alive
-        return self.model(full)[..., -n:]
+        y = self.run(full)[..., full.shape[-1] - n :]
+        drop = min(self.lag - self.dropped, n)  # the lagged output's first samples come before the signal
+        self.dropped += drop
+        y = y[..., drop:]
+        self.returned += y.shape[-1]
+        return y

@@ -12,7 +12,7 @@ free and pay for MLflow when they log. The names below are what the rest of the 
 """
 
 from .provenance import file_sha256
-from .registry import REGISTERED_MODEL, checkpoint_path, promote
+from .registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
 from .runs import log_baselines, log_evaluation, log_training, search
 from .store import EXPERIMENT, guarded, tracking_uri
 
@@ -26,6 +26,7 @@ __all__ = [
     "log_evaluation",
     "log_training",
     "promote",
+    "registered_alias",
     "search",
     "tracking_uri",
 ]

@@ -33,6 +33,21 @@ def promote(name: str, alias: str = "best") -> str:
     return version
 
 
+def registered_alias(aliases) -> str | None:
+    """The first of `aliases` that names a version of REGISTERED_MODEL in the store, or None."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow, _ = open_store()
+    client = mlflow.MlflowClient()
+    for alias in aliases:
+        try:
+            client.get_model_version_by_alias(REGISTERED_MODEL, alias)
+            return alias
+        except MlflowException:  # no such model or alias
+            continue
+    return None
+
+
 def checkpoint_path(uri: str, folder: str) -> str:
     """The checkpoint logged with an MLflow run (artifact checkpoint/model.pt), downloaded into
     `folder`, for runs:/<id>[/...] or a registered model, models:/<name>@<alias> or models:/<name>/<version>."""
