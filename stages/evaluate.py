@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cnn_denoise import baselines, measures, params, quality, report, spec, tracking
@@ -84,15 +83,6 @@ def named_sets(names, rate: int) -> dict:
     return out
 
 
-def perceptual(pred, y, rate) -> dict:
-    """Wide-band PESQ (mean over recordings) and DNSMOS of a speech set's outputs."""
-    p, t = pred[:, 0].double().numpy(), y[:, 0].double().numpy()
-    scores = [measures.pesq_wb(t[q], p[q], rate) for q in range(len(t))]
-    scores = [v for v in scores if v is not None]
-    out = {"pesq_wb": float(np.mean(scores)) if scores else None}
-    return {**out, **{f"dnsmos_{k}": v for k, v in measures.dnsmos_set(p, rate).items()}}
-
-
 def score_sets(sets: dict, model, h, rate) -> dict:
     """Every named set: the CNN and the baselines (noisy input, least-squares filter, spectral
     gating), each with the lab's measures and, on speech, PESQ-WB and DNSMOS."""
@@ -110,7 +100,7 @@ def score_sets(sets: dict, model, h, rate) -> dict:
         for system, pred in systems.items():
             m = measures_of(pred, x, y, rate)
             if name != "lab":
-                m.update(perceptual(pred, y, rate))
+                m.update(measures.perceptual(pred, y, rate))
             row[system] = m
         out[name] = row
         print(

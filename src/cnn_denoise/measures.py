@@ -118,3 +118,12 @@ def spectral_gating(x, rate: int) -> np.ndarray:
         for q, row in enumerate(rows):
             out[q] = np.nan_to_num(noisereduce.reduce_noise(y=row, sr=rate, stationary=False, n_jobs=1))
     return out.reshape(x.shape)
+
+
+def perceptual(pred, y, rate: int) -> dict:
+    """Wide-band PESQ (mean over recordings) and DNSMOS of a speech set's outputs ([Q, 1, N] tensors)."""
+    p, t = pred[:, 0].double().numpy(), y[:, 0].double().numpy()
+    scores = [pesq_wb(t[q], p[q], rate) for q in range(len(t))]
+    scores = [v for v in scores if v is not None]
+    out = {"pesq_wb": float(np.mean(scores)) if scores else None}
+    return {**out, **{f"dnsmos_{k}": v for k, v in dnsmos_set(p, rate).items()}}
