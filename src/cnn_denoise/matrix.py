@@ -60,7 +60,8 @@ def systems(models: dict, train: dict, rate: int) -> dict:
             return torch.stack([torch.from_numpy(d(r[0].double().numpy(), rate)).float()[None] for r in x])
 
     for name, source in models.items():
-        out[name] = lambda x, d=Denoiser.load(source): run(d, x)
+        denoiser = Denoiser.load(source)
+        out[name] = lambda x, d=denoiser: run(d, x)
     return out
 
 
