@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-team compare exps promote recipe sweep results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team compare exps promote recipe sweep results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,9 @@ clean:
 
 bench: setup
 	python bench/bench.py
+
+bench-unseen: setup  # the speech model on a voice it never heard (French-Canadian prompts), per noise kind
+	python bench/unseen.py $(MODELS)
 
 bench-team: setup system  # what the tracking server, the DVC remote and parallel queue workers cost (~10 min)
 	python bench/team.py
