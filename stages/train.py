@@ -47,7 +47,7 @@ def main(argv=None):
                 f"{start['residual_rms']:.3g})",
                 file=sys.stderr,
             )
-    history = fit(model, train_set, load_split(args.test_set), t, device)
+    history = fit(model, train_set, load_split(args.test_set), t, device, on_epoch=tracking.epoch_hook())
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0

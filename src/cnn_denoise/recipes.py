@@ -52,7 +52,7 @@ def _read(name: str, root, seen=()) -> dict:
     if (
         not isinstance(raw, dict)
         or not ({"params", "variants"} & set(raw))
-        or set(raw) - {"description", "extend", "params", "variants"}
+        or set(raw) - {"description", "extend", "params", "variants", "search"}  # search: cnn_denoise.tune
     ):
         raise PipelineError(
             f"{path}: a recipe is a mapping with description, optional extend, and params or variants; fix the file"
