@@ -33,6 +33,8 @@ Optuna's heartbeat), its processes are stopped, and the other workers go on.
 import argparse
 import contextlib
 import datetime
+import fcntl
+import io
 import itertools
 import json
 import os
@@ -44,6 +46,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -428,10 +431,50 @@ def _log_tail(log: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
+class BudgetLock:
+    """Held by one worker of the study at a time while it counts the trials started and starts
+    one: a file lock beside a SQLite database (one machine), a PostgreSQL advisory lock
+    (released by the server when its holder dies), nothing elsewhere."""
+
+    def __init__(self, url: str, study):
+        self.url, self.study, self.held = url, study, None
+        self.key = zlib.crc32(f"cnn-denoise-tune:{study.study_name}".encode())
+
+    def __enter__(self):
+        if self.url.startswith("sqlite:///"):
+            f = open(self.url.removeprefix("sqlite:///") + ".budget.lock", "a")  # noqa: SIM115 (held until release)
+            fcntl.flock(f, fcntl.LOCK_EX)
+            self.held = f
+        elif self.url.startswith("postgresql"):
+            conn = self.study._storage.engine.raw_connection()
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+            self.held = conn
+        return self
+
+    def release(self):
+        held, self.held = self.held, None
+        if held is None:
+            return
+        if isinstance(held, io.IOBase):
+            fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
+            return
+        with contextlib.suppress(Exception):
+            with held.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            held.commit()
+        held.close()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class Worker:
     def __init__(self, tune: Tune, url: str, study_name: str, remote: str | None):
         self.tune, self.url, self.remote = tune, url, remote
         self.study, _ = open_study(tune, url, study_name)
+        self.lock = BudgetLock(url, self.study)
         self.parent = self.study.user_attrs.get("mlflow_run") if _tracking_on() else None
         self.logs = main_root() / ".dvc" / "tmp" / "tune"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -443,12 +486,14 @@ class Worker:
     def loop(self) -> int:
         while True:
             reap(self.study)
-            if not self.budget_left():
-                return 0
-            self.study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
+            with self.lock:  # held from counting to the new trial's row: the budget is exact
+                if not self.budget_left():
+                    return 0
+                self.study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
 
     def objective(self, trial) -> float:
         optuna = _optuna()
+        self.lock.release()
         chosen = suggest(trial, self.tune.search)
         same = self._same_as(trial)
         if same is not None:  # DVC and MLflow would restore this very model: take its result
@@ -575,9 +620,12 @@ def run(args) -> int:
                 if p.poll() is not None and p.returncode < 0 and p not in lost:
                     lost.append(p)
                     _stop([p], signal.SIGKILL)  # what the worker left running: dvc, its stages
+                    reap(study)
+                    held = [t.number for t in _reload(study).trials if t.user_attrs.get("pid") == p.pid]
+                    what = f"its trial {held[-1]} is FAILED" if held else "it held no trial"
                     print(
-                        f"worker pid {p.pid} was killed ({signal.Signals(-p.returncode).name}); its trial is "
-                        f"FAILED: {reap(study) or 'marked by its heartbeat'}; the other workers go on",
+                        f"worker pid {p.pid} was killed ({signal.Signals(-p.returncode).name}); {what}; the other "
+                        "workers go on",
                         file=sys.stderr,
                     )
             time.sleep(0.5)
