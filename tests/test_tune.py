@@ -155,7 +155,8 @@ def _kill_a_worker_mid_trial(url: str, logs: list[Path], procs, deadline: float)
     import optuna
 
     while time.monotonic() < deadline:
-        assert all(p.poll() is None for p in procs), "a search ended before any trial trained"
+        ended = [p.stdout.read() for p in procs if p.poll() is not None]
+        assert not ended, f"a search ended before any trial trained: {ended}"
         try:
             study = optuna.load_study(study_name="t", storage=url)
         except KeyError:

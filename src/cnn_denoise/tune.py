@@ -446,7 +446,7 @@ class BudgetLock:
             fcntl.flock(f, fcntl.LOCK_EX)
             self.held = f
         elif self.url.startswith("postgresql"):
-            conn = self.study._storage.engine.raw_connection()
+            conn = getattr(self.study._storage, "_backend", self.study._storage).engine.raw_connection()
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_lock(%s)", (self.key,))
             self.held = conn
