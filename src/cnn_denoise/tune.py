@@ -296,9 +296,9 @@ def open_study(tune: Tune, url: str, name: str, budget: int | None = None, heart
     return study, False
 
 
-def load_study(url: str, name: str):
+def load_study(url: str, name: str, heartbeat: bool = False):
     optuna = _optuna()
-    storage = open_storage(url, heartbeat=False)
+    storage = open_storage(url, heartbeat)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -732,7 +732,7 @@ def table(study, width: int = WIDTH) -> list[str]:
 def report(args) -> int:
     url = storage_url(args.storage)
     name = args.study or args.name
-    study = load_study(url, name)
+    study = load_study(url, name, heartbeat=True)  # so that reap() fails trials whose heartbeat stopped
     reap(study)
     lines = table(study)
     print(f"study {name} in {redact(url)}: {len(study.trials)} trials, budget {study.user_attrs.get('trials')}")
@@ -770,6 +770,8 @@ def plots(study, out: Path) -> list[Path]:
         warnings.simplefilter("ignore")  # Optuna's matplotlib plots are "experimental"
         for file, draw in drawn:
             ax = draw(study)
+            if file == "history.png":
+                ax.set_ylabel(study.user_attrs.get("space", {}).get("metric", "value"))
             fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
             fig.set_size_inches(8, 4.5)
             fig.tight_layout()
