@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+NAMES = [v["name"] for v in yaml.safe_load((ROOT / "recipes" / "sweep.yaml").read_text())["variants"]]
 
 
 def run(cmd, cwd, env) -> float:
@@ -92,6 +93,7 @@ def main() -> int:
             run(["dvc", "repro", "split"], clone, dict(envs[name], CNN_DENOISE_TRACKING="off"))
             clones[name] = clone
         results["fit_s"] = arithmetic(clones["after"], args.epochs)
+        print(f"training arithmetic: {results['fit_s']}", file=sys.stderr)
         seed = 1000
         for r in range(args.rounds):
             for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
@@ -101,8 +103,11 @@ def main() -> int:
                 cmd += ["-S", f"train.epochs={args.epochs}", "-S", f"train.seed={seed}"]
                 took = run(cmd, clones[name], envs[name])
                 run(["dvc", "queue", "remove", "--success"], clones[name], envs[name])
+                run(["dvc", "exp", "remove", *NAMES], clones[name], envs[name])  # the next round reuses the names
+                print(f"  {took:.1f} s: {4 * 60 / took:.2f} experiments/min", file=sys.stderr)
                 results["sweeps"].append({"rev": name, "round": r + 1, "wall_s": round(took, 1),
                                           "experiments_per_min": round(4 * 60 / took, 2)})  # fmt: skip
+                (ROOT / "bench" / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")  # so far
         for name, clone in clones.items():
             results[f"complete_runs_{name}"] = experiments(clone)
     finally:

@@ -146,6 +146,30 @@ def test_the_train_stage_reports_each_epoch_and_is_pruned(tmp_path, monkeypatch)
     assert epoch_hook() is None
 
 
+def test_a_trial_whose_worker_fell_silent_elsewhere_is_failed(tmp_path, monkeypatch):
+    """A worker on another machine (its PID means nothing here) that stops beating its trial's
+    heartbeat: the next reap (any worker's, or make tune-report's) marks the trial FAILED."""
+    import optuna
+
+    monkeypatch.setattr(tune, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tune, "GRACE_S", 2)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=tune.open_storage(url))
+    here, there = study.ask(), study.ask()
+    here.set_user_attr("host", tune.socket.gethostname())
+    here.set_user_attr("pid", os.getpid())  # alive: left alone
+    there.set_user_attr("host", "another-machine")
+    there.set_user_attr("pid", os.getpid())  # a PID of another machine: not judged here
+    for trial in (here, there):
+        study._storage.record_heartbeat(trial._trial_id)
+    assert tune.reap(study) == []
+    time.sleep(3)
+    study._storage.record_heartbeat(here._trial_id)  # still beating
+    tune.reap(study)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: optuna.trial.TrialState.RUNNING, 1: optuna.trial.TrialState.FAIL}
+
+
 # ---- end to end: workers, one killed mid-trial ----
 
 

@@ -735,7 +735,7 @@ def report(args) -> int:
     study = load_study(url, name, heartbeat=True)  # so that reap() fails trials whose heartbeat stopped
     reap(study)
     lines = table(study)
-    print(f"study {name} in {redact(url)}: {len(study.trials)} trials, budget {study.user_attrs.get('trials')}")
+    print(f"study {name} in {redact(url)}: {len(study.trials)} trials, budget {study.user_attrs.get('trials')}"[:WIDTH])
     print("\n".join(lines))
     out = Path(args.out) if args.out else main_root() / REPORTS / name
     out.mkdir(parents=True, exist_ok=True)
