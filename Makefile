@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team compare exps promote recipe sweep results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -83,6 +83,18 @@ recipe: setup  # FORCE=1 replaces an experiment of the same name; else a second 
 
 sweep: setup
 	python -m cnn_denoise.recipes run sweep
+
+# One Optuna search (a recipe's search: section; NAME defaults to tune) with WORKERS processes (2)
+# here; the same command on other clones joins the study in $OPTUNA_STORAGE (README, "Working as a team").
+TUNE_NAME = $(if $(filter file,$(origin NAME)),tune,$(NAME))
+tune: setup
+	python -m cnn_denoise.tune run $(TUNE_NAME) $(if $(TRIALS),--trials $(TRIALS)) --workers $(or $(WORKERS),2)
+
+tune-report: setup  # the study's trials (within 160 columns), plots in tuning/<study>/
+	python -m cnn_denoise.tune report $(TUNE_NAME)
+
+tune-promote: setup  # models:/cnn-denoise@best (ALIAS=...) is the study's best trial's model
+	python -m cnn_denoise.tune promote $(TUNE_NAME) --alias $(or $(ALIAS),best)
 
 # A recording to listen to (48 kHz stereo), denoised by cnn-denoise enhance with the pipeline's
 # model (or MODEL=runs:/<run id>, models:/<name>@<alias>, a path), SNR/SI-SDR before and after.

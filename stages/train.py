@@ -79,7 +79,7 @@ def main(argv=None):
                 file=sys.stderr,
             )
     test_set = load_split(args.test_set)
-    history = fit(model, train_set, test_set, t, device)
+    history = fit(model, train_set, test_set, t, device, on_epoch=tracking.epoch_hook())
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0

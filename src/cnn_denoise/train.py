@@ -172,10 +172,11 @@ def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str):
     return world * (slope * local).sum(), value.detach()
 
 
-def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool = True) -> list[dict]:
+def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool = True, on_epoch=None) -> list[dict]:
     """Train `model` in place as params.yaml's `train` section `t` says (a params.Train, passed
     whole and already checked by the schema); return the per-epoch history
-    [{epoch, train_l1, test_l1}].
+    [{epoch, train_l1, test_l1}]. `on_epoch(row)`, if given, sees each row as it is recorded
+    (a search's pruning: it may raise to stop training).
 
     Under torchrun (a process group is initialised), each rank computes its share of every
     global batch of `batch_size` and DistributedDataParallel averages the gradients: the
@@ -215,6 +216,8 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
         return row
 
     history = [record(0)]
+    if on_epoch:
+        on_epoch(history[-1])
     quiet = not progress or (distributed and rank != 0)
     bar = tqdm(
         range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=True if quiet else None
@@ -240,6 +243,8 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
 
             opt.step(closure)
         history.append(record(epoch))
+        if on_epoch:
+            on_epoch(history[-1])
         bar.set_postfix(train_l1=f"{history[-1]['train_l1']:.3e}", test_l1=f"{history[-1]['test_l1']:.3e}")
     model.cpu().eval()
     return history

@@ -120,6 +120,8 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
     lock = upstream_lock()  # read dvc.lock once, for the tags and the data's params
     host = {"host": socket.gethostname(), "pid": str(os.getpid())}
     tags = {"model_sha256": sha, "kind": "cnn", **host, **run_tags(lock)}
+    if os.environ.get("CNN_DENOISE_PARENT_RUN"):  # a search's trial (cnn_denoise.tune): nested under the study's run
+        tags["mlflow.parentRunId"] = os.environ["CNN_DENOISE_PARENT_RUN"]
     with mlflow.start_run(run_name=run_name(tags)) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({**{k: str(v) for k, v in lock.get("params", {}).items()}, **params})

@@ -32,6 +32,7 @@ from ..procs import answers, free_port, pid_alive, same_process, started
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
+OPTUNA_DATABASE = "optuna"  # beside it, the team's searches (cnn_denoise.tune), same user
 START_TIMEOUT = 90  # seconds for each server to answer
 
 
@@ -173,9 +174,10 @@ def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]
     db = psycopg2.connect(host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres")
     db.autocommit = True
     with db.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-        if cur.fetchone() is None:
-            cur.execute(f"CREATE DATABASE {DATABASE}")
+        for name in (DATABASE, OPTUNA_DATABASE):
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {name}")
     db.close()
     return proc, port
 
@@ -269,6 +271,11 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
     return state
 
 
+def optuna_storage(state: dict, password: str) -> str:
+    """The URL of the server's Optuna database (make tune's OPTUNA_STORAGE), from its record."""
+    return f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{state['postgres_port']}/{OPTUNA_DATABASE}"
+
+
 def status(folder: Path) -> dict | None:
     """server.json when both of the processes it records still run (the same processes: PID
     and start time), else None."""
@@ -341,6 +348,7 @@ def main(argv=None) -> int:
             f"{state['folder']})"
         )
         print(f"export MLFLOW_TRACKING_URI={state['url']}")
+        print(f"export OPTUNA_STORAGE={optuna_storage(state, '$(cat ' + str(Path(state['folder']) / 'pgpass') + ')')}")
         return 0
     if args.action == "stop":
         print("stopped" if stop(args.dir) else f"no server recorded in {args.dir}")
