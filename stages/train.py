@@ -14,6 +14,7 @@ from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
 from cnn_denoise.metrics import predict
 from cnn_denoise.train import (
+    calibrate_gain,
     close_distributed,
     deterministic,
     exact_float32,
@@ -80,6 +81,11 @@ def main(argv=None):
             )
     test_set = load_split(args.test_set)
     history = fit(model, train_set, test_set, t, device, on_epoch=tracking.epoch_hook())
+    if t.loss == spec.SI_SDR and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:
+        print(
+            f"train: output level set to the speech's (gain {gain:.3g}; the si_sdr loss leaves it free)",
+            file=sys.stderr,
+        )
     close_distributed()
     if rank != 0:  # under torchrun, rank 0 alone writes outputs and tracks
         return 0

@@ -50,3 +50,17 @@ def test_zeros_map_to_zeros_and_scale_passes_through():
     x = torch.randn(1, 1, 64, dtype=torch.float64)
     net_unscaled = small(scale=1.0)
     torch.testing.assert_close(net(x / 30.0) * 30.0, net_unscaled(x))  # Phi(x) = CNN(s x) / s
+
+
+def test_calibrate_gain_brings_the_output_to_the_speechs_level():
+    """After the si_sdr loss the output level is free: the least-squares gain folded into the
+    synthesis filters makes the output's projection on y equal to y's level."""
+    from cnn_denoise.train import calibrate_gain
+
+    net = small().float()
+    x = torch.randn(8, 1, 200) * 0.1
+    y = 0.37 * net(x).detach() + 0.01 * torch.randn(8, 1, 200)  # speech the net finds at the wrong level
+    gain = calibrate_gain(net, x, y)
+    assert gain == pytest.approx(0.37, rel=0.05)
+    out = net(x).detach()
+    assert (out * y).sum() / out.square().sum() == pytest.approx(1.0, rel=1e-4)  # no gain left to take

@@ -67,6 +67,11 @@ class MaskNet(nn.Module):
         frames = 1 + sum((self.taps - 1) * d for d in self.dilations)
         return (frames + 1) * self.stride + self.latency
 
+    @torch.no_grad()
+    def rescale(self, gain: float) -> None:
+        """Multiply the output by `gain` (the synthesis filters are linear in it)."""
+        self.dec.mul_(gain)
+
     def spec(self) -> dict:
         """What rebuilds this network (the checkpoint keeps it beside the weights)."""
         keys = ("stride", "filters", "width", "taps", "dilations", "input_scale")

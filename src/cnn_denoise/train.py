@@ -140,6 +140,21 @@ def _chunked_loss(net, x, y, idx, name: str) -> torch.Tensor:
     return loss.value(sums, len(idx) * x[0].numel())
 
 
+@torch.no_grad()
+def calibrate_gain(model, x: torch.Tensor, y: torch.Tensor) -> float | None:
+    """After a scale-invariant loss (si_sdr), the output's level is whatever training left: the
+    least-squares gain g = <model(x), y> / <model(x), model(x)> over the training recordings
+    (at most RECORDED of them) brings it to the speech's, folded into the model's last filters
+    (model.rescale). Returns g, or None for a model whose output is not linear in its last layer."""
+    if not hasattr(model, "rescale"):
+        return None
+    seen = slice(0, min(len(x), RECORDED))
+    pred = torch.cat([model(x[i : i + CHUNK]) for i in range(seen.start, seen.stop, CHUNK)]).double()
+    gain = (pred * y[seen].double()).sum() / pred.square().sum().clamp_min(1e-30)
+    model.rescale(float(gain))
+    return float(gain)
+
+
 def init_distributed(device: torch.device) -> int:
     """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU)
     and return this process's rank; otherwise 0, with nothing set up."""
