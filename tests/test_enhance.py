@@ -33,7 +33,8 @@ def test_stream_equals_the_whole_signal_at_once():
         assert stream.flush().shape[-1] == 0  # the lab's CNN: each block back as long as it went in
 
 
-def test_a_masknet_stream_in_any_blocks_equals_its_forward():
+@pytest.mark.parametrize("n", [501, 512])  # a last frame that zeros complete, and one that ends on a frame's edge
+def test_a_masknet_stream_in_any_blocks_equals_its_forward(n):
     """Frames of S samples and an output lagging by 2 S: blocks of any length (not whole frames),
     then flush(), give exactly the whole signal's forward."""
     torch.manual_seed(0)
@@ -42,7 +43,7 @@ def test_a_masknet_stream_in_any_blocks_equals_its_forward():
             update={"stride": 4, "filters": 6, "width": 5, "dilations": [1, 2, 4]})}
     )  # fmt: skip
     model = cnn.build(settings, seed=0).double()
-    x = torch.randn(2, 1, 501, dtype=torch.float64) * 1e-2
+    x = torch.randn(2, 1, n, dtype=torch.float64) * 1e-2
     whole = model(x)
     for size in (1, 3, 50, 333, 4096):
         stream = Stream(model, channels=2)
@@ -721,3 +722,26 @@ def test_a_bad_alias_is_one_line(capsys):
 def test_denoiser_refuses_what_it_cannot_denoise(model_path, noisy, rate, message):
     with pytest.raises(cli.PipelineError, match=re.escape(message)):
         Denoiser.load(model_path)(noisy, rate)
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (48000, 2)])
+def test_a_masknet_checkpoint_through_the_command_with_score(tmp_path, capsys, rate, channels):
+    """The speech recipe's kind of model (16 kHz, frames and a lag) on a 16 kHz mono and a 48 kHz
+    stereo file: each comes back in its own rate, channels and length, equal to the array API,
+    and --score prints DNSMOS before and after."""
+    settings = model_settings([40, 40], [1, 5, 1], input_scale=30.0).model_copy(
+        update={"arch": "masknet", "masknet": lab_settings("model").masknet.model_copy(
+            update={"stride": 8, "filters": 8, "width": 8, "dilations": [1, 2]})}
+    )  # fmt: skip
+    path = tmp_path / "speech.pt"
+    cnn.save(cnn.build(settings, seed=0), path, {"sample_rate": 16000, "input_rms": 0.05})
+    noisy, _ = speech_at(rate, 1.3, channels)
+    src = tmp_path / "in" / "rec.wav"
+    src.parent.mkdir()
+    sf.write(src, noisy, rate, subtype="PCM_16")
+    cli.enhance([str(src), "-o", str(tmp_path / "out"), "-m", str(path), "--score"])
+    got, got_rate = sf.read(str(tmp_path / "out" / "rec.wav"), always_2d=True)
+    assert got_rate == rate and got.shape == (len(noisy), channels)
+    expected = Denoiser.load(path)(sf.read(str(src), always_2d=True)[0], rate)
+    assert np.abs(got - expected).max() < 2 / 32768  # the file is 16-bit
+    assert re.search(r"rec\.wav: DNSMOS SIG \d\.\d\d -> \d\.\d\d  BAK .* OVRL .*", capsys.readouterr().err)

@@ -38,9 +38,11 @@ class Stream:
     def flush(self) -> torch.Tensor:
         """The output of the last samples pushed: zeros past the end complete the last frame
         and make up the lag."""
+        want = self.pushed - self.returned
         pad = self.lag + (-(self.pending.shape[-1] + self.lag)) % self.step
-        tail = torch.nn.functional.pad(self.pending, (0, pad))
-        return self._frames(tail)[..., : self.pushed - self.returned]
+        y = self._frames(torch.nn.functional.pad(self.pending, (0, pad)))[..., :want]
+        self.returned = self.pushed
+        return y
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1] // self.step * self.step
