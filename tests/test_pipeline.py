@@ -106,7 +106,8 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     assert [m.step for m in history] == [0, 1, 2]
     baselines = {r.data.tags["baseline"]: r for r in runs if r.data.tags.get("kind") == "baseline"}
     assert set(baselines) == {"zeros", "noisy", "linear", "lowpass"}
-    assert baselines["linear"].info.run_name == "baseline: linear" and baselines["linear"].data.params == {"taps": "79"}
+    linear = baselines["linear"]
+    assert linear.info.run_name == "baseline: linear (taps 79)" and linear.data.params == {"taps": "79"}
     assert (
         baselines["linear"].data.metrics["test.si_sdr_db"] == metrics["baselines"]["linear"]["si_sdr_db"]
     )  # one name, both kinds
