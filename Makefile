@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
+.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
 
 setup: $(VENV)/.installed
 
@@ -66,6 +66,9 @@ bench-unseen: setup  # the speech model on a voice it never heard (French-Canadi
 
 bench-team: setup system  # what the tracking server, the DVC remote and parallel queue workers cost (~10 min)
 	python bench/team.py
+
+bench-sweep: setup  # make sweep's experiments a minute at BEFORE (HEAD~1) and AFTER (HEAD), beside its training arithmetic
+	python bench/sweep.py $(or $(BEFORE),HEAD~1) $(or $(AFTER),HEAD)
 
 compare: setup  # MLflow's runs side by side
 	python -m cnn_denoise.compare

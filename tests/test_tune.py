@@ -5,6 +5,7 @@ client, `dvc exp show --json`."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,7 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
         clone = tmp_path / f"machine-{i}"
         sh(["git", "clone", "-q", str(origin), str(clone)], tmp_path, env)
         sh(["dvc", "remote", "modify", "--local", "team", "url", str(tmp_path / "dvc-remote")], clone, env)
+        shutil.copytree(first / "sources", clone / "sources", dirs_exist_ok=True)  # each machine's local data copies
         clones.append(clone)
         cmd = [sys.executable, "-m", "cnn_denoise.tune", "run", "t", "--workers", "1"]
         procs.append(
@@ -330,7 +332,7 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     killed_pid = study.trials[killed].user_attrs["pid"]
     names = [f"t-{t.number}" for t in study.trials if t.number != killed]
     pushed = sh(["git", "ls-remote", str(origin), "refs/exps/*"], tmp_path, env).stdout
-    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names)
+    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names), outs
     home = clones[0]  # any clone gets every trial back from origin
     sh(["dvc", "exp", "pull", "origin", *names], home, env)
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], home, env).stdout)

@@ -38,6 +38,7 @@ import io
 import itertools
 import json
 import os
+import random
 import re
 import shlex
 import signal
@@ -261,7 +262,7 @@ def open_storage(url: str, heartbeat: bool = True):
 def _optuna():
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial's end is said in one line by Worker.say
     return optuna
 
 
@@ -498,6 +499,7 @@ class Worker:
         same = self._same_as(trial)
         if same is not None:  # DVC and MLflow would restore this very model: take its result
             trial.set_user_attr("same_as", same.number)
+            self.say(trial, f"COMPLETE, the params of trial {same.number}: its {self.tune.search.metric}")
             return same.value
         name = f"{self.study.study_name}-{trial.number}"
         for key, value in (("host", socket.gethostname()), ("pid", os.getpid()), ("dvc_exp", name)):
@@ -523,19 +525,26 @@ class Worker:
         if code != 0:
             attrs = self.study._storage.get_trial(trial._trial_id).user_attrs
             if "pruned_at" in attrs:
+                self.say(trial, f"PRUNED at epoch {attrs['pruned_at']}")
                 raise optuna.TrialPruned(f"pruned at epoch {attrs['pruned_at']}")
             trial.set_user_attr("error", _log_tail(log))
+            self.say(trial, f"FAILED: {_log_tail(log)} (log: {log})")
             raise TrialFailed(f"trial {trial.number}: dvc exp run failed: {_log_tail(log)} (log: {log})")
         ref = exp_ref(name)
         metrics = params.flatten(json.loads(_git("show", f"{ref}:metrics/eval.json") or "{}")) if ref else {}
         value = metrics.get(self.tune.search.metric)
         if not isinstance(value, int | float) or isinstance(value, bool):
             trial.set_user_attr("error", f"no {self.tune.search.metric} in metrics/eval.json")
+            self.say(trial, f"FAILED: experiment {name} has no {self.tune.search.metric} in metrics/eval.json")
             raise TrialFailed(f"trial {trial.number}: experiment {name} has no {self.tune.search.metric}")
         trial.set_user_attr("dvc_rev", _git("rev-parse", ref))
         self._link_run(trial, name)
         self._push(trial, name)
+        self.say(trial, f"COMPLETE, {self.tune.search.metric} {value:.6g}")
         return float(value)
+
+    def say(self, trial, what: str) -> None:
+        print(f"trial {trial.number} ({self.study.study_name}-{trial.number}): {what}", file=sys.stderr)
 
     def _same_as(self, trial):
         complete = _optuna().trial.TrialState.COMPLETE
@@ -558,11 +567,17 @@ class Worker:
             client.set_tag(run.info.run_id, "optuna_trial", str(trial.number))
 
     def _push(self, trial, name: str) -> None:
+        """`dvc exp push` the finished trial; tried three times (machines pushing at the same moment
+        can find the remote's refs locked)."""
         if not self.remote:
             return
-        proc = subprocess.run(
-            ["dvc", "exp", "push", self.remote, name], cwd=main_root(), capture_output=True, text=True
-        )
+        for attempt in range(3):
+            proc = subprocess.run(
+                ["dvc", "exp", "push", self.remote, name], cwd=main_root(), capture_output=True, text=True
+            )
+            if proc.returncode == 0:
+                break
+            time.sleep(1 + 2 * attempt + random.random())
         trial.set_user_attr("pushed", proc.returncode == 0)
         if proc.returncode:
             print(
