@@ -116,11 +116,10 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
         "Trained by run linear-gate"
     )
 
-    again = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "-S", "train.epochs=1"], repo, env)
-    assert "+ dvc exp run -n linear-gate-2" in again.stderr  # a second run is a new experiment, not a conflict
-    forced = sh(
-        ["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--force", "-S", "train.epochs=1"], repo, env
-    )
+    # run again (shown by --dry-run, which names what a run would take): a new experiment, not DVC's conflict
+    again = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--dry-run"], repo, env)
+    assert "+ dvc exp run -n linear-gate-2" in again.stderr
+    forced = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--force", "--dry-run"], repo, env)
     assert "+ dvc exp run -f -n linear-gate " in forced.stderr
 
 

@@ -263,7 +263,7 @@ def main(argv=None) -> int:
             print(f"{name:16} {_read(name, None).get('description', '')}")
         return 0
     variants = load(args.name, extra=_parse_set(args.set))
-    if not args.force and not args.dry_run:
+    if not args.force:  # a dry run shows the name a run would take
         taken = existing_experiments()
         variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
     for cmd in commands(variants, args.jobs, args.temp, args.force):
