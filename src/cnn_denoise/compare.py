@@ -13,6 +13,7 @@ from . import tracking
 
 # the headline of a run, as a person compares runs first; a test matrix adds its own columns
 RUN_METRICS = {"test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "test.stoi": "STOI"}
+HEADLINE = 3  # metric columns always shown (the first of RUN_METRICS or EXP_METRICS); the rest give way
 MATRIX = ("sets.", ".cnn.si_sdr_db")  # a test matrix (evaluate.sets): the CNN's SI-SDR per set, one column each
 
 
@@ -101,14 +102,19 @@ def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, widt
         widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
         return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
 
-    shown = list(param_cols)
-    lines = render(shown + metric_cols)
+    shown, metrics = list(param_cols), list(metric_cols)
+    lines = render(shown + metrics)
     while shown and max(map(len, lines)) > width:
         shown.pop()
-        lines = render(shown + metric_cols)
+        lines = render(shown + metrics)
+    while len(metrics) > HEADLINE and max(map(len, lines)) > width:  # then a test matrix's sets, from the right
+        metrics.pop()
+        lines = render(shown + metrics)
     left = [label for _, label in param_cols[len(shown) :]]
     if left:
         lines.append(f"(also differ: {', '.join(left)})"[:width])
+    if cut := [label for _, label in metric_cols[len(metrics) :]]:
+        lines.append(f"(not shown: {len(cut)} more sets: {', '.join(cut)})"[:width])
     return [line[:width] for line in lines]
 
 
