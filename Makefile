@@ -18,7 +18,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.
 repro: setup
+	@[ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || \
+	  apt-get update -qq
 	dvc repro
 	dvc metrics show
 	@python -m cnn_denoise.summary
