@@ -14,7 +14,7 @@ import torch
 
 from cnn_denoise import mixer, params, spec
 from cnn_denoise.atomic import atomic_dir, clean_stale, save_torch, write_json
-from cnn_denoise.errors import PipelineError, run_stage
+from cnn_denoise.errors import PipelineError, first_line, run_stage
 
 
 def load_corpus(folder) -> dict:
@@ -24,8 +24,7 @@ def load_corpus(folder) -> dict:
     except FileNotFoundError:
         raise PipelineError(f"{path}: no corpus; run dvc repro (the speech_corpus stage writes it)") from None
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PipelineError(f"{path} is not a corpus ({reason}); run dvc repro -f speech_corpus") from None
+        raise PipelineError(f"{path} is not a corpus ({first_line(exc)}); run dvc repro -f speech_corpus") from None
 
 
 def about(s, rate: int) -> dict:

@@ -4,12 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import REPO, free_port
+from helpers import REPO, free_port, wait_healthy
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core already: one thread each (before torch loads)
@@ -55,17 +53,8 @@ def mlflow_server(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        if not wait_healthy(url, proc, 60):
+            raise RuntimeError(f"mlflow server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

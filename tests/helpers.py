@@ -4,7 +4,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.parse
@@ -36,9 +35,26 @@ def zip_of(path, members: dict[str, bytes]):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from cnn_denoise.procs import free_port as free
+
+    return free()
+
+
+def wait_healthy(url: str, proc, seconds: float) -> bool:
+    """Poll url/health until it answers 200 (True), or until proc exits or `seconds` pass (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
 
 
 # ---- end-to-end helpers: a temporary copy of the project, driven through DVC's CLI ----

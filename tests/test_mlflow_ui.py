@@ -4,11 +4,10 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import REPO, free_port
+from helpers import REPO, free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -48,16 +47,7 @@ def test_one_worker_on_the_port_asked_and_gone_after_ctrl_c(tmp_path):
         start_new_session=True,  # its own group, as a terminal's Ctrl-C reaches it
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the UI did not start"
-            time.sleep(0.5)
+        assert wait_healthy(f"http://127.0.0.1:{port}", proc, 120), "the UI did not start"
         time.sleep(3)  # anything it starts late (a job runner) has started by now
         pids = group(proc.pid)
         print(f"make mlflow-ui: {len(pids)} processes, {rss_mib(pids):.0f} MiB RSS")

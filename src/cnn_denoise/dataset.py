@@ -18,7 +18,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 import torch
 
-from .errors import PipelineError
+from .errors import PipelineError, first_line
 from .spec import MAX_SAMPLES
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".tar", ".torch")
@@ -44,9 +44,8 @@ def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> bytes:
                     )
                 out.write(chunk)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineError(
-            f"{path}: member {info.filename!r} is corrupt ({reason}); fix data.url or re-download"
+            f"{path}: member {info.filename!r} is corrupt ({first_line(exc, limit=None)}); fix data.url or re-download"
         ) from exc
     return out.getvalue()
 
@@ -261,9 +260,8 @@ def load_split(path) -> dict:
     except FileNotFoundError:
         raise PipelineError(f"{path}: no such split file; run dvc repro (the split stage writes it)") from None
     except Exception as exc:  # not a torch file, or one holding code (weights_only refuses it)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise PipelineError(
-            f"{path} is not a split file ({reason}); run dvc repro -f split to write it again"
+            f"{path} is not a split file ({first_line(exc)}); run dvc repro -f split to write it again"
         ) from None
     if not (isinstance(obj, dict) and set(obj) == {"x", "y"}):
         raise PipelineError(

@@ -5,8 +5,8 @@ class PipelineError(Exception):
     """Bad input or a failed step; the message names the problem and the fix."""
 
 
-def first_line(exc: BaseException, limit: int = 200, default: str | None = None) -> str:
-    """The first line of an exception's message, cut at `limit` characters (the exception's
+def first_line(exc: BaseException, limit: int | None = 200, default: str | None = None) -> str:
+    """The first line of an exception's message, cut at `limit` characters (None: whole; the exception's
     type name when it has none, or `default`): what a one-line error quotes of a library's error."""
     lines = str(exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__ if default is None else default)[:limit]

@@ -22,7 +22,7 @@ class Stream:
     forward does. The lab's CNN has S = 1 and no lag: each block comes back as long as it went in."""
 
     def __init__(self, model, channels: int):
-        self.model, self.run = model, getattr(model, "causal", model)
+        self.run = getattr(model, "causal", model)
         self.step, self.lag = getattr(model, "stride", 1), getattr(model, "latency", 0)
         keep = -(-(model.receptive_field - 1) // self.step) * self.step  # whole frames of context
         self.context = torch.zeros(channels, model.features[0], keep)

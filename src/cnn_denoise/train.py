@@ -219,12 +219,13 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     generator = torch.Generator().manual_seed(t.seed)
 
     seen = torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:RECORDED].sort().values
+    x_seen, y_seen = (x, y) if len(x) <= RECORDED else (x[seen], y[seen])  # gathered once, not every epoch
 
     def record(epoch):
         model.eval()
         row = {
             "epoch": epoch,
-            "train_l1": model_scores(model, x[seen], y[seen])["l1"],
+            "train_l1": model_scores(model, x_seen, y_seen)["l1"],
             "test_l1": model_scores(model, x_test, y_test)["l1"],
         }
         model.train()
