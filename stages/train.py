@@ -79,6 +79,8 @@ def main(argv=None):
                 f"{start['residual_rms']:.3g})",
                 file=sys.stderr,
             )
+    if t.init == spec.FILTERBANK:
+        model.start_as_filterbank()
     test_set = load_split(args.test_set)
     history = fit(model, train_set, test_set, t, device, on_epoch=tracking.epoch_hook())
     if t.loss == spec.SI_SDR and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:

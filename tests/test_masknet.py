@@ -64,3 +64,46 @@ def test_calibrate_gain_brings_the_output_to_the_speechs_level():
     assert gain == pytest.approx(0.37, rel=0.05)
     out = net(x).detach()
     assert (out * y).sum() / out.square().sum() == pytest.approx(1.0, rel=1e-4)  # no gain left to take
+
+
+def test_filterbank_start_passes_the_input_through_at_half_gain():
+    """train.init filterbank: analysis then synthesis reconstruct the input exactly, so with the
+    mask at 1/2 (its weights zero) the untrained network is x / 2, lagged or not."""
+    torch.manual_seed(0)
+    net = MaskNet(stride=8, filters=32, width=5, taps=3, dilations=[1, 2], input_scale=30.0).double()
+    net.start_as_filterbank()
+    with torch.no_grad():
+        net.mask.zero_()
+    x = torch.randn(2, 1, 333, dtype=torch.float64)  # not a whole number of frames
+    torch.testing.assert_close(net(x), x / 2)
+    lagged = net.causal(x)
+    torch.testing.assert_close(lagged[..., net.latency :], x[..., : -net.latency] / 2)
+    assert lagged[..., : net.latency].abs().max() < 1e-12  # before its first frame: nothing
+
+
+def test_filterbank_start_analyses_with_the_dct_of_windowed_frames():
+    """Its features are the positive and negative parts of SciPy's orthonormal DCT-II of each
+    frame under a square-root Hann window."""
+    import numpy as np
+    import scipy.fft
+
+    net = MaskNet(stride=4, filters=16, width=3, taps=2, dilations=[1]).double()
+    net.start_as_filterbank()
+    L, x = 8, np.random.default_rng(0).standard_normal(40)
+    window = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(L) / L))
+    padded = np.pad(x, (L - 4, 0))
+    frames = np.stack([padded[t * 4 : t * 4 + L] for t in range(10)])
+    coefficients = scipy.fft.dct(frames * window, norm="ortho", axis=1)
+    E = (
+        torch.relu(
+            torch.nn.functional.conv1d(torch.tensor(padded)[None, None], net.enc.permute(2, 1, 0).flip(-1), stride=4)
+        )[0]
+        .T.detach()
+        .numpy()
+    )
+    np.testing.assert_allclose(E, np.maximum(np.concatenate([coefficients, -coefficients], 1), 0), atol=1e-12)
+
+
+def test_filterbank_start_needs_four_filters_per_sample_of_stride():
+    with pytest.raises(ValueError, match="filters = 4 x stride = 16"):
+        MaskNet(stride=4, filters=6, width=3, taps=2, dilations=[1]).start_as_filterbank()

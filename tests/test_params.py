@@ -80,6 +80,15 @@ def edit(tmp_path, change):
             lambda p: p["evaluate"].update(lowpass_hz=20000.0),
             r"evaluate\.lowpass_hz 20000\.0 must be below half data\.sample_rate",
         ),
+        (lambda p: p["train"].update(init="filterbank"), r"train\.init filterbank .* set model\.arch masknet"),
+        (
+            lambda p: (
+                p["train"].update(init="filterbank"),
+                p["model"].update(arch="masknet"),
+                p["model"]["masknet"].update(filters=48),
+            ),
+            r"train\.init filterbank needs model\.masknet\.filters = 4 x stride = 64, not 48",
+        ),  # fmt: skip
     ],
 )
 def test_mistakes_are_named(tmp_path, change, message):

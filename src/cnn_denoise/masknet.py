@@ -16,6 +16,15 @@ output is causal and lags the speech by L samples (the analysis filter's length)
 `forward(x)` is the same shifted back into step with x (the last L samples from zeros
 past the end), what training and evaluation compare with the clean signal.
 
+The untrained network starts from random filters, or (train.init filterbank) with its
+analysis and synthesis as a perfect-reconstruction filter bank: frames under a square-root
+Hann window, the orthonormal DCT of each, every coefficient split into its positive and
+negative part (N = 2L features, so the ReLU loses nothing), and synthesis the transpose.
+Then the untrained network, whose mask starts near 1/2, passes its input through at half
+gain: its SI-SDR is the input's from the first step, and training only has to learn what to
+take away. Started from random filters it must first learn to pass speech at all, and in
+the same minutes of training it ends well behind (bench/README.md).
+
 Working at one frame per S samples makes the dilated layers S times cheaper than at the
 full rate, so they can reach back about a second. Input and output are (batch, 1, n).
 """
@@ -66,6 +75,22 @@ class MaskNet(nn.Module):
         """Input samples (this one and the past) that reach one sample of `causal`'s output."""
         frames = 1 + sum((self.taps - 1) * d for d in self.dilations)
         return (frames + 1) * self.stride + self.latency
+
+    @torch.no_grad()
+    def start_as_filterbank(self) -> None:
+        """Analysis and synthesis as the perfect-reconstruction filter bank of the module's
+        docstring (needs filters = 4 stride); the other weights stay as they are."""
+        L = 2 * self.stride
+        if self.filters != 2 * L:
+            raise ValueError(f"a filter bank start needs filters = 4 x stride = {2 * L}, not {self.filters}")
+        n = torch.arange(L, dtype=torch.float64)
+        window = torch.sqrt(0.5 - 0.5 * torch.cos(2 * torch.pi * n / L))  # w^2 at a hop of L/2 sums to 1
+        k = n[:, None]
+        dct = torch.sqrt(torch.where(k == 0, 1.0, 2.0).double() / L) * torch.cos(torch.pi * (n[None, :] + 0.5) * k / L)
+        atoms = dct * window  # atoms[k, j]: coefficient k of a frame's sample j (in time order)
+        split = torch.cat([atoms, -atoms])  # (N, L): each coefficient's positive, then negative part
+        self.enc.copy_(split.T.flip(0)[:, None, :])  # enc[K - 1 - j]: tap K - 1 - j meets the frame's sample j
+        self.dec.copy_(split)
 
     @torch.no_grad()
     def rescale(self, gain: float) -> None:

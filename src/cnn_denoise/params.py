@@ -222,6 +222,13 @@ class Params(_Strict):
             raise ValueError("train.init linear starts the lab's CNN as a filter; with model.arch masknet use xavier")
         if self.train.init == spec.LINEAR and (why := spec.linear_start_problem(m.taps, m.features, m.last_activation)):
             raise ValueError(why)
+        if self.train.init == spec.FILTERBANK and m.arch != spec.MASKNET:
+            raise ValueError("train.init filterbank starts the masking CNN's filter banks; set model.arch masknet")
+        if self.train.init == spec.FILTERBANK and m.masknet.filters != 4 * m.masknet.stride:
+            raise ValueError(
+                f"train.init filterbank needs model.masknet.filters = 4 x stride = {4 * m.masknet.stride}, "
+                f"not {m.masknet.filters}; set filters so, or train.init xavier"
+            )
         if self.evaluate.lowpass_hz >= self.data.sample_rate / 2:
             raise ValueError(
                 f"evaluate.lowpass_hz {self.evaluate.lowpass_hz} must be below half data.sample_rate "

@@ -30,7 +30,8 @@ ARCHS = (CNN, MASKNET)
 
 # where the weights start (train.init)
 XAVIER = "xavier"  # the course's xavier_normal_; LINEAR: the least-squares filter (warmstart.py)
-INITS = (XAVIER, LINEAR)
+FILTERBANK = "filterbank"  # masknet: analysis and synthesis as a perfect-reconstruction filter bank
+INITS = (XAVIER, LINEAR, FILTERBANK)
 
 CPU, CUDA = "cpu", "cuda"
 DEVICES = (AUTO, CPU, CUDA)
