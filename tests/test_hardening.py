@@ -308,6 +308,33 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
         run_stage(broken)
 
 
+@pytest.mark.parametrize(("returned", "code"), [("0", 0), ("None", 0), ("1", 1), ("raise_error()", 1)])
+def test_a_stage_exits_fast_with_its_code_its_threads_and_atexit_done(tmp_path, returned, code):
+    """run_stage(fast_exit=True), a stage script's last line, skips the interpreter's teardown only:
+    the exit status, stderr, a non-daemon thread's and an idle executor's end, atexit's handlers."""
+    script = (
+        "import atexit, concurrent.futures, threading, time\n"
+        "from pathlib import Path\n"
+        "from cnn_denoise.errors import PipelineError, run_stage\n"
+        f"out = Path({str(tmp_path)!r})\n"
+        "atexit.register(lambda: (out / 'atexit').write_text('ran'))\n"
+        "def raise_error():\n"
+        "    raise PipelineError('bad input; fix it')\n"
+        "def main():\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.5), (out / 'thread').write_text('done'))).start()\n"
+        "    pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "    pool.submit(lambda: None).result()\n"
+        f"    return {returned}\n"
+        "run_stage(main, fast_exit=True)\n"
+        "(out / 'after').write_text('run_stage returned')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr == ("error: bad input; fix it\n" if returned == "raise_error()" else "")
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "done"
+    assert not (tmp_path / "after").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "args", "blocked"),
     [

@@ -9,6 +9,7 @@ them side by side. A run whose process died (killed, machine restarted) is marke
 the next process on the same machine that opens the store.
 """
 
+import contextlib
 import hashlib
 import math
 import os
@@ -38,10 +39,18 @@ def reap(client, exp_id: str) -> None:
                 client.set_terminated(run.info.run_id, status="KILLED")
 
 
+_opened: dict[str, object] = {}  # tracking URI -> mlflow, for this process
+
+
 def _open():
-    mlflow, exp_id = open_store()
-    reap(mlflow.MlflowClient(), exp_id)
-    return mlflow
+    """MLflow on the store, opened once a process: evaluate logs its run and the baselines'
+    (a second MlflowClient builds its SQL store again), and a process reaps once."""
+    uri = tracking_uri()
+    if uri not in _opened:
+        mlflow, exp_id = open_store()
+        reap(mlflow.MlflowClient(), exp_id)
+        _opened[uri] = mlflow
+    return _opened[uri]
 
 
 def _log_datasets(mlflow, splits: dict) -> None:
@@ -67,14 +76,13 @@ def _signature():
     return ModelSignature(inputs=audio, outputs=audio)
 
 
-def _log_model(mlflow, model_path, tags: dict) -> None:
-    """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
-    version of REGISTERED_MODEL that says which run, experiment and commit made it."""
+def _log_pyfunc(mlflow, model_path):
+    """mlflow.pyfunc.log_model of the checkpoint, requiring this environment's torch, numpy, scipy."""
     import numpy as np
     import scipy
     import torch
 
-    info = mlflow.pyfunc.log_model(
+    return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("mlflow_model.py")),
         artifacts={"checkpoint": str(model_path)},
@@ -88,6 +96,31 @@ def _log_model(mlflow, model_path, tags: dict) -> None:
         ],
         registered_model_name=REGISTERED_MODEL,
     )
+
+
+@contextlib.contextmanager
+def _requirements_unchecked():
+    """MLflow checks a model's pip requirements against this environment by mapping every
+    installed distribution to its modules, a large part of logging a model (bench/README.md);
+    ours are this environment's own versions, so the check cannot find a mismatch."""
+    from mlflow.utils import environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None:  # another MLflow: nothing to skip
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = check
+
+
+def _log_model(mlflow, model_path, tags: dict) -> None:
+    """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
+    version of REGISTERED_MODEL that says which run, experiment and commit made it."""
+    with _requirements_unchecked():
+        info = _log_pyfunc(mlflow, model_path)
     version = info.registered_model_version
     if version is not None:
         client = mlflow.MlflowClient()
