@@ -39,18 +39,23 @@ def reap(client, exp_id: str) -> None:
                 client.set_terminated(run.info.run_id, status="KILLED")
 
 
-_opened: dict[str, object] = {}  # tracking URI -> mlflow, for this process
+_opened: dict[str, str] = {}  # tracking URI -> the experiment's id, for this process
 
 
 def _open():
-    """MLflow on the store, opened once a process: evaluate logs its run and the baselines'
-    (a second MlflowClient builds its SQL store again), and a process reaps once."""
+    """MLflow on the store, opened and reaped once a process: evaluate logs its run and the
+    baselines' (opening again builds MLflow's SQL store again); pointed at it every time."""
     uri = tracking_uri()
     if uri not in _opened:
         mlflow, exp_id = open_store()
         reap(mlflow.MlflowClient(), exp_id)
-        _opened[uri] = mlflow
-    return _opened[uri]
+        _opened[uri] = exp_id
+        return mlflow
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=_opened[uri])
+    return mlflow
 
 
 def _log_datasets(mlflow, splits: dict) -> None:
