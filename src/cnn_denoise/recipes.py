@@ -15,6 +15,7 @@ import contextlib
 import copy
 import io
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -269,6 +270,8 @@ def main(argv=None) -> int:
         taken = existing_experiments()
         variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
     cmds = commands(variants, args.jobs, args.temp, args.force)
+    if len(cmds) > 1 and not args.dry_run:
+        share_cores(args.jobs)
     for cmd in cmds:
         print("+ " + shlex.join(cmd), file=sys.stderr)
         if not args.dry_run and (_dvc(cmd) if len(cmds) > 1 else subprocess.run(cmd).returncode) != 0:
@@ -285,6 +288,15 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def share_cores(jobs: int) -> None:
+    """Give each of the `jobs` experiments a sweep runs at once its share of the cores this process
+    may use, as OMP_NUM_THREADS (read by torch at start; the queue's workers and their stages
+    inherit it), unless it is set: a torch process takes every core, and two of them at once on
+    two cores spend CPU switching and waiting between their threads (bench/README.md)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max(1, jobs)))
 
 
 def _dvc(cmd: list[str]) -> int:
