@@ -1,11 +1,12 @@
 """The runs: one per trained model, one per baseline, read back for comparing.
 
-train opens the run, named after the DVC experiment (or `workspace@<commit>`), and tags it
-with the SHA-256 of the model file it wrote; evaluate finds that run by the same hash and
-adds the final metrics to it. The baselines (zeros, the noisy input, the least-squares
-filter, the ideal low-pass) are runs of their own, tagged kind=baseline, logged once per
-dataset and setting and reused, under the same metric names as the CNN runs, so charts put
-them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
+log_training opens the run, named after the DVC experiment (or `workspace@<commit>`), and tags
+it with the SHA-256 of the model file; log_evaluation finds that run by the same hash and adds
+the final metrics to it. The evaluate stage calls both, from the train stage's model and
+history, so a pipeline opens the store in one process. The baselines (zeros, the noisy input,
+the least-squares filter, the ideal low-pass) are runs of their own, tagged kind=baseline,
+logged once per dataset and setting and reused, under the same metric names as the CNN runs,
+so charts put them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
 the next process on the same machine that opens the store.
 """
 
