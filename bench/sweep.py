@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_STAGES = ["split", "speech_matrix", "speech_train"]
+MODEL_STAGES = ("train", "evaluate")  # what each experiment runs
 NAMES = [v["name"] for v in yaml.safe_load((ROOT / "recipes" / "sweep.yaml").read_text())["variants"]]
 
 
@@ -91,10 +91,11 @@ def main() -> int:
             run(["git", "clone", "-q", str(ROOT), str(clone)], work, base_env)
             run(["git", "checkout", "-q", rev], clone, base_env)
             envs[name] = dict(base_env, PYTHONPATH=str(clone / "src"))
-            # every data stage an experiment checks out (evaluate reads data/speech/matrix; exp run
-            # reproduces speech_train too): else the first round also makes the speech data
-            print(f"{name} ({rev}): dvc repro {' '.join(DATA_STAGES)}", file=sys.stderr)
-            run(["dvc", "repro", *DATA_STAGES], clone, dict(envs[name], CNN_DENOISE_TRACKING="off"))
+            # every stage that is not the model's (the data, the speech sets evaluate reads, the
+            # baselines), as `make repro` leaves them: else the first round also makes them
+            stages = [s for s in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"] if s not in MODEL_STAGES]
+            print(f"{name} ({rev}): dvc repro {' '.join(stages)}", file=sys.stderr)
+            run(["dvc", "repro", *stages], clone, dict(envs[name], CNN_DENOISE_TRACKING="off"))
             clones[name] = clone
         results["fit_s"] = arithmetic(clones["after"], args.epochs)
         print(f"training arithmetic: {results['fit_s']}", file=sys.stderr)
