@@ -2,8 +2,8 @@
 
     python bench/sweep.py [BEFORE] [AFTER] [--rounds 2] [--epochs 5]
 
-Each commit is cloned into a temporary folder (its data made once: dvc repro split, tracking
-off), then `python -m cnn_denoise.recipes run sweep -S train.epochs=E -S train.seed=S` (make
+Each commit is cloned into a temporary folder (its data made once: dvc repro of the data
+stages, tracking off), then `python -m cnn_denoise.recipes run sweep -S train.epochs=E -S train.seed=S` (make
 sweep, queued, two at a time, tracked in the clone's SQLite store) runs there, the commits
 taking turns, each round with seeds never used before so DVC's run cache restores nothing.
 Beside the rates: the training arithmetic, each variant's fit() timed in this process, one at
@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_STAGES = ("train", "evaluate")  # what each experiment runs
 NAMES = [v["name"] for v in yaml.safe_load((ROOT / "recipes" / "sweep.yaml").read_text())["variants"]]
 
 
@@ -82,15 +83,19 @@ def main() -> int:
         for name, rev in (("before", args.before), ("after", args.after))
     }
     clones, envs = {}, {}
-    results = {"revs": revs, "epochs": args.epochs, "cpus": os.cpu_count(), "sweeps": []}
+    cpus = len(os.sched_getaffinity(0))  # those it may run on (taskset), not the machine's
+    results = {"revs": revs, "epochs": args.epochs, "cpus": cpus, "sweeps": []}
     try:
         for name, rev in revs.items():
             clone = work / name
             run(["git", "clone", "-q", str(ROOT), str(clone)], work, base_env)
             run(["git", "checkout", "-q", rev], clone, base_env)
             envs[name] = dict(base_env, PYTHONPATH=str(clone / "src"))
-            print(f"{name} ({rev}): dvc repro split", file=sys.stderr)
-            run(["dvc", "repro", "split"], clone, dict(envs[name], CNN_DENOISE_TRACKING="off"))
+            # every stage that is not the model's (the data, the speech sets evaluate reads, the
+            # baselines), as `make repro` leaves them: else the first round also makes them
+            stages = [s for s in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"] if s not in MODEL_STAGES]
+            print(f"{name} ({rev}): dvc repro {' '.join(stages)}", file=sys.stderr)
+            run(["dvc", "repro", *stages], clone, dict(envs[name], CNN_DENOISE_TRACKING="off"))
             clones[name] = clone
         results["fit_s"] = arithmetic(clones["after"], args.epochs)
         print(f"training arithmetic: {results['fit_s']}", file=sys.stderr)

@@ -11,6 +11,7 @@ wide-band PESQ and DNSMOS (PESQ cannot hear the lab's 14-15.5 kHz noise: not rep
 """
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -22,13 +23,7 @@ from cnn_denoise import model as cnn
 from cnn_denoise.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import PipelineError, run_stage
-from cnn_denoise.metrics import model_scores, predict, scores
-
-
-def measures_of(pred, x, y, sample_rate):
-    """Every measure of one system's outputs on the test set."""
-    return {**scores(pred, y), **quality.measures(pred, x, y, sample_rate)}
-
+from cnn_denoise.metrics import model_scores, predict
 
 DIGITS = 6  # significant digits kept: the same bytes on every machine of a kind (STOI varies in the 16th)
 SHOWN = {"train": ("l1", "l1_sum"), "test": ("l1", "l1_sum", "si_sdr_db", "snr_gain_db", "stoi")}
@@ -98,7 +93,7 @@ def score_sets(sets: dict, model, h, rate) -> dict:
         }
         row = dict(info)
         for system, pred in systems.items():
-            m = measures_of(pred, x, y, rate)
+            m = quality.all_measures(pred, x, y, rate)
             if name != "lab":
                 m.update(measures.perceptual(pred, y, rate))
             row[system] = m
@@ -127,6 +122,35 @@ def write_reports(folder, model, h, test, outputs, ev, rate, full):
             report.response_figure(tmp / "filters.png", model.layers[0].H.detach().double().numpy(), h.numpy(), rate)
 
 
+BASELINES = ("zeros", "noisy", "linear", "lowpass")  # in eval.json's order
+
+
+def read_baselines(path, lowpass_hz: float, rate: int, recordings: int) -> dict:
+    """The baselines stage's measures, {zeros, noisy, lowpass: measures}, checked to be of this
+    test set's size and these params."""
+    try:
+        saved = json.loads(Path(path).read_text())
+        made = (saved["lowpass_hz"], saved["sample_rate"], saved["recordings"])
+        fixed = {name: dict(saved["baselines"][name]) for name in ("zeros", "noisy", "lowpass")}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{path} is not the baselines stage's output ({exc}); run dvc repro baselines") from None
+    if made != (lowpass_hz, rate, recordings):
+        raise PipelineError(
+            f"{path} was measured at {made[0]} Hz low-pass, {made[1]} Hz, {made[2]} recordings, not "
+            f"{lowpass_hz}, {rate}, {recordings}; run dvc repro baselines"
+        )
+    return fixed
+
+
+def read_history(path) -> list[dict]:
+    """The train stage's metrics/history.csv as its rows: {epoch: int, train_l1: float, ...}."""
+    try:
+        with open(path, newline="") as f:
+            return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (ValueError, TypeError, csv.Error) as exc:
+        raise PipelineError(f"{path} is not the train stage's history ({exc}); run dvc repro train") from None
+
+
 # the least-squares filter has the CNN's receptive field up to this many taps: a masknet reaches
 # back a second, and its normal equations would grow with the square of that
 LINEAR_MAX_TAPS = 1024
@@ -139,29 +163,33 @@ def main(argv=None):
     parser.add_argument("test_set")
     parser.add_argument("metrics_out")
     parser.add_argument("reports_out", help="folder for WAVs and figures")
+    parser.add_argument("--history", help="the train stage's per-epoch losses (CSV): log the model's training run too")
+    parser.add_argument("--baselines", help="the baselines stage's measures (JSON), else measured here")
     args = parser.parse_args(argv)
     clean_stale(args.metrics_out, args.reports_out)
     p = params.load()
     check_writable(args.metrics_out, Path(args.reports_out) / "measures.json")  # before the work, not after
     ev, rate = p.evaluate, p.data.sample_rate
     model = cnn.load(args.model)
+    history = read_history(args.history) if args.history else None
     train, test = load_split(args.train_set), load_split(args.test_set)
     taps = min(model.receptive_field, LINEAR_MAX_TAPS)
     h = baselines.fit_fir(train["x"], train["y"], taps)
-    gain = baselines.fit_gain(baselines.ideal_lowpass(train["x"], ev.lowpass_hz, rate), train["y"])
     x, y = test["x"], test["y"]
-    outputs = {
-        "cnn": predict(model, x),
-        "zeros": torch.zeros_like(y),
-        "noisy": x,
-        "linear": baselines.apply_fir(h, x),
-        "lowpass": gain * baselines.ideal_lowpass(x, ev.lowpass_hz, rate),
-    }
+    if args.baselines:  # the baselines stage measured those that do not depend on the CNN
+        fixed = read_baselines(args.baselines, ev.lowpass_hz, rate, len(y))
+    else:
+        fixed = {
+            name: quality.all_measures(out, x, y, rate)
+            for name, out in baselines.model_free(train, test, ev.lowpass_hz, rate).items()
+        }
+    outputs = {"cnn": predict(model, x), "linear": baselines.apply_fir(h, x)}
+    measured = {"linear": quality.all_measures(outputs["linear"], x, y, rate)}
     full = rounded(
         {
             "train": model_scores(model, train["x"], train["y"]),
-            "test": measures_of(outputs["cnn"], x, y, rate),
-            "baselines": {name: measures_of(out, x, y, rate) for name, out in outputs.items() if name != "cnn"},
+            "test": quality.all_measures(outputs["cnn"], x, y, rate),
+            "baselines": {name: {**fixed, **measured}[name] for name in BASELINES},
         }
     )
     if ev.sets:
@@ -175,6 +203,14 @@ def main(argv=None):
     print("L1: " + json.dumps(summary), file=sys.stderr)
 
     def log():
+        if history is not None:  # the train stage's run: logged here, where the store is opened anyway
+            tracking.log_training(
+                params.flatten(p.model_dump(include={"model", "train"})),
+                history,
+                args.model,
+                args.history,
+                splits={"train": args.train_set, "test": args.test_set},
+            )
         evaluation = {k: full[k] for k in ("train", "test", "sets") if k in full}  # sets: a test matrix
         tracking.log_evaluation(args.model, evaluation, args.reports_out, full["baselines"])
         settings = {"linear": {"taps": taps}, "lowpass": {"cutoff_hz": ev.lowpass_hz}}
@@ -184,8 +220,8 @@ def main(argv=None):
             tracking.file_sha256(args.train_set)[:16] + tracking.file_sha256(args.test_set)[:16],
         )
 
-    return tracking.guarded("logging evaluation", log)
+    return tracking.guarded("logging evaluation" if history is None else "logging training and evaluation", log)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, fast_exit=True)

@@ -26,4 +26,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, fast_exit=True)

@@ -69,7 +69,7 @@ SPEECH_SMALL = {
     "speech.matrix.segments": 2,
     "speech.matrix.bands": [[0.0, 10.0]],
 }
-STAGES = ("fetch", "unzip", "split", "train", "evaluate")
+STAGES = ("fetch", "unzip", "split", "train", "baselines", "evaluate")
 
 
 def rest(url, endpoint, body=None, **query):

@@ -250,10 +250,14 @@ def one_stage_case(name, tmp_path):
         )
     (tmp_path / "model.pt").write_bytes(b"not a checkpoint")
     out = tmp_path / "metrics" / "eval.json"
+    if name == "baselines":
+        (tmp_path / "bad.pt").write_bytes(b"not a split")
+        out = tmp_path / "data" / "baselines.json"
+        return [train, tmp_path / "bad.pt", out], "bad.pt is not a split file (", out
     return [tmp_path / "model.pt", train, test, out, tmp_path / "reports"], "is not a model checkpoint", out
 
 
-STAGES = ["fetch", "unzip", "split", "train", "evaluate"]
+STAGES = ["fetch", "unzip", "split", "train", "baselines", "evaluate"]
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -306,6 +310,33 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
     monkeypatch.setenv("CNN_DENOISE_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         run_stage(broken)
+
+
+@pytest.mark.parametrize(("returned", "code"), [("0", 0), ("None", 0), ("1", 1), ("raise_error()", 1)])
+def test_a_stage_exits_fast_with_its_code_its_threads_and_atexit_done(tmp_path, returned, code):
+    """run_stage(fast_exit=True), a stage script's last line, skips the interpreter's teardown only:
+    the exit status, stderr, a non-daemon thread's and an idle executor's end, atexit's handlers."""
+    script = (
+        "import atexit, concurrent.futures, threading, time\n"
+        "from pathlib import Path\n"
+        "from cnn_denoise.errors import PipelineError, run_stage\n"
+        f"out = Path({str(tmp_path)!r})\n"
+        "atexit.register(lambda: (out / 'atexit').write_text('ran'))\n"
+        "def raise_error():\n"
+        "    raise PipelineError('bad input; fix it')\n"
+        "def main():\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.5), (out / 'thread').write_text('done'))).start()\n"
+        "    pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "    pool.submit(lambda: None).result()\n"
+        f"    return {returned}\n"
+        "run_stage(main, fast_exit=True)\n"
+        "(out / 'after').write_text('run_stage returned')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr == ("error: bad input; fix it\n" if returned == "raise_error()" else "")
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "done"
+    assert not (tmp_path / "after").exists()
 
 
 @pytest.mark.parametrize(
@@ -451,6 +482,41 @@ def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     assert (
         metrics["linear"]["l1_sum"] == 0.0 and metrics["test"]["si_sdr_db"] is None and metrics["test"]["stoi"] is None
     )
+
+
+def test_evaluate_with_the_baselines_stage_reports_the_same_and_refuses_other_params(tmp_path, stage):
+    """evaluate --baselines (the baselines stage's zeros, noisy input and low-pass, measured once
+    per dataset) writes the same eval.json and reports/measures.json as evaluate measuring them
+    itself; a file measured with another low-pass is refused in one line, no output written."""
+    d = tmp_path / "split"
+    d.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for name, q in (("train", 8), ("test", 4)):
+        y = torch.randn(q, 1, 16000, generator=gen) * 1e-3
+        torch.save({"x": y + torch.randn(q, 1, 16000, generator=gen) * 1e-4, "y": y}, d / f"{name}.pt")
+    write_params_copy(
+        tmp_path, **{"train.epochs": 1, "train.batch_size": 4, "model.taps": [8, 8], "evaluate.examples": 1}
+    )
+    splits = (d / "train.pt", d / "test.pt")
+    trained = stage("train", *splits, tmp_path / "m.pt", tmp_path / "h.csv", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    measured = stage("baselines", *splits, tmp_path / "b.json", cwd=tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    results = {}
+    for how, extra in (("here", []), ("stage", ["--baselines", tmp_path / "b.json"])):
+        done = stage("evaluate", tmp_path / "m.pt", *splits, tmp_path / how / "e.json", tmp_path / how / "r", *extra,
+                     cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        results[how] = [(tmp_path / how / f).read_bytes() for f in ("e.json", "r/measures.json")]
+    assert results["stage"] == results["here"]
+    assert set(json.loads(results["here"][1])["baselines"]) == {"zeros", "noisy", "linear", "lowpass"}
+    write_params_copy(tmp_path, **{"evaluate.lowpass_hz": 3000.0})
+    out = tmp_path / "other" / "e.json"
+    refused = stage(
+        "evaluate", tmp_path / "m.pt", *splits, out, tmp_path / "other" / "r", "--baselines", tmp_path / "b.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert_refused(refused, "was measured at 2000.0 Hz low-pass", out)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_the_metrics(project):
     repo, env, first = project
-    assert ran(first) == ["fetch", "unzip", "split", "train", "evaluate"]
+    assert ran(first) == ["fetch", "unzip", "split", "train", "baselines", "evaluate"]
     metrics = json.loads((repo / "metrics/eval.json").read_text())
     full = json.loads((repo / "reports/measures.json").read_text())
     assert set(metrics) == {"train", "test", "linear"} and set(metrics["train"]) == {"l1", "l1_sum"}
@@ -121,11 +121,11 @@ def test_second_repro_runs_nothing_and_params_rerun_only_what_they_affect(projec
     assert ran(sh(["dvc", "repro"], repo, env)) == []
     before = (repo / "data/split/test.pt").read_bytes()
     set_params(repo, **{"train.epochs": 1})
-    assert ran(sh(["dvc", "repro"], repo, env)) == ["train", "evaluate"]
+    assert ran(sh(["dvc", "repro"], repo, env)) == ["train", "evaluate"]  # the baselines stay: same data
     assert (repo / "data/split/test.pt").read_bytes() == before
     assert len((repo / "metrics/history.csv").read_text().splitlines()) == 1 + 2
     set_params(repo, **{"data.split_seed": 1})
-    assert ran(sh(["dvc", "repro"], repo, env)) == ["split", "train", "evaluate"]
+    assert ran(sh(["dvc", "repro"], repo, env)) == ["split", "train", "baselines", "evaluate"]
     assert "up to date" in sh(["dvc", "status"], repo, env).stdout
 
 
@@ -246,7 +246,7 @@ def test_a_zip_replaced_in_sources_is_fetched_again_and_retrained(tmp_path):
     assert "Data and pipelines are up to date" in sh(["dvc", "status"], repo, env).stdout
     (repo / "sources" / "course.zip").write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=2))
     again = sh(["dvc", "repro"], repo, env)
-    assert ran(again) == ["fetch", "unzip", "split", "train", "evaluate"]
+    assert ran(again) == ["fetch", "unzip", "split", "train", "baselines", "evaluate"]
     new_pairs = torch.load(repo / "data/pairs.pt", weights_only=True)
     assert not torch.equal(new_pairs["x"], pairs["x"]) and (repo / "models/model.pt").read_bytes() != model
     assert torch.equal(

@@ -128,6 +128,73 @@ def test_a_real_dvc_exp_run_takes_the_values_and_dollar_name_survives(tmp_path):
     assert old.returncode != 0 and "Interpolation key 'DATA_PASSWORD' not found" in old.stdout + old.stderr
 
 
+@pytest.mark.slow
+def test_a_sweep_queued_from_one_process_gives_each_experiment_its_params(tmp_path):
+    """`recipes run` of a two-variant sweep, which queues, starts the queue and reads its status
+    inside its own process (DVC's CLI called in-process), in a small repository whose stage writes
+    the params and the thread count it saw: each experiment holds its own variant's params and
+    its share of the cores, and the queue's table is told on stderr; failing experiments make the
+    command exit 1."""
+    from helpers import write_params_copy
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
+    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(REPO / "src")
+    write_params_copy(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "sw.yaml").write_text(
+        "description: two\nparams: {train.lr: 0.25}\nvariants:\n"
+        "  - {name: short, params: {train.epochs: 3}}\n  - {name: long, params: {train.epochs: 4}}\n"
+    )
+    (tmp_path / "stage.py").write_text(
+        "import os, yaml\n"
+        "train = yaml.safe_load(open('params.yaml'))['train']\n"
+        "assert train['lr'] > 0.1\n"
+        "yaml.safe_dump({**train, 'threads': os.environ.get('OMP_NUM_THREADS')}, open('seen.yaml', 'w'))\n"
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  show:\n    cmd: python stage.py\n    deps: [stage.py]\n    params: [train]\n"
+        "    outs:\n      - seen.yaml:\n          cache: false\n"
+    )
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    sweep = [sys.executable, "-m", "cnn_denoise.recipes", "run", "sw"]
+    ran = subprocess.run(sweep, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert re.search(r"short +\S+ +\S+ +Success", ran.stderr) and re.search(r"long +\S+ +\S+ +Success", ran.stderr)
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.split()
+    seen = {
+        ref.rsplit("/", 1)[1]: yaml.safe_load(
+            subprocess.run(["git", "show", f"{ref}:seen.yaml"], cwd=tmp_path, capture_output=True, text=True).stdout
+        )
+        for ref in refs
+    }
+    threads = str(max(1, len(os.sched_getaffinity(0)) // 2))  # two at a time (--jobs 2)
+    assert {name: (t["epochs"], t["lr"], t["threads"]) for name, t in seen.items()} == {
+        "short": (3, 0.25, threads),
+        "long": (4, 0.25, threads),
+    }
+    failing = sweep + ["-S", "train.lr=0.05"]  # the stage's assert fails: both experiments fail
+    ran = subprocess.run(failing, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 1 and "Failed" in ran.stderr, ran.stdout + ran.stderr
+
+
+def test_share_cores_splits_the_cores_among_the_jobs_unless_set(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    recipes.share_cores(2)
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    recipes.share_cores(8)
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    recipes.share_cores(2)
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
 def test_a_recipe_run_refuses_dollar_brace_in_params_yaml(tmp_path):
     (tmp_path / "recipes").mkdir()
     text = (REPO / "params.yaml").read_text().replace("url: synthetic", "url: https://me:${DATA_PASSWORD}@h/d.zip")

@@ -68,3 +68,14 @@ def fit_gain(pred: torch.Tensor, y: torch.Tensor) -> float:
     """The scalar g minimising |y - g pred|^2."""
     pred, y = pred.double(), y.double()
     return ((pred * y).sum() / (pred * pred).sum().clamp_min(1e-300)).item()
+
+
+def model_free(train: dict, test: dict, lowpass_hz: float, rate: int) -> dict[str, torch.Tensor]:
+    """The baselines that do not depend on the CNN, as outputs on the test set: zeros, the noisy
+    input unchanged, the ideal low-pass with its gain fitted on the training set."""
+    gain = fit_gain(ideal_lowpass(train["x"], lowpass_hz, rate), train["y"])
+    return {
+        "zeros": torch.zeros_like(test["y"]),
+        "noisy": test["x"],
+        "lowpass": gain * ideal_lowpass(test["x"], lowpass_hz, rate),
+    }

@@ -22,12 +22,35 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_stage(main, interrupted: str = STAGE_INTERRUPTED, out_of_memory: str = STAGE_OUT_OF_MEMORY) -> None:
+def exit_now(code: int) -> None:
+    """Exit with `code` as sys.exit would at the end of a script, less the interpreter's teardown:
+    other threads are stopped and joined and the atexit handlers run as usual, then the process
+    ends without freeing module by module what torch, MLflow and SQLAlchemy loaded: CPU spent for
+    nothing, a sizeable part of a short experiment (bench/README.md). Only for a process that ends."""
+    import atexit
+    import os
+    import sys
+    import threading
+
+    threading._shutdown()  # what Python's own exit does first: executors told to stop, non-daemon threads joined
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can reach it
+            pass
+    os._exit(code)
+
+
+def run_stage(
+    main, interrupted: str = STAGE_INTERRUPTED, out_of_memory: str = STAGE_OUT_OF_MEMORY, fast_exit: bool = False
+) -> None:
     """Run a stage's (or a command's) main(); a PipelineError becomes one line on stderr and exit
     status 1, and so, as a last resort, does any other error (CNN_DENOISE_DEBUG=1 shows its
     traceback). SIGTERM (what `kill` and job schedulers send) is handled like Ctrl-C: temp files
     are removed and an open MLflow run is ended, not left RUNNING. `interrupted` and
-    `out_of_memory` finish those two messages with what to do next."""
+    `out_of_memory` finish those two messages with what to do next. `fast_exit`: end the process
+    with exit_now() instead of raising SystemExit (a stage script's last line, never in a test)."""
     import signal
     import sys
 
@@ -61,4 +84,6 @@ def run_stage(main, interrupted: str = STAGE_INTERRUPTED, out_of_memory: str = S
             file=sys.stderr,
         )
         code = 1
+    if fast_exit:
+        exit_now(code or 0)
     sys.exit(code or 0)

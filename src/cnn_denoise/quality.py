@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 import torch
 
+from .metrics import scores
+
 EPS = 1e-30
 PYSTOI_TOO_SHORT = 1e-5  # what pystoi returns, with a warning, when a recording has fewer than 30 speech frames
 
@@ -68,3 +70,8 @@ def measures(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: 
     before = snr_db(x, y)
     out["snr_gain_db"] = None if out["snr_db"] is None or before is None else out["snr_db"] - before
     return out
+
+
+def all_measures(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> dict:
+    """Every measure of one system's outputs on a set: the lab's losses (metrics.scores) and these."""
+    return {**scores(pred, y), **measures(pred, x, y, sample_rate)}

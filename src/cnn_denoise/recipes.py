@@ -11,8 +11,11 @@ checked against the params schema before anything runs.
 """
 
 import argparse
+import contextlib
 import copy
+import io
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -266,9 +269,12 @@ def main(argv=None) -> int:
     if not args.force:  # a dry run shows the name a run would take
         taken = existing_experiments()
         variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
-    for cmd in commands(variants, args.jobs, args.temp, args.force):
+    cmds = commands(variants, args.jobs, args.temp, args.force)
+    if len(cmds) > 1 and not args.dry_run:
+        share_cores(args.jobs)
+    for cmd in cmds:
         print("+ " + shlex.join(cmd), file=sys.stderr)
-        if not args.dry_run and subprocess.run(cmd).returncode != 0:
+        if not args.dry_run and (_dvc(cmd) if len(cmds) > 1 else subprocess.run(cmd).returncode) != 0:
             return 1
     if args.dry_run:
         return 0
@@ -282,6 +288,24 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def share_cores(jobs: int) -> None:
+    """Give each of the `jobs` experiments a sweep runs at once its share of the cores this process
+    may use, as OMP_NUM_THREADS (read by torch at start; the queue's workers and their stages
+    inherit it), unless it is set: a torch process takes every core, and two of them at once on
+    two cores spend CPU switching and waiting between their threads (bench/README.md)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max(1, jobs)))
+
+
+def _dvc(cmd: list[str]) -> int:
+    """The `dvc ...` command line run in this process, its exit status: a sweep's queueing is a
+    command per experiment, and each as a process of its own spends most of its time starting
+    DVC while no experiment runs yet (bench/README.md)."""
+    from dvc.cli import main as dvc_main
+
+    return dvc_main(cmd[1:])
 
 
 def existing_experiments() -> set[str]:
@@ -323,9 +347,10 @@ def _wait_for_queue() -> int:
 
     while any(s in ("Running", "Queued") for s in _queue_statuses()):
         time.sleep(2)
-    status = subprocess.run(["dvc", "queue", "status"], capture_output=True, text=True).stdout
-    print(status, file=sys.stderr)
-    return 1 if "Failed" in status else 0
+    with contextlib.redirect_stdout(io.StringIO()) as status:  # DVC's table, told on stderr as the rest
+        _dvc(["dvc", "queue", "status"])
+    print(status.getvalue(), file=sys.stderr)
+    return 1 if "Failed" in status.getvalue() else 0
 
 
 def cli(argv=None) -> None:

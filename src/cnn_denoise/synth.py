@@ -20,7 +20,6 @@ import sys
 import zipfile
 
 import numpy as np
-import scipy.signal
 import torch
 from tqdm import tqdm
 
@@ -76,6 +75,8 @@ def draw_speech(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> tupl
 
 def render_speech(draws: tuple) -> np.ndarray:
     """One speech-like recording from its draws: syllables and pauses, band-limited, peak ~1e-3."""
+    import scipy.signal  # here, not above: the train stage reads this module's constants and would pay its import
+
     n, fs, syllables, peak_level = draws
     y = np.zeros(n)
     for pos, length, voice in syllables:
@@ -99,6 +100,8 @@ def band_noise(rng: np.random.Generator, n: int, fs: int = SAMPLE_RATE) -> np.nd
 
 
 def _shape_noise(white: np.ndarray, fs: int) -> np.ndarray:
+    import scipy.signal
+
     sos = scipy.signal.butter(6, NOISE_BAND, btype="bandpass", fs=fs, output="sos")
     noise = scipy.signal.sosfilt(sos, white)[_WARMUP:]
     return noise * (NOISE_RMS / np.sqrt(np.mean(noise**2)))

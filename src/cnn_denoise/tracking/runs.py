@@ -1,14 +1,16 @@
 """The runs: one per trained model, one per baseline, read back for comparing.
 
-train opens the run, named after the DVC experiment (or `workspace@<commit>`), and tags it
-with the SHA-256 of the model file it wrote; evaluate finds that run by the same hash and
-adds the final metrics to it. The baselines (zeros, the noisy input, the least-squares
-filter, the ideal low-pass) are runs of their own, tagged kind=baseline, logged once per
-dataset and setting and reused, under the same metric names as the CNN runs, so charts put
-them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
+log_training opens the run, named after the DVC experiment (or `workspace@<commit>`), and tags
+it with the SHA-256 of the model file; log_evaluation finds that run by the same hash and adds
+the final metrics to it. The evaluate stage calls both, from the train stage's model and
+history, so a pipeline opens the store in one process. The baselines (zeros, the noisy input,
+the least-squares filter, the ideal low-pass) are runs of their own, tagged kind=baseline,
+logged once per dataset and setting and reused, under the same metric names as the CNN runs,
+so charts put them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
 the next process on the same machine that opens the store.
 """
 
+import contextlib
 import hashlib
 import math
 import os
@@ -38,9 +40,22 @@ def reap(client, exp_id: str) -> None:
                 client.set_terminated(run.info.run_id, status="KILLED")
 
 
+_opened: dict[str, str] = {}  # tracking URI -> the experiment's id, for this process
+
+
 def _open():
-    mlflow, exp_id = open_store()
-    reap(mlflow.MlflowClient(), exp_id)
+    """MLflow on the store, opened and reaped once a process: evaluate logs its run and the
+    baselines' (opening again builds MLflow's SQL store again); pointed at it every time."""
+    uri = tracking_uri()
+    if uri not in _opened:
+        mlflow, exp_id = open_store()
+        reap(mlflow.MlflowClient(), exp_id)
+        _opened[uri] = exp_id
+        return mlflow
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=_opened[uri])
     return mlflow
 
 
@@ -67,14 +82,13 @@ def _signature():
     return ModelSignature(inputs=audio, outputs=audio)
 
 
-def _log_model(mlflow, model_path, tags: dict) -> None:
-    """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
-    version of REGISTERED_MODEL that says which run, experiment and commit made it."""
+def _log_pyfunc(mlflow, model_path):
+    """mlflow.pyfunc.log_model of the checkpoint, requiring this environment's torch, numpy, scipy."""
     import numpy as np
     import scipy
     import torch
 
-    info = mlflow.pyfunc.log_model(
+    return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("mlflow_model.py")),
         artifacts={"checkpoint": str(model_path)},
@@ -88,6 +102,31 @@ def _log_model(mlflow, model_path, tags: dict) -> None:
         ],
         registered_model_name=REGISTERED_MODEL,
     )
+
+
+@contextlib.contextmanager
+def _requirements_unchecked():
+    """MLflow checks a model's pip requirements against this environment by mapping every
+    installed distribution to its modules, a large part of logging a model (bench/README.md);
+    ours are this environment's own versions, so the check cannot find a mismatch."""
+    from mlflow.utils import environment
+
+    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if check is None:  # another MLflow: nothing to skip
+        yield
+        return
+    environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    try:
+        yield
+    finally:
+        environment.warn_dependency_requirement_mismatches = check
+
+
+def _log_model(mlflow, model_path, tags: dict) -> None:
+    """The checkpoint as an MLflow model ("models from code": no pickle), registered as a
+    version of REGISTERED_MODEL that says which run, experiment and commit made it."""
+    with _requirements_unchecked():
+        info = _log_pyfunc(mlflow, model_path)
     version = info.registered_model_version
     if version is not None:
         client = mlflow.MlflowClient()
