@@ -21,13 +21,14 @@ against the params schema before a trial runs. The study lives in $OPTUNA_STORAG
 --storage): by default optuna.db, SQLite, in the main clone (one machine); a team points every
 clone at one PostgreSQL database (the team server's `optuna` database) and runs the same
 command on each machine: they all draw trials from the one study until its budget is spent.
-Each trial is `dvc exp run --temp -n <study>-<number>` (a copy of the workspace, so workers never
-share one) and an MLflow run of that name nested under the study's run (same name as the
-study); the train stage reports each epoch's test L1 to Optuna (tracking/trial.py), so the
-pruner stops a poor trial early. With a git remote, finished trials are pushed
-(`dvc exp push`), so any clone can `dvc exp apply` them. A worker killed mid-trial: the trial
-is marked FAILED (at once by a process on its machine, which sees its PID gone; elsewhere by
-Optuna's heartbeat), its processes are stopped, and the other workers go on.
+Each trial is `dvc exp run --temp -n <study>-<number>` (a copy of the workspace, so workers
+never share one; through exprun.py, so that each command runs its own experiment) and an MLflow
+run of that name nested under the study's run (same name as the study); the train stage reports
+each epoch's test L1 to Optuna (tracking/trial.py), so the pruner stops a poor trial early. With
+a git remote, finished trials are pushed (`dvc exp push`), so any clone can `dvc exp apply`
+them. A worker killed mid-trial: the trial is marked FAILED (at once by a process on its
+machine, which sees its PID gone; elsewhere by Optuna's heartbeat), its processes are stopped,
+and the other workers go on.
 """
 
 import argparse
@@ -517,9 +518,12 @@ class Worker:
         env = dict(os.environ, CNN_DENOISE_TRIAL=json.dumps(spec))
         if self.parent:
             env["CNN_DENOISE_PARENT_RUN"] = self.parent
-        cmd = ["dvc", "exp", "run", "--temp", "-n", name, *recipes.set_args({**self.tune.base, **chosen})]
+        # exprun, not dvc itself: DVC's temporary runs started together can swap experiments
+        args = ["exp", "run", "--temp", "-n", name, *recipes.set_args({**self.tune.base, **chosen})]
+        cmd = [sys.executable, "-m", "cnn_denoise.exprun", *args]
         log = self.logs / f"{name}.log"
-        print(f"trial {trial.number}: {shlex.join(cmd)}  (log: {log})", file=sys.stderr)
+        shown = shlex.join(["dvc", *args])
+        print(f"trial {trial.number}: {shown}  (log: {log})", file=sys.stderr)
         with open(log, "w") as out:
             code = subprocess.run(cmd, cwd=main_root(), env=env, stdout=out, stderr=subprocess.STDOUT).returncode
         if code != 0:

@@ -1,0 +1,95 @@
+"""exprun: `dvc exp run --temp -n NAME` commands started together each run their own experiment
+(DVC's own would take whichever stash entry came first: the same one twice, or another's)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from cnn_denoise import exprun
+
+
+def test_refuses_what_is_not_one_named_temporary_run(capsys):
+    assert exprun.main(["exp", "run", "-n", "a"]) == 2
+    assert exprun.main(["exp", "run", "--temp"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: give dvc's arguments for one named temporary run") == 2
+
+
+def _repo(tmp_path) -> dict:
+    """A git and DVC repository whose one stage copies the params it saw (taking a moment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")} | {"DVC_NO_ANALYTICS": "1"}
+    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"x": 0}))
+    (tmp_path / "dvc.yaml").write_text(
+        'stages:\n  show:\n    cmd: python -c "import shutil, time; time.sleep(1); '
+        "shutil.copy('params.yaml', 'seen.yaml')\"\n    params: [x]\n    outs: [{seen.yaml: {cache: false}}]\n"
+    )
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    return env
+
+
+def _stashed(repo) -> list[str]:
+    """The names of the experiments waiting in DVC's temporary-run stash (DVC's own reading)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as r:
+        return sorted(e.name for e in r.experiments.tempdir_queue.stash.stash_revs.values())
+
+
+def _seen(repo, name: str):
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", f"refs/exps/**/{name}"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    if not refs:
+        return None
+    assert len(refs) == 1, refs
+    shown = subprocess.run(["git", "show", f"{refs[0]}:seen.yaml"], cwd=repo, capture_output=True, text=True)
+    return yaml.safe_load(shown.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "cnn_denoise.exprun"], ["dvc"]])
+def test_an_entry_another_process_stashed_is_left_to_it(tmp_path, monkeypatch, command):
+    """Another experiment waits in DVC's stash (its process stashed it and has yet to take it):
+    exprun runs its own and leaves that one; `dvc exp run --temp` itself runs both."""
+    from dvc.repo import Repo
+
+    env = _repo(tmp_path)
+    monkeypatch.chdir(tmp_path)  # DVC resolves the params file from here
+    with Repo(str(tmp_path)) as repo:
+        repo.experiments.queue_one(repo.experiments.tempdir_queue, name="other", params={"params.yaml": ["x=9"]})
+    ran = subprocess.run(
+        [*command, "exp", "run", "--temp", "-n", "mine", "-S", "x=1"], cwd=tmp_path, env=env, capture_output=True,
+        text=True, timeout=240,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert _seen(tmp_path, "mine") == {"x": 1}
+    if command == ["dvc"]:  # the behaviour exprun exists for, so that this test would notice DVC changing it
+        assert _seen(tmp_path, "other") == {"x": 9} and _stashed(tmp_path) == []
+    else:
+        assert _seen(tmp_path, "other") is None and _stashed(tmp_path) == ["other"]
+
+
+@pytest.mark.slow
+def test_three_started_together_each_hold_their_own_params(tmp_path):
+    env = _repo(tmp_path)
+    procs = {
+        x: subprocess.Popen(
+            [sys.executable, "-m", "cnn_denoise.exprun", "exp", "run", "--temp", "-n", f"e{x}", "-S", f"x={x}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for x in (1, 2, 3)
+    }
+    for proc in procs.values():
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out
+    assert [_seen(tmp_path, f"e{x}") for x in (1, 2, 3)] == [{"x": 1}, {"x": 2}, {"x": 3}]
+    assert _stashed(tmp_path) == []  # every entry taken once
