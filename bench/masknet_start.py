@@ -97,7 +97,9 @@ def main() -> int:
         for name, init, lr in STARTS:
             net, steps = trained(p, init, lr, data, args.seconds)
             sets = scores(net, folder)
-            rows.append({"start": name, "steps": steps, "mean_db": round(sum(sets.values()) / len(sets), 2), "sets": sets})
+            rows.append(
+                {"start": name, "steps": steps, "mean_db": round(sum(sets.values()) / len(sets), 2), "sets": sets}
+            )
             print(f"{name:28} {steps:5d} steps  mean SI-SDR change {rows[-1]['mean_db']:+.2f} dB", flush=True)
     result = {
         "rev": rev.stdout.strip(),
