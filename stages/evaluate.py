@@ -163,7 +163,9 @@ def main(argv=None):
     parser.add_argument("test_set")
     parser.add_argument("metrics_out")
     parser.add_argument("reports_out", help="folder for WAVs and figures")
-    parser.add_argument("-H", "--history", help="the train stage's per-epoch losses (CSV): log the model's training run too")
+    parser.add_argument(
+        "-H", "--history", help="the train stage's per-epoch losses (CSV): log the model's training run too"
+    )
     parser.add_argument("-B", "--baselines", help="the baselines stage's measures (JSON), else measured here")
     args = parser.parse_args(argv)
     clean_stale(args.metrics_out, args.reports_out)
