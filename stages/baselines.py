@@ -10,7 +10,7 @@ CNNs on one dataset measures these once, not in every experiment.
 import argparse
 import sys
 
-from cnn_denoise import baselines, params, quality
+from cnn_denoise import params, quality
 from cnn_denoise.atomic import check_writable, clean_stale, write_json
 from cnn_denoise.dataset import load_split
 from cnn_denoise.errors import run_stage
@@ -27,13 +27,10 @@ def main(argv=None):
     check_writable(args.out)
     rate, cutoff = p.data.sample_rate, p.evaluate.lowpass_hz
     train, test = load_split(args.train_set), load_split(args.test_set)
-    x, y = test["x"], test["y"]
-    measured = {
-        name: quality.all_measures(out, x, y, rate)
-        for name, out in baselines.model_free(train, test, cutoff, rate).items()
-    }
-    write_json(args.out, {"lowpass_hz": cutoff, "sample_rate": rate, "recordings": len(y), "baselines": measured})
-    print(f"baselines: {', '.join(measured)} on {len(y)} test recordings", file=sys.stderr)
+    measured = quality.model_free_measures(train, test, cutoff, rate)
+    recordings = len(test["y"])
+    write_json(args.out, {"lowpass_hz": cutoff, "sample_rate": rate, "recordings": recordings, "baselines": measured})
+    print(f"baselines: {', '.join(measured)} on {recordings} test recordings", file=sys.stderr)
 
 
 if __name__ == "__main__":

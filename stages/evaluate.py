@@ -181,10 +181,7 @@ def main(argv=None):
     if args.baselines:  # the baselines stage measured those that do not depend on the CNN
         fixed = read_baselines(args.baselines, ev.lowpass_hz, rate, len(y))
     else:
-        fixed = {
-            name: quality.all_measures(out, x, y, rate)
-            for name, out in baselines.model_free(train, test, ev.lowpass_hz, rate).items()
-        }
+        fixed = quality.model_free_measures(train, test, ev.lowpass_hz, rate)
     outputs = {"cnn": predict(model, x), "linear": baselines.apply_fir(h, x)}
     measured = {"linear": quality.all_measures(outputs["linear"], x, y, rate)}
     full = rounded(

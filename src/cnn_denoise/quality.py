@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import torch
 
+from .baselines import model_free
 from .metrics import scores
 
 EPS = 1e-30
@@ -75,3 +76,10 @@ def measures(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: 
 def all_measures(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, sample_rate: int) -> dict:
     """Every measure of one system's outputs on a set: the lab's losses (metrics.scores) and these."""
     return {**scores(pred, y), **measures(pred, x, y, sample_rate)}
+
+
+def model_free_measures(train: dict, test: dict, lowpass_hz: float, rate: int) -> dict[str, dict]:
+    """all_measures of each model-free baseline (baselines.model_free) on the test set: what the
+    baselines stage writes once per dataset, and what evaluate measures itself without it."""
+    outputs = model_free(train, test, lowpass_hz, rate)
+    return {name: all_measures(out, test["x"], test["y"], rate) for name, out in outputs.items()}
