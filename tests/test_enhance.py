@@ -34,13 +34,14 @@ def test_stream_equals_the_whole_signal_at_once():
 
 
 @pytest.mark.parametrize("n", [501, 512])  # a last frame that zeros complete, and one that ends on a frame's edge
-def test_a_masknet_stream_in_any_blocks_equals_its_forward(n):
-    """Frames of S samples and an output lagging by 2 S: blocks of any length (not whole frames),
-    then flush(), give exactly the whole signal's forward."""
+@pytest.mark.parametrize("centred", [0, 2])
+def test_a_masknet_stream_in_any_blocks_equals_its_forward(n, centred):
+    """Frames of S samples and an output lagging by 2 S (and the centred layers' frames ahead):
+    blocks of any length (not whole frames), then flush(), give exactly the whole signal's forward."""
     torch.manual_seed(0)
     settings = model_settings([40, 40], [1, 5, 1], input_scale=30.0).model_copy(
         update={"arch": "masknet", "masknet": lab_settings("model").masknet.model_copy(
-            update={"stride": 4, "filters": 6, "width": 5, "dilations": [1, 2, 4]})}
+            update={"stride": 4, "filters": 6, "width": 5, "dilations": [1, 2, 4], "centred": centred})}
     )  # fmt: skip
     model = cnn.build(settings, seed=0).double()
     x = torch.randn(2, 1, n, dtype=torch.float64) * 1e-2

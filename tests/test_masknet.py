@@ -3,6 +3,7 @@ a receptive field and latency that bound what reaches an output sample, in step 
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cnn_denoise.filters import mimo_shift
 from cnn_denoise.masknet import MaskNet, dilated
@@ -20,13 +21,16 @@ def test_dilated_is_the_lab_filter_with_zeros_between_its_taps(d):
     torch.testing.assert_close(dilated(X, H, d), mimo_shift(X, stuffed))
 
 
-def small(scale=1.0):
+def small(scale=1.0, centred=0):
     torch.manual_seed(0)
-    return MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], input_scale=scale).double()
+    return MaskNet(
+        stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], input_scale=scale, centred=centred
+    ).double()
 
 
-def test_causal_output_depends_only_on_the_past_and_within_the_receptive_field():
-    net, n, j = small(), 200, 97
+@pytest.mark.parametrize("centred", [0, 2, 4])
+def test_causal_output_depends_only_on_the_past_and_within_the_receptive_field(centred):
+    net, n, j = small(centred=centred), 200, 97
     x = torch.randn(1, 1, n, dtype=torch.float64)
     bumped = x.clone()
     bumped[..., j] += 1.0
@@ -36,12 +40,58 @@ def test_causal_output_depends_only_on_the_past_and_within_the_receptive_field()
     assert where.max() < j + net.receptive_field  # and nothing past the receptive field
 
 
-def test_forward_is_causal_shifted_back_by_the_latency():
-    net = small(scale=30.0)
+@pytest.mark.parametrize("centred", [0, 2])
+def test_forward_is_causal_shifted_back_by_the_latency(centred):
+    net = small(scale=30.0, centred=centred)
     x = torch.randn(3, 1, 160, dtype=torch.float64) * 0.01
     L = net.latency
     longer = torch.nn.functional.pad(x, (0, L))
     torch.testing.assert_close(net(x), net.causal(longer)[..., L:])
+
+
+def centred_by_padding(net: MaskNet, x: torch.Tensor) -> torch.Tensor:
+    """The in-step output written out directly: each centred layer pads its input with d zeros
+    after the end and (K - 1) d - d before, as a non-causal convolution does; nothing delayed.
+    The signal is preceded by silence (zeros, whole frames, enough for every layer's reach)."""
+    S, L, n, before = net.stride, 2 * net.stride, x.shape[-1], 64 * net.stride
+    xs = F.pad(x * net.input_scale, (before + L - S, (-n) % S + L))  # and whole frames past the end
+    E = torch.relu(F.conv1d(xs, net.enc.permute(2, 1, 0).flip(-1), stride=S))
+    Z = torch.einsum("bft,fg->bgt", E, net.inp)
+    for H, d in zip(net.H, net.dilations, strict=True):
+        K, a = H.shape[0], ((H.shape[0] - 1) // 2) * d if d <= net.centred else 0
+        Z = Z + torch.tanh(F.conv1d(F.pad(Z, ((K - 1) * d - a, a)), H.permute(2, 1, 0).flip(-1), dilation=d))
+    M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, net.mask))
+    frames = torch.einsum("bft,fl->blt", E * M, net.dec)
+    y = F.fold(frames, (1, frames.shape[-1] * S + L - S), (1, L), stride=(1, S)).flatten(1)[:, None]
+    y = F.pad(y, (S, 0))[..., before + 2 * S :]  # the silence and the analysis frame's lag taken off
+    return y[..., :n] / net.input_scale
+
+
+@pytest.mark.parametrize("centred", [0, 1, 2, 4])
+def test_centred_layers_are_non_causal_convolutions_in_step(centred):
+    """Computed causally with delays (what a stream needs), the centred network equals the one
+    whose centred layers see the future directly after silence, but for the last frames, whose
+    future the padded zeros stand in for differently."""
+    net = small(scale=30.0, centred=centred)
+    assert net.lookahead == {0: 0, 1: 1, 2: 3, 4: 7}[centred]  # dilations [1, 2, 4], one tap ahead each
+    x = torch.randn(2, 1, 240, dtype=torch.float64) * 0.03
+    keep = 240 - (net.lookahead + 3) * net.stride
+    torch.testing.assert_close(net(x)[..., :keep], centred_by_padding(net, x)[..., :keep])
+
+
+def test_centred_layers_let_a_frame_hear_what_follows_it():
+    """Centred, the in-step output moves lookahead frames (x stride samples) before a change of
+    the input; causal, it moves less than one analysis window early."""
+    x = torch.randn(1, 1, 200, dtype=torch.float64)
+    bumped = x.clone()
+    bumped[..., 120] += 1.0
+    first = {}
+    for c in (0, 4):
+        net = small(centred=c)
+        first[c] = ((net(bumped) - net(x)).abs()[0, 0] > 1e-12).nonzero().min().item()
+        assert net.latency == (2 + net.lookahead) * net.stride
+    assert first[0] >= 120 - 2 * 4  # the analysis window (2 x stride samples) reaches back
+    assert 120 - (7 + 2) * 4 <= first[4] <= 120 - 7 * 4
 
 
 def test_zeros_map_to_zeros_and_scale_passes_through():

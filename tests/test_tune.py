@@ -332,7 +332,8 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     killed_pid = study.trials[killed].user_attrs["pid"]
     names = [f"t-{t.number}" for t in study.trials if t.number != killed]
     pushed = sh(["git", "ls-remote", str(origin), "refs/exps/*"], tmp_path, env).stdout
-    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names), outs
+    attrs = {t.number: {k: t.user_attrs.get(k) for k in ("pushed", "push_error", "same_as")} for t in study.trials}
+    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names), (attrs, outs)
     home = clones[0]  # any clone gets every trial back from origin
     sh(["dvc", "exp", "pull", "origin", *names], home, env)
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], home, env).stdout)

@@ -11,8 +11,8 @@ building block, Y = sum_k S^k X H_k with no bias, and arranges it the way Conv-T
     y   = overlap-add of (E * M) H^dec, frame t at samples tS + S .. tS + S + L - 1   synthesis
 
 Frame t sees the input up to sample tS + S - 1 and writes from sample tS + S on, so the
-output is causal and lags the speech by L samples (the analysis filter's length): the
-`latency`. `causal(x)` is that lagged output, what a stream produces block by block;
+output is causal and lags the speech by L samples (the analysis filter's length), plus
+the lookahead's: the `latency`. `causal(x)` is that lagged output, what a stream produces block by block;
 `forward(x)` is the same shifted back into step with x (the last L samples from zeros
 past the end), what training and evaluation compare with the clean signal.
 
@@ -24,6 +24,12 @@ Then the untrained network, whose mask starts near 1/2, passes its input through
 gain: its SI-SDR is the input's from the first step, and training only has to learn what to
 take away. Started from random filters it must first learn to pass speech at all, and in
 the same minutes of training it ends well behind (bench/README.md).
+
+Dilated layers whose dilation d is at most `centred` are centred: their taps reach as far
+ahead as back ((K - 1) // 2 taps ahead, d frames apart), so each frame's mask also hears what
+follows it (a voice or a tune that goes on, or stops), at no cost in arithmetic. Such a layer
+is computed as a causal one whose output, and the skip beside it, run `ahead` frames late; the
+analysis features wait as long, and the output lags by the sum, `lookahead` frames, more.
 
 Working at one frame per S samples makes the dilated layers S times cheaper than at the
 full rate, so they can reach back about a second. Input and output are (batch, 1, n).
@@ -41,13 +47,22 @@ def dilated(X: torch.Tensor, H: torch.Tensor, d: int) -> torch.Tensor:
     return F.conv1d(F.pad(X, ((K - 1) * d, 0)), H.permute(2, 1, 0).flip(-1), dilation=d)
 
 
+def late(X: torch.Tensor, frames: int) -> torch.Tensor:
+    """X (B, F, T) delayed by `frames` (zeros first), as long as it was."""
+    return F.pad(X, (frames, 0))[..., : X.shape[-1]] if frames else X
+
+
 class MaskNet(nn.Module):
     """stride S, analysis taps L = 2 S, `filters` N, `width` H, one layer of `taps` K per
     entry of `dilations`; `input_scale` as MIMOCNN's (the network sees s x, returns y / s)."""
 
-    def __init__(self, stride: int, filters: int, width: int, taps: int, dilations, input_scale: float = 1.0):
+    def __init__(
+        self, stride: int, filters: int, width: int, taps: int, dilations, input_scale: float = 1.0, centred: int = 0
+    ):
         super().__init__()
         self.stride, self.taps, self.dilations = int(stride), int(taps), [int(d) for d in dilations]
+        self.centred = int(centred)
+        self.ahead = [(self.taps - 1) // 2 * d if d <= self.centred else 0 for d in self.dilations]  # frames
         self.filters, self.width, self.input_scale = int(filters), int(width), float(input_scale)
         L = 2 * self.stride
 
@@ -67,8 +82,14 @@ class MaskNet(nn.Module):
 
     @property
     def latency(self) -> int:
-        """Samples by which `causal`'s output lags the speech (the analysis filter's length)."""
-        return 2 * self.stride
+        """Samples by which `causal`'s output lags the speech: the analysis filter's length and
+        the centred layers' frames ahead."""
+        return (2 + self.lookahead) * self.stride
+
+    @property
+    def lookahead(self) -> int:
+        """Frames after its own that each frame's mask hears (the centred layers')."""
+        return sum(self.ahead)
 
     @property
     def receptive_field(self) -> int:
@@ -99,7 +120,7 @@ class MaskNet(nn.Module):
 
     def spec(self) -> dict:
         """What rebuilds this network (the checkpoint keeps it beside the weights)."""
-        keys = ("stride", "filters", "width", "taps", "dilations", "input_scale")
+        keys = ("stride", "filters", "width", "taps", "dilations", "input_scale", "centred")
         return {"arch": "masknet", **{k: getattr(self, k) for k in keys}}
 
     def causal(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,9 +130,10 @@ class MaskNet(nn.Module):
         x = F.pad(x * self.input_scale, (L - S, (-n) % S))  # frame t: samples tS + S - L .. tS + S - 1
         E = torch.relu(F.conv1d(x, self.enc.permute(2, 1, 0).flip(-1), stride=S))  # (B, N, frames)
         Z = torch.einsum("bft,fg->bgt", E, self.inp)
-        for H, d in zip(self.H, self.dilations, strict=True):
-            Z = Z + torch.tanh(dilated(Z, H, d))
+        for H, d, a in zip(self.H, self.dilations, self.ahead, strict=True):
+            Z = late(Z, a) + torch.tanh(dilated(Z, H, d))  # a centred layer: its frame t written at t + a
         M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, self.mask))
+        E = late(E, self.lookahead)  # frame t's features meet the mask written for them
         frames = torch.einsum("bft,fl->blt", E * M, self.dec)  # (B, L, frames)
         y = F.fold(frames, (1, frames.shape[-1] * S + L - S), (1, L), stride=(1, S)).flatten(1)[:, None]
         return F.pad(y, (S, 0))[..., :n] / self.input_scale  # frame t from sample tS + S

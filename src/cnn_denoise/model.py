@@ -130,7 +130,7 @@ def _int_list(value, name: str, most: int, longest: int) -> str | None:
     return None
 
 
-MASKNET_KEYS = {"arch", "stride", "filters", "width", "taps", "dilations", "input_scale"}
+MASKNET_KEYS = {"arch", "stride", "filters", "width", "taps", "dilations", "input_scale", "centred"}
 
 
 def _masknet_shapes(s: dict) -> dict:
@@ -157,8 +157,11 @@ def _scale_problem(spec_) -> str | None:
 
 
 def _masknet_problem(spec_: dict) -> str | None:
-    if set(spec_) != MASKNET_KEYS:
+    if set(spec_) not in (MASKNET_KEYS, MASKNET_KEYS - {"centred"}):  # checkpoints from before centred: 0
         return f"its spec is {sorted(map(str, spec_))}, expected {sorted(MASKNET_KEYS)}"
+    centred = spec_.get("centred", 0)
+    if isinstance(centred, bool) or not isinstance(centred, int) or not 0 <= centred <= 1 << 16:
+        return f"spec centred is {centred!r}, not an integer 0..{1 << 16}"
     for key, most in (("stride", 4096), ("filters", MAX_FEATURES), ("width", MAX_FEATURES), ("taps", 64)):
         if why := _int_list([spec_[key]], key, most, 1):
             return why

@@ -89,6 +89,7 @@ class MaskNet(_Strict):
     width: PositiveInt = Field(le=1024)
     taps: PositiveInt = Field(le=64)
     dilations: list[Annotated[PositiveInt, Field(le=1 << 16)]] = Field(min_length=1, max_length=64)
+    centred: int = Field(strict=True, ge=0, le=1 << 16)  # frames
 
 
 class Model(_Strict):

@@ -571,24 +571,33 @@ class Worker:
             client.set_tag(run.info.run_id, "optuna_trial", str(trial.number))
 
     def _push(self, trial, name: str) -> None:
-        """`dvc exp push` the finished trial; tried three times (machines pushing at the same moment
-        can find the remote's refs locked)."""
+        """`dvc exp push` the finished trial, then check that the remote holds its ref; tried five
+        times over about half a minute (machines pushing at the same moment can find the
+        remote's refs locked). What the last try said is kept in the trial and its log."""
         if not self.remote:
             return
-        for attempt in range(3):
+        ref, why = exp_ref(name), "?"
+        for attempt in range(5):
             proc = subprocess.run(
                 ["dvc", "exp", "push", self.remote, name], cwd=main_root(), capture_output=True, text=True
             )
-            if proc.returncode == 0:
-                break
-            time.sleep(1 + 2 * attempt + random.random())
-        trial.set_user_attr("pushed", proc.returncode == 0)
-        if proc.returncode:
-            print(
-                f"warning: dvc exp push {self.remote} {name} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
-                "; the experiment stays in this clone (push it by hand)",
-                file=sys.stderr,
-            )
+            held = _git("ls-remote", self.remote, ref).split()[:1] if ref else []
+            if proc.returncode == 0 and held == [_git("rev-parse", ref)]:
+                trial.set_user_attr("pushed", True)
+                return
+            said = proc.stderr.strip().splitlines() if proc.returncode else []
+            why = (said or [f"the remote does not hold {ref}"])[-1][:300]
+            with open(self.logs / f"{name}.log", "a") as log:
+                print(f"dvc exp push {self.remote} {name}, try {attempt + 1}: {why}", file=log)
+            if attempt < 4:
+                time.sleep(1 + 2**attempt + random.random())
+        trial.set_user_attr("pushed", False)
+        trial.set_user_attr("push_error", why)
+        print(
+            f"warning: dvc exp push {self.remote} {name} failed: {why}; the experiment stays in this clone "
+            "(push it by hand)",
+            file=sys.stderr,
+        )
 
 
 def git_remote(flag: str | None) -> str | None:
