@@ -1,13 +1,13 @@
-"""Where the masking CNN starts: random filters or the filter bank (train.init), side by side.
+"""Where the masking CNN starts (train.init) and how far it hears ahead (model.masknet.centred), side by side.
 
 The speech recipe's network and data (recipes/speech.yaml over params.yaml, mixed by the
 speech_mix stage from the workspace's corpus) trained for the same wall-clock budget from
 each start, one after the other in this process, then scored on the speech test matrix:
 the mean SI-SDR change over the noisy input per noise kind. Equal time, not equal steps,
-because time is what a user waits for. Writes bench/masknet_start.json and prints a table.
+because time is what a user waits for. Writes bench/masknet_start.json (or --out) and prints a table.
 Not a test: nothing here asserts a time or a score.
 
-    python bench/masknet_start.py [--seconds 240] [--segments 1000]
+    python bench/masknet_start.py [--seconds 240] [--segments 1000] [--variants 0,1,..] [--out FILE]
 
 Needs `dvc repro` first (data/speech/corpus).
 """
@@ -24,10 +24,12 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STARTS = [  # (name, train.init, Adam's lr)
-    ("random filters, lr 0.001", "xavier", 0.001),
-    ("filter bank, lr 0.001", "filterbank", 0.001),
-    ("filter bank, lr 0.002", "filterbank", 0.002),
+STARTS = [  # (name, train.init, Adam's lr, model.masknet.centred)
+    ("random filters, lr 0.001", "xavier", 0.001, 0),
+    ("filter bank, lr 0.001", "filterbank", 0.001, 0),
+    ("filter bank, lr 0.002", "filterbank", 0.002, 0),
+    ("filter bank, lr 0.002, centred 8", "filterbank", 0.002, 8),
+    ("filter bank, lr 0.002, centred 128", "filterbank", 0.002, 128),
 ]
 
 
@@ -47,12 +49,14 @@ def mixed(folder: Path, segments: int) -> dict:
     return params.Params.model_validate(raw)
 
 
-def trained(p, init: str, lr: float, data: dict, seconds: float) -> tuple:
-    """The recipe's network from `init`, Adam at `lr` on the si_sdr loss for `seconds`."""
+def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 0) -> tuple:
+    """The recipe's network from `init`, centred up to `centred`, Adam at `lr` on the si_sdr
+    loss for `seconds`."""
     from cnn_denoise import model as cnn
     from cnn_denoise.train import loss_of
 
-    net = cnn.build(p.model, seed=p.train.seed)
+    m = p.model.model_copy(update={"masknet": p.model.masknet.model_copy(update={"centred": centred})})
+    net = cnn.build(m, seed=p.train.seed)
     if init == "filterbank":
         net.start_as_filterbank()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -86,7 +90,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=240.0, help="training budget per start (s)")
     parser.add_argument("--segments", type=int, default=1000, help="training segments mixed (count)")
+    parser.add_argument("--variants", help=f"which rows of STARTS (0..{len(STARTS) - 1}, comma-separated; default all)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "masknet_start.json"), help="the JSON written")
     args = parser.parse_args()
+    rows_asked = (args.variants or ",".join(map(str, range(len(STARTS))))).split(",")
+    if not all(i.isdigit() and int(i) < len(STARTS) for i in rows_asked):
+        parser.error(f"--variants {args.variants}: give row numbers 0..{len(STARTS) - 1}, comma-separated")
     sys.path.insert(0, str(ROOT / "src"))
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,13 +103,13 @@ def main() -> int:
         p = mixed(folder, args.segments)
         data = torch.load(folder / "train.pt", weights_only=True)
         rows = []
-        for name, init, lr in STARTS:
-            net, steps = trained(p, init, lr, data, args.seconds)
+        for name, init, lr, centred in (STARTS[int(i)] for i in rows_asked):
+            net, steps = trained(p, init, lr, data, args.seconds, centred)
             sets = scores(net, folder)
             rows.append(
                 {"start": name, "steps": steps, "mean_db": round(sum(sets.values()) / len(sets), 2), "sets": sets}
             )
-            print(f"{name:28} {steps:5d} steps  mean SI-SDR change {rows[-1]['mean_db']:+.2f} dB", flush=True)
+            print(f"{name:36} {steps:5d} steps  mean SI-SDR change {rows[-1]['mean_db']:+.2f} dB", flush=True)
     result = {
         "rev": rev.stdout.strip(),
         "seconds_each": args.seconds,
@@ -108,7 +117,7 @@ def main() -> int:
         "threads": torch.get_num_threads(),
         "starts": rows,
     }
-    (ROOT / "bench" / "masknet_start.json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
