@@ -247,17 +247,24 @@ def open_storage(url: str, heartbeat: bool = True):
     else:
         engine = {}
     beat = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S} if heartbeat else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna's words
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **beat)
-        storage.get_all_studies()
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
-        raise PipelineError(
-            f"Optuna storage {redact(url)} cannot be reached ({first_line(exc, 160)}); start it, or fix "
-            f"${ENV_STORAGE} / --storage"
-        ) from None
-    return storage
+    for attempt in itertools.count():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna's words
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **beat)
+            storage.get_all_studies()
+            return storage
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+            # machines starting together on an empty database all create its tables and stamp its
+            # schema version: all but one find them made meanwhile, and the next try reads them
+            made = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if made and attempt < 4:
+                time.sleep(0.5 + random.random())
+                continue
+            raise PipelineError(
+                f"Optuna storage {redact(url)} cannot be reached ({first_line(exc, 160)}); start it, or fix "
+                f"${ENV_STORAGE} / --storage"
+            ) from None
 
 
 def _optuna():
