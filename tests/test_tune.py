@@ -337,8 +337,9 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     killed_pid = study.trials[killed].user_attrs["pid"]
     names = [f"t-{t.number}" for t in study.trials if t.number != killed]
     pushed = sh(["git", "ls-remote", str(origin), "refs/exps/*"], tmp_path, env).stdout
-    attrs = {t.number: {k: t.user_attrs.get(k) for k in ("pushed", "push_error", "same_as")} for t in study.trials}
-    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names), (attrs, outs)
+    print("\n----\n".join(outs))  # shown whole under "Captured stdout" when an assertion fails
+    attrs = {t.number: (t.state.name, t.user_attrs.get("pushed"), t.user_attrs.get("push_error")) for t in study.trials}
+    assert sorted(line.rsplit("/", 1)[1] for line in pushed.splitlines()) == sorted(names), attrs
     home = clones[0]  # any clone gets every trial back from origin
     sh(["dvc", "exp", "pull", "origin", *names], home, env)
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], home, env).stdout)
