@@ -548,9 +548,10 @@ class Worker:
             trial.set_user_attr("error", f"no {self.tune.search.metric} in metrics/eval.json")
             self.say(trial, f"FAILED: experiment {name} has no {self.tune.search.metric} in metrics/eval.json")
             raise TrialFailed(f"trial {trial.number}: experiment {name} has no {self.tune.search.metric}")
-        trial.set_user_attr("dvc_rev", _git("rev-parse", ref))
+        rev = _git("rev-parse", ref)
+        trial.set_user_attr("dvc_rev", rev)
         self._link_run(trial, name)
-        self._push(trial, name)
+        self._push(trial, name, ref, rev)
         self.say(trial, f"COMPLETE, {self.tune.search.metric} {value:.6g}")
         return float(value)
 
@@ -577,19 +578,19 @@ class Worker:
             client.set_tag(run.info.run_id, "optuna_study", self.study.study_name)
             client.set_tag(run.info.run_id, "optuna_trial", str(trial.number))
 
-    def _push(self, trial, name: str) -> None:
+    def _push(self, trial, name: str, ref: str, rev: str) -> None:
         """`dvc exp push` the finished trial, then check that the remote holds its ref; tried five
         times over about half a minute (machines pushing at the same moment can find the
         remote's refs locked). What the last try said is kept in the trial and its log."""
         if not self.remote:
             return
-        ref, why = exp_ref(name), "?"
+        why = "?"
         for attempt in range(5):
             proc = subprocess.run(
                 ["dvc", "exp", "push", self.remote, name], cwd=main_root(), capture_output=True, text=True
             )
-            held = _git("ls-remote", self.remote, ref).split()[:1] if ref else []
-            if proc.returncode == 0 and held == [_git("rev-parse", ref)]:
+            held = _git("ls-remote", self.remote, ref).split()[:1]
+            if proc.returncode == 0 and held == [rev]:
                 trial.set_user_attr("pushed", True)
                 return
             said = proc.stderr.strip().splitlines() if proc.returncode else []
