@@ -82,7 +82,7 @@ exps: setup  # DVC's experiments: the params that differ and the key metrics, wi
 promote: setup  # make promote EXP=linear-gate [ALIAS=best]: models:/cnn-denoise@best is that run's model
 	cnn-denoise promote $(EXP) --alias $(or $(ALIAS),best)
 
-# A recipe of recipes/ (NAME.yaml) as a DVC experiment, or a sweep of several, queued.
+# A recipe of recipes/ (NAME.yaml) as a DVC experiment, or a sweep of several (warm.py), two at a time.
 NAME ?= linear-gate
 recipe: setup  # FORCE=1 replaces an experiment of the same name; else a second run is NAME-2
 	python -m cnn_denoise.recipes run $(NAME) $(if $(FORCE),--force)

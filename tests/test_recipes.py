@@ -129,12 +129,12 @@ def test_a_real_dvc_exp_run_takes_the_values_and_dollar_name_survives(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_queued_from_one_process_gives_each_experiment_its_params(tmp_path):
-    """`recipes run` of a two-variant sweep, which queues, starts the queue and reads its status
-    inside its own process (DVC's CLI called in-process), in a small repository whose stage writes
-    the params and the thread count it saw: each experiment holds its own variant's params and
-    its share of the cores, and the queue's table is told on stderr; failing experiments make the
-    command exit 1."""
+def test_a_sweep_from_one_warm_process_gives_each_experiment_its_params(tmp_path):
+    """`recipes run` of a two-variant sweep (warm.py: DVC's `exp run --temp` in forks of one
+    process), in a small repository whose `python` stage writes the params, the thread count it
+    saw and whether it ran in the warm process (torch already imported), and whose shell stage
+    runs as DVC runs it: each experiment holds its own variant's params and its share of the
+    cores; failing experiments are named with their logs and make the command exit 1."""
     from helpers import write_params_copy
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
@@ -148,38 +148,47 @@ def test_a_sweep_queued_from_one_process_gives_each_experiment_its_params(tmp_pa
         "  - {name: short, params: {train.epochs: 3}}\n  - {name: long, params: {train.epochs: 4}}\n"
     )
     (tmp_path / "stage.py").write_text(
-        "import os, yaml\n"
+        "import os, sys, yaml\n"
+        "warm = 'torch' in sys.modules\n"
         "train = yaml.safe_load(open('params.yaml'))['train']\n"
         "assert train['lr'] > 0.1\n"
-        "yaml.safe_dump({**train, 'threads': os.environ.get('OMP_NUM_THREADS')}, open('seen.yaml', 'w'))\n"
+        "seen = {**train, 'threads': os.environ.get('OMP_NUM_THREADS'), 'warm': warm, 'argv': sys.argv[1:]}\n"
+        "yaml.safe_dump(seen, open('seen.yaml', 'w'))\n"
     )
     (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  show:\n    cmd: python stage.py\n    deps: [stage.py]\n    params: [train]\n"
+        "stages:\n  show:\n    cmd: python stage.py ${train.epochs}\n    deps: [stage.py]\n    params: [train]\n"
         "    outs:\n      - seen.yaml:\n          cache: false\n"
+        "  shell:\n    cmd: echo $DVC_STAGE > shell.txt\n    deps: [seen.yaml]\n"
+        "    outs:\n      - shell.txt:\n          cache: false\n"
     )
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
         subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     sweep = [sys.executable, "-m", "cnn_denoise.recipes", "run", "sw"]
     ran = subprocess.run(sweep, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert re.search(r"short +\S+ +\S+ +Success", ran.stderr) and re.search(r"long +\S+ +\S+ +Success", ran.stderr)
+    assert "sweep: short done" in ran.stderr and "sweep: long done" in ran.stderr, ran.stderr
     refs = subprocess.run(
         ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=tmp_path, capture_output=True, text=True
     ).stdout.split()
-    seen = {
-        ref.rsplit("/", 1)[1]: yaml.safe_load(
-            subprocess.run(["git", "show", f"{ref}:seen.yaml"], cwd=tmp_path, capture_output=True, text=True).stdout
-        )
-        for ref in refs
-    }
+
+    def show(ref, path):
+        return subprocess.run(["git", "show", f"{ref}:{path}"], cwd=tmp_path, capture_output=True, text=True).stdout
+
+    seen = {ref.rsplit("/", 1)[1]: yaml.safe_load(show(ref, "seen.yaml")) for ref in refs}
     threads = str(max(1, len(os.sched_getaffinity(0)) // 2))  # two at a time (--jobs 2)
-    assert {name: (t["epochs"], t["lr"], t["threads"]) for name, t in seen.items()} == {
-        "short": (3, 0.25, threads),
-        "long": (4, 0.25, threads),
+    assert {name: (t["epochs"], t["lr"], t["threads"], t["warm"], t["argv"]) for name, t in seen.items()} == {
+        "short": (3, 0.25, threads, True, ["3"]),
+        "long": (4, 0.25, threads, True, ["4"]),
     }
+    assert {show(ref, "shell.txt").strip() for ref in refs} == {"shell"}  # the shell's stage ran, in each
     failing = sweep + ["-S", "train.lr=0.05"]  # the stage's assert fails: both experiments fail
     ran = subprocess.run(failing, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert ran.returncode == 1 and "Failed" in ran.stderr, ran.stdout + ran.stderr
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    for name in ("short-2", "long-2"):
+        log = tmp_path / ".dvc" / "tmp" / "sweep" / f"{name}.log"
+        assert f"sweep: {name} FAILED" in ran.stderr and str(log.relative_to(tmp_path)) in ran.stderr, ran.stderr
+        assert "AssertionError" in log.read_text()  # the stage's own traceback, as python prints it
+    assert "Traceback" not in ran.stderr
 
 
 def test_share_cores_splits_the_cores_among_the_jobs_unless_set(monkeypatch):
@@ -208,9 +217,9 @@ def test_extend_and_sweeps():
     [gate], [scratch] = recipes.load("linear-gate", REPO), recipes.load("lbfgs-scratch", REPO)
     assert scratch.overrides == {**gate.overrides, "train.init": "xavier"}
     sweep = recipes.load("sweep", REPO, extra={"train.epochs": 2})
-    cmds = recipes.commands(sweep, jobs=3)
-    assert all(c[:4] == ["dvc", "exp", "run", "--queue"] and c[-1] == "train.epochs=2" for c in cmds[:-1])
-    assert cmds[-1] == ["dvc", "queue", "start", "-j", "3"] and len({c[5] for c in cmds[:-1]}) == len(sweep)
+    cmds = recipes.commands(sweep)
+    assert all(c[:4] == ["dvc", "exp", "run", "--temp"] and c[-1] == "train.epochs=2" for c in cmds)
+    assert [c[5] for c in cmds] == [v.name for v in sweep] and len(cmds) == len(sweep)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Recipes: named params overrides kept as data in recipes/<name>.yaml, run as DVC experiments.
 
 A recipe file holds a `description` and either `params` (one experiment, named after the
-file) or `variants` (a sweep: a list of {name, params}, queued and run in parallel), and may
+file) or `variants` (a sweep: a list of {name, params}, run in parallel from one warm process: warm.py), and may
 `extend` another recipe, whose params it starts from. Keys are params.yaml's dotted names,
 values what params.yaml would hold (e.g. `train.batch_size: full`). Every variant is
 checked against the params schema before anything runs.
@@ -11,9 +11,7 @@ checked against the params schema before anything runs.
 """
 
 import argparse
-import contextlib
 import copy
-import io
 import math
 import os
 import re
@@ -25,7 +23,7 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
-from . import params, safeyaml
+from . import params, safeyaml, warm
 from .errors import PipelineError, first_line, run_stage
 
 FOLDER = "recipes"
@@ -206,26 +204,16 @@ def set_args(overrides: dict) -> list[str]:
     return args
 
 
-def commands(variants: list[Variant], jobs: int = 2, temp: bool = False, force: bool = False) -> list[list[str]]:
-    """One `dvc exp run` for a single experiment (in the workspace, or with `temp` in a copy
-    that leaves the workspace as it is; `force` replaces an experiment of the same name); a
-    sweep is queued and run `jobs` at a time. Queued and temp runs see only the files git tracks."""
-    if len(variants) == 1:
-        v = variants[0]
-        return [
-            [
-                "dvc",
-                "exp",
-                "run",
-                *(["--temp"] if temp else []),
-                *(["-f"] if force else []),
-                "-n",
-                v.name,
-                *set_args(v.overrides),
-            ]
-        ]
-    queued = [["dvc", "exp", "run", "--queue", "-n", v.name, *set_args(v.overrides)] for v in variants]
-    return [*queued, ["dvc", "queue", "start", "-j", str(jobs)]]
+def commands(variants: list[Variant], temp: bool = False, force: bool = False) -> list[list[str]]:
+    """One `dvc exp run` per variant (`force` replaces an experiment of the same name): a single
+    experiment in the workspace, or with `temp` in a copy that leaves the workspace as it is; a
+    sweep's always in copies, run from one warm process (warm.py). Copies see only the files git tracks."""
+    temp = temp or len(variants) > 1
+    return [
+        ["dvc", "exp", "run", *(["--temp"] if temp else []), *(["-f"] if force else []), "-n", v.name]
+        + set_args(v.overrides)
+        for v in variants
+    ]
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -269,17 +257,16 @@ def main(argv=None) -> int:
     if not args.force:  # a dry run shows the name a run would take
         taken = existing_experiments()
         variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
-    cmds = commands(variants, args.jobs, args.temp, args.force)
-    if len(cmds) > 1 and not args.dry_run:
-        share_cores(args.jobs)
+    cmds = commands(variants, args.temp, args.force)
     for cmd in cmds:
         print("+ " + shlex.join(cmd), file=sys.stderr)
-        if not args.dry_run and (_dvc(cmd) if len(cmds) > 1 else subprocess.run(cmd).returncode) != 0:
-            return 1
     if args.dry_run:
         return 0
-    if cmd[:3] == ["dvc", "queue", "start"]:
-        return _wait_for_queue()
+    if len(cmds) > 1:
+        share_cores(args.jobs)
+        return warm.sweep([(v.name, cmd[4:]) for v, cmd in zip(variants, cmds, strict=True)], args.jobs)
+    if subprocess.run(cmds[0]).returncode != 0:
+        return 1
     register(variants[0].name, args.name)
     if not args.temp:
         print(
@@ -292,20 +279,11 @@ def main(argv=None) -> int:
 
 def share_cores(jobs: int) -> None:
     """Give each of the `jobs` experiments a sweep runs at once its share of the cores this process
-    may use, as OMP_NUM_THREADS (read by torch at start; the queue's workers and their stages
+    may use, as OMP_NUM_THREADS (read by torch at start; the sweep's experiments and their stages
     inherit it), unless it is set: a torch process takes every core, and two of them at once on
     two cores spend CPU switching and waiting between their threads (bench/README.md)."""
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max(1, jobs)))
-
-
-def _dvc(cmd: list[str]) -> int:
-    """The `dvc ...` command line run in this process, its exit status: a sweep's queueing is a
-    command per experiment, and each as a process of its own spends most of its time starting
-    DVC while no experiment runs yet (bench/README.md)."""
-    from dvc.cli import main as dvc_main
-
-    return dvc_main(cmd[1:])
 
 
 def existing_experiments() -> set[str]:
@@ -332,32 +310,11 @@ def register(run: str, recipe: str) -> None:
     tracking.guarded(f"registering {run} as @{recipe}", alias)
 
 
-def _queue_statuses() -> list[str]:
-    """Each queued task's status, read in this process: a `dvc queue status` process costs ~0.6 s
-    of CPU (and a second waiting on the workers) each poll, a tenth of a core the experiments want."""
-    from dvc.repo import Repo
-
-    with Repo() as repo:
-        return [task["status"] for task in repo.experiments.celery_queue.status()]
-
-
-def _wait_for_queue() -> int:
-    """Block until the queue is empty; say how it went."""
-    import time
-
-    while any(s in ("Running", "Queued") for s in _queue_statuses()):
-        time.sleep(2)
-    with contextlib.redirect_stdout(io.StringIO()) as status:  # DVC's table, told on stderr as the rest
-        _dvc(["dvc", "queue", "status"])
-    print(status.getvalue(), file=sys.stderr)
-    return 1 if "Failed" in status.getvalue() else 0
-
-
 def cli(argv=None) -> None:
     """`python -m cnn_denoise.recipes`: main() with one-line errors, told in a recipe user's terms."""
     run_stage(
         lambda: main(argv),
-        interrupted="experiments already queued stay queued (dvc queue status); run it again",
+        interrupted="experiments that finished are kept (make exps); run it again for the others",
         out_of_memory="a recipe or params.yaml may be too large to read; check the files in recipes/",
     )
 

@@ -1,0 +1,102 @@
+"""warm.py: a sweep's experiments run by DVC from one warm process; only `python SCRIPT.py ...`
+stage commands that a new interpreter would run alike are run in its forks, and what they write is
+what DVC's own `dvc exp run` writes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import make_project, sh
+
+from cnn_denoise import warm
+
+HERE = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_a_plain_python_script_runs_warm():
+    assert warm.script_argv("python stages/train.py a.pt b.pt", HERE) == ["stages/train.py", "a.pt", "b.pt"]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "python stages/train.py > log.txt",  # shell syntax: the shell runs it
+        "python stages/a.py && python stages/b.py",
+        "python stages/train.py $HOME",
+        "python 'stages/my stage.py'",
+        "python -m cnn_denoise.recipes list",  # not a script
+        "python",
+        "python2 stages/train.py",  # another interpreter
+        "echo hi",
+    ],
+)
+def test_other_commands_run_as_processes_of_their_own(cmd):
+    assert warm.script_argv(cmd, HERE) is None
+
+
+def test_another_python_on_the_path_or_other_start_up_variables_run_cold(tmp_path):
+    other = tmp_path / "python"
+    other.symlink_to(Path(sys.executable).resolve())  # the same interpreter, another folder (venv): other packages
+    assert warm.script_argv("python s.py", dict(HERE, PATH=f"{tmp_path}{os.pathsep}{HERE['PATH']}")) is None
+    threads = str(int(os.environ.get("OMP_NUM_THREADS", "1")) + 1)
+    assert warm.script_argv("python s.py", dict(HERE, OMP_NUM_THREADS=threads)) is None
+    assert warm.script_argv("python s.py", dict(HERE, PYTHONHASHSEED="123")) is None
+
+
+def test_a_bad_jobs_count_is_refused_before_anything_runs():
+    with pytest.raises(warm.PipelineError, match="--jobs 0: give at least 1"):
+        warm.sweep([("a", ["-n", "a"])], jobs=0)
+
+
+@pytest.mark.slow
+def test_a_warm_sweep_writes_what_dvc_writes_cold(tmp_path):
+    """The lab's pipeline (small data): two variants from `recipes run` (warm) and the same params by
+    DVC's own `dvc exp run --temp` (a stage a process): the same model, history and metrics bytes,
+    dvc.lock's hashes equal, and each experiment applied back is up to date for `dvc status`."""
+    repo, env = make_project(tmp_path)
+    env = {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
+    sh(["dvc", "repro"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "baseline"], repo, env)
+    (repo / "recipes" / "pair.yaml").write_text(
+        "description: two\nparams: {evaluate.examples: 0}\nvariants:\n"
+        "  - {name: narrow, params: {model.taps: [20, 20]}}\n  - {name: deep, params: {model.features: [1, 3, 3, 1], "
+        "model.taps: [10, 10, 10]}}\n"
+    )
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "recipe"], repo, env)
+    ran = sh([sys.executable, "-m", "cnn_denoise.recipes", "run", "pair"], repo, env)
+    assert "sweep: 2 of 2 experiments done" in ran.stderr, ran.stderr
+    cold_env = dict(env, OMP_NUM_THREADS=str(max(1, len(os.sched_getaffinity(0)) // 2)))  # as the sweep's share
+    sh(
+        ["dvc", "exp", "run", "--temp", "-n", "cold", "-S", "evaluate.examples=0", "-S", "model.taps=[20,20]"],
+        repo,
+        cold_env,
+    )
+
+    def lock(name):
+        text = sh(["git", "show", f"{_ref(repo, name)}:dvc.lock"], repo, env).stdout
+        stages = yaml.safe_load(text)["stages"]
+        return {s: {o["path"]: o.get("md5") for o in stages[s]["outs"]} for s in ("train", "evaluate")}
+
+    warm_lock, cold_lock = lock("narrow"), lock("cold")
+    assert warm_lock == cold_lock and warm_lock["train"]["models/model.pt"], (warm_lock, cold_lock)
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    names = {e["name"] for b in shown for e in (b.get("experiments") or [])}
+    assert {"narrow", "deep", "cold"} <= names, names
+    for name in ("narrow", "deep"):
+        sh(["dvc", "exp", "apply", name], repo, env)
+        status = sh(["dvc", "status", "train", "evaluate"], repo, env).stdout
+        assert "up to date" in status, (name, status)
+
+
+def _ref(repo: Path, name: str) -> str:
+    out = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
+    [ref] = [r for r in out if r.rsplit("/", 1)[1] == name]
+    return ref
