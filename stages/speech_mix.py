@@ -7,6 +7,7 @@ Both deal the utterances alike (speech.split_seed): test sets use only held-out 
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def about(s, rate: int) -> dict:
         "kinds": list(s.kinds),
         "snr_db": list(s.snr_db),
         "level_db": list(s.level_db),
+        "speed": list(s.speed),
         "rate": rate,
     }
 
@@ -53,6 +55,7 @@ def setup(p, corpus):
         babble_talkers=tuple(s.babble_talkers),
         seconds=s.seconds,
         rate=p.data.sample_rate,
+        speed=tuple(s.speed),
     )
     return split, mix
 
@@ -70,14 +73,15 @@ def main(argv=None):
     s = p.speech
     corpus = load_corpus(args.corpus)
     split, mix = setup(p, corpus)
+    as_recorded = dataclasses.replace(mix, speed=(1.0, 1.0))
     clips = corpus["speech"]
     parts = {part: mixer.pools_for(corpus, split, part, s.test_fraction) for part in ("train", "test")}
     if args.what == "train":
         train, train_meta = mixer.mix_set(
             "train", {k: clips[k] for k in split["train"]}, parts["train"], mix, s.train_segments, s.seed
         )
-        test, test_meta = mixer.mix_set(
-            "test", {k: clips[k] for k in split["test"]}, parts["test"], mix, s.test_segments, s.seed
+        test, test_meta = mixer.mix_set(  # test sets hear the voice as recorded: scores stay comparable
+            "test", {k: clips[k] for k in split["test"]}, parts["test"], as_recorded, s.test_segments, s.seed
         )
         save_torch(args.outs[0], train)
         save_torch(args.outs[1], test)
@@ -102,7 +106,7 @@ def main(argv=None):
         for kind in s.kinds:
             for band in s.matrix.bands:
                 name = mixer.set_name(kind, band)
-                one = mixer.Mix(**{**mix.__dict__, "kinds": (kind,), "snr_db": tuple(band)})
+                one = dataclasses.replace(as_recorded, kinds=(kind,), snr_db=tuple(band))
                 pairs, meta = mixer.mix_set(name, targets, parts["test"], one, s.matrix.segments, s.seed)
                 save_torch(tmp / f"{name}.pt", pairs)
                 index[name] = {"kind": kind, "snr_db": list(band), "file": f"{name}.pt", "segments": meta}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from debs import utterance, write_debs
-from helpers import write_params_copy
+from helpers import set_params, write_params_copy
 
 from cnn_denoise import mixer, spec
 from cnn_denoise.dataset import load_split
@@ -102,6 +102,33 @@ def test_each_noise_kind_has_its_spectrum(corpus):
     assert np.abs(np.fft.rfft(babble))[f > 2000].sum() < 0.05 * np.abs(np.fft.rfft(babble)).sum()  # speech band
 
 
+def _peak_hz(v: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(v * np.hanning(len(v))))
+    return float(np.fft.rfftfreq(len(v), 1 / rate)[np.argmax(spectrum)])
+
+
+@pytest.mark.parametrize("speed, heard", [((1.0, 1.0), 200.0), ((1.25, 1.25), 250.0), ((0.8, 0.8), 160.0)])
+def test_a_sped_up_utterance_is_higher_and_shorter(speed, heard):
+    """A 200 Hz tone of 0.3 s at 16 kHz, mixed (noise 80 dB down) with speech.speed: the clean
+    segment's spectral peak (NumPy's FFT) moves to 200 x speed, and its length to 0.3 s / speed."""
+    t = np.arange(4800) / 16000
+    tone = {"rate": 16000, "audio": torch.from_numpy((0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32))}
+    pairs, _ = mixer.mix_set("t", {"a": tone}, {}, mix(kinds=("white",), snr_db=(80.0, 80.0), speed=speed), 1, 0)
+    y = pairs["y"][0, 0].double().numpy()
+    assert abs(_peak_hz(y, RATE) - heard) < RATE / len(y) * 1.5
+    assert abs(np.count_nonzero(np.abs(y) > 1e-4) / RATE - 0.3 / speed[0]) < 0.005
+
+
+def test_speed_one_draws_nothing():
+    """speech.speed [1, 1] (the default) leaves the clip and the generator as they were: the mixes
+    of params without it are the same bytes."""
+    rng = np.random.default_rng(5)
+    state = rng.bit_generator.state
+    one = clip(1, 0.5)
+    assert mixer._sped(rng, one, (1.0, 1.0)) is one and rng.bit_generator.state == state
+    assert mixer._sped(rng, one, (0.9, 1.1))["rate"] % mixer.SPEED_STEP == 0 and rng.bit_generator.state != state
+
+
 def test_music_is_split_in_time(corpus):
     train, test = mixer.regions(corpus["music"], "train", 0.25), mixer.regions(corpus["music"], "test", 0.25)
     assert [(a, b) for _, a, b in train] == [(0, 24000)] and [(a, b) for _, a, b in test] == [(24000, 32000)]
@@ -159,3 +186,15 @@ def test_the_speech_mix_stages(tmp_path, stage):
         == 0
     )
     assert (speech / "train.pt").read_bytes() == before  # seeded: the same bytes
+    # speech.speed changes the training voices only: the test set and the matrix stay as they were
+    sets = {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()}
+    test_before = (speech / "test.pt").read_bytes()
+    set_params(tmp_path, **{"speech.speed": [0.8, 1.2]})
+    for args in (
+        ("train", *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json"))),
+        ("matrix", "data/speech/matrix"),
+    ):
+        assert stage("speech_mix", args[0], "data/speech/corpus", *args[1:], cwd=tmp_path).returncode == 0
+    assert (speech / "train.pt").read_bytes() != before and (speech / "test.pt").read_bytes() == test_before
+    assert {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()} == sets
+    assert json.loads((speech / "split.json").read_text())["about"]["speed"] == [0.8, 1.2]

@@ -31,6 +31,7 @@ TRIES = 16  # crops drawn before giving up on finding speech (or noise) in one
 ACTIVE = 0.25  # a crop of an utterance must hold this share of the utterance's mean power
 HUM_TOP = 1000.0  # Hz: hum's harmonics stop below this (a mains buzz, not a tone)
 COLOUR_FLOOR = 20.0  # Hz: pink and brown noise are flat below this (no infinite power at DC)
+SPEED_STEP = 50  # Hz: a sped-up clip's rate is a multiple of this, so resampling's up/down stay small
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class Mix:
     babble_talkers: tuple
     seconds: float
     rate: int
+    speed: tuple = (1.0, 1.0)  # [low, high] of each utterance's speed (pitch and tempo); 1: as recorded
+
+
+def _sped(rng, clip: dict, speed: tuple) -> dict:
+    """The clip played `s` times as fast (s drawn from speed): its pitch and formants move by s, as
+    another voice's would, and its length by 1/s (Ko et al., 2015, "Audio augmentation for speech
+    recognition"); read at a rate of s x its own. With speed (1, 1) nothing is drawn: the mix is
+    the same bytes as without it."""
+    if speed[0] == speed[1] == 1.0:
+        return clip
+    s = rng.uniform(*speed)
+    return {**clip, "rate": max(SPEED_STEP, round(clip["rate"] * s / SPEED_STEP) * SPEED_STEP)}
 
 
 def split_prompts(names, test_fraction: float, babble_fraction: float, seed: int) -> dict[str, list[str]]:
@@ -124,14 +137,14 @@ def _hum(rng, n: int, rate: int) -> np.ndarray:
     return (amp[:, None] * np.sin(2 * np.pi * f0 * k[:, None] * t[None, :] + phase[:, None])).sum(0)
 
 
-def _babble(rng, n: int, rate: int, pool: list[dict], talkers: tuple) -> np.ndarray:
+def _babble(rng, n: int, rate: int, pool: list[dict], talkers: tuple, speed: tuple = (1.0, 1.0)) -> np.ndarray:
     """Several other utterances at once: each talker a stream of random utterances from the pool
-    (one after the other, from a random point), at equal RMS, summed."""
+    (one after the other, from a random point, each at a drawn speed), at equal RMS, summed."""
     total = np.zeros(n)
     for _ in range(int(rng.integers(talkers[0], talkers[1] + 1))):
         stream, filled = np.zeros(n), -int(rng.integers(0, n))  # the talker may be mid-sentence at 0
         while filled < n:
-            clip = pool[int(rng.integers(len(pool)))]
+            clip = _sped(rng, pool[int(rng.integers(len(pool)))], speed)
             piece = _resampled(clip, 0, math.floor(len(clip["audio"]) * rate / clip["rate"]), rate)
             lo, hi = max(filled, 0), min(filled + len(piece), n)
             if hi > lo:
@@ -173,7 +186,7 @@ def noise(kind: str, rng, n: int, mix: Mix, pools: dict) -> np.ndarray:
         elif kind == spec.HUM:
             v = _hum(rng, n, mix.rate)
         elif kind == spec.BABBLE:
-            v = _babble(rng, n, mix.rate, pools[spec.BABBLE], mix.babble_talkers)
+            v = _babble(rng, n, mix.rate, pools[spec.BABBLE], mix.babble_talkers, mix.speed)
         elif kind in (spec.MUSIC, spec.RECORDED):
             v = _excerpt(rng, n, mix.rate, pools[kind])
         else:
@@ -203,7 +216,7 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
         prompt = names[int(rng.integers(len(names)))]
         kind = mix.kinds[int(rng.integers(len(mix.kinds)))]
         snr, level = rng.uniform(*mix.snr_db), rng.uniform(*mix.level_db)
-        clean = _target(rng, targets[prompt], n, mix.rate)
+        clean = _target(rng, _sped(rng, targets[prompt], mix.speed), n, mix.rate)
         clean *= 10 ** (level / 20) / max(_rms(clean), 1e-12)
         hiss = noise(kind, rng, n, mix, pools)
         hiss *= _rms(clean) / 10 ** (snr / 20) / _rms(hiss)

@@ -172,6 +172,9 @@ class Speech(_Strict):
     snr_db: list[Decibels] = Field(**Pair)
     level_db: list[Level] = Field(**Pair)
     babble_talkers: list[Annotated[int, Field(strict=True, ge=1, le=50)]] = Field(**Pair)
+    speed: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
+        **Pair
+    )
     test_fraction: Number = Field(gt=0, lt=1)
     babble_fraction: Number = Field(gt=0, lt=1)
     split_seed: Seed
@@ -194,6 +197,7 @@ class Speech(_Strict):
         _range(self.snr_db, "speech.snr_db")
         _range(self.level_db, "speech.level_db")
         _range(self.babble_talkers, "speech.babble_talkers")
+        _range(self.speed, "speech.speed")
         if len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
         if spec.RECORDED in self.kinds and self.folder is None:
