@@ -55,6 +55,7 @@ def main(argv) -> int:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
     raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != "band"]
+    raw["speech"]["speed"] = [1.0, 1.0]  # the voice as recorded, as the matrix's
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
