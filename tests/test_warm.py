@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,57 @@ def _ref(repo: Path, name: str) -> str:
     ).stdout.split()
     [ref] = [r for r in out if r.rsplit("/", 1)[1] == name]
     return ref
+
+
+@pytest.mark.slow
+def test_kill_stops_a_sweep_its_experiments_and_their_stages(tmp_path):
+    """`kill` (SIGTERM) of `recipes run` while two experiments' stages sleep: each experiment's
+    process group is told (SIGINT, as Ctrl-C tells a terminal's), the sweep ends with one line and
+    status 130, and no stage is left running."""
+    from helpers import write_params_copy
+
+    env = {k: v for k, v in HERE.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
+    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env["PYTHONPATH"] = str(Path(warm.__file__).parents[1])
+    write_params_copy(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "naps.yaml").write_text(
+        "description: two\nvariants:\n"
+        "  - {name: a, params: {train.epochs: 3}}\n  - {name: b, params: {train.epochs: 4}}\n"
+    )
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "nap.py").write_text(
+        "import os, pathlib, time\n"
+        "pathlib.Path(os.environ['DVC_ROOT'], 'pids', str(os.getpid())).touch()\n"
+        "time.sleep(300)\n"
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  nap:\n    cmd: python nap.py\n    deps: [nap.py]\n    params: [train.epochs]\n"
+        "    outs:\n      - never.txt:\n          cache: false\n"
+    )
+    (tmp_path / ".gitignore").write_text("pids/\n")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "cnn_denoise.recipes", "run", "naps"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((tmp_path / "pids").iterdir())) < 2 and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stages = [int(p.name) for p in (tmp_path / "pids").iterdir()]
+        assert len(stages) == 2, sweep.poll()
+        sweep.terminate()
+        out, err = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130 and "error: interrupted" in err and "Traceback" not in err, err
+    for pid in stages:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -12,6 +12,7 @@ other start-up variables) runs as DVC runs it, as a process of its own.
 """
 
 import contextlib
+import functools
 import importlib
 import os
 import runpy
@@ -23,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .errors import PipelineError
+from .errors import PipelineError, exit_now
 
 # what the stages and DVC import, loaded once before the forks (each costs a stage seconds)
 PRELOAD = (
@@ -34,26 +35,32 @@ PRELOAD = (
     "pystoi",
     "mlflow",
     "mlflow.store.tracking.sqlalchemy_store",
-    "matplotlib.pyplot",
     "dvc.cli",
     "dvc.repo",
     "dvc.repo.experiments.executor.local",
 )
 SHELL = set("|&;<>()$`\\\"'*?[]~{}#\n")  # a command holding any of these is left to the shell
-# read once when an interpreter (or torch) starts: a stage whose environment differs needs its own
-START_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONWARNINGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# read once when an interpreter (PYTHON*) or torch's thread pools start: a stage whose values differ
+# from those this process started with needs a process of its own
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_PROC_BIND", "KMP_AFFINITY")
+_started_with: dict | None = None  # those variables as preload() saw them
 LOGS = Path(".dvc") / "tmp" / "sweep"  # one log per experiment: DVC's output and its stages'
 
 
 def preload() -> None:
     """Import PRELOAD in this process (MLflow's environment defaults first, as open_store does)."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    global _started_with
     from .tracking import store
 
     store.configure()
+    _started_with = _start_vars(os.environ)
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+
+
+def _start_vars(env) -> dict:
+    return {k: v for k, v in env.items() if k.startswith("PYTHON") or k in THREAD_VARS}
 
 
 def script_argv(cmd: str, env: dict) -> list[str] | None:
@@ -71,23 +78,34 @@ def script_argv(cmd: str, env: dict) -> list[str] | None:
     # the same file in the same folder: a venv's python is a link to the base one, with other packages
     if found is None or found.parent.resolve() != mine.parent.resolve() or not found.samefile(mine):
         return None
-    if any(env.get(k) != os.environ.get(k) for k in START_VARS):
+    if _start_vars(env) != (_started_with if _started_with is not None else _start_vars(os.environ)):
         return None
     return argv[1:]
 
 
-def _run_script(argv: list[str], cwd: str, env: dict) -> None:
-    """In a fork: run the script as `python SCRIPT ARGS` would in `cwd` with `env`, then end the process."""
+def _fork(body) -> int:
+    """Start body() in a fork (Ctrl-C held back until the child has its handler); return its pid."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(body, held)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return pid
+
+
+def _child(body, mask) -> None:
+    """In a fork: run body() for the process's exit status and end it as python ends a script
+    (SystemExit's code; 130 after Ctrl-C; 1 and the traceback after an error; then other threads
+    joined, at-exit handlers run, the streams flushed: errors.exit_now): a fork never returns."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.argv = list(argv)
-        sys.path[0] = str(Path(argv[0]).resolve().parent)  # a script's own folder comes first, as python puts it
-        runpy.run_path(argv[0], run_name="__main__")
-        code = 0
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        code = body()
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             code = exc.code or 0
@@ -95,13 +113,21 @@ def _run_script(argv: list[str], cwd: str, env: dict) -> None:
             print(exc.code, file=sys.stderr)
     except KeyboardInterrupt:
         code = 130
-    except BaseException:  # what python prints for an uncaught exception, and its status
+    except BaseException:
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(code)
+        exit_now(code)
+
+
+def _run_script(argv: list[str], cwd: str, env: dict) -> int:
+    """Run the script as `python SCRIPT ARGS` would in `cwd` with `env` (in a fork: it changes the process)."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = list(argv)
+    sys.path[0] = str(Path(argv[0]).resolve().parent)  # a script's own folder comes first, as python puts it
+    runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")  # __file__ absolute, as python's
+    return 0
 
 
 def fork_stages() -> None:
@@ -115,11 +141,7 @@ def fork_stages() -> None:
         argv = script_argv(cmd, kwargs.get("env") or {})
         if argv is None or kwargs.get("shell"):
             return cold(executable, cmd, **kwargs)
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        pid = os.fork()
-        if pid == 0:
-            _run_script(argv, kwargs.get("cwd") or os.getcwd(), kwargs["env"])
+        pid = _fork(functools.partial(_run_script, argv, kwargs.get("cwd") or os.getcwd(), kwargs["env"]))
         main = threading.current_thread() is threading.main_thread()
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # the stage hears Ctrl-C, as DVC's does
         try:
@@ -133,27 +155,17 @@ def fork_stages() -> None:
     stage_run._run = run
 
 
-def _experiment(args: list[str], log: Path) -> None:
-    """In a fork: `dvc exp run --temp -n NAME ...` (exprun's) with its output in `log`; end the process."""
-    code = 1
-    try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        from . import exprun
+def _experiment(args: list[str], log: Path) -> int:
+    """`dvc exp run --temp -n NAME ...` (exprun's) with this process's output in `log` (in a fork),
+    in a process group of its own: the sweep passes Ctrl-C and `kill` on to it and its stages."""
+    os.setpgid(0, 0)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from . import exprun
 
-        code = exprun.main(["exp", "run", "--temp", *args])
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        os._exit(code)
+    return exprun.main(["exp", "run", "--temp", *args])
 
 
 def _tail(log: Path, lines: int = 3) -> str:
@@ -179,11 +191,9 @@ def sweep(experiments: list[tuple[str, list[str]]], jobs: int) -> int:
             while pending and len(running) < jobs:
                 name, args = pending.pop(0)
                 log = LOGS / f"{name}.log"
-                for stream in (sys.stdout, sys.stderr):
-                    stream.flush()
-                pid = os.fork()
-                if pid == 0:
-                    _experiment(args, log)
+                pid = _fork(functools.partial(_experiment, args, log))
+                with contextlib.suppress(OSError):  # the child does the same: whichever runs first
+                    os.setpgid(pid, pid)
                 running[pid] = (name, log, time.perf_counter())
                 print(f"sweep: {name} started (log: {log})", file=sys.stderr)
             pid, status = os.wait()
@@ -198,8 +208,11 @@ def sweep(experiments: list[tuple[str, list[str]]], jobs: int) -> int:
                 )
             else:
                 print(f"sweep: {name} done in {took:.1f} s", file=sys.stderr)
-    except KeyboardInterrupt:
-        for pid in running:  # the experiments heard Ctrl-C too (one process group); wait for DVC's clean-up
+    except KeyboardInterrupt:  # Ctrl-C, or kill (SIGTERM: run_stage's handler): each experiment's group hears it
+        for pid in running:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGINT)
+        for pid in running:  # DVC removes its temporary copy; the stages their temporary files
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         raise
