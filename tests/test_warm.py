@@ -17,11 +17,14 @@ from helpers import make_project, sh
 
 from cnn_denoise import warm
 
-HERE = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+def here() -> dict:
+    """This process's environment now (other tests change it), with this interpreter first on PATH."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def test_a_plain_python_script_runs_warm():
-    assert warm.script_argv("python stages/train.py a.pt b.pt", HERE) == ["stages/train.py", "a.pt", "b.pt"]
+    assert warm.script_argv("python stages/train.py a.pt b.pt", here()) == ["stages/train.py", "a.pt", "b.pt"]
 
 
 @pytest.mark.parametrize(
@@ -38,16 +41,16 @@ def test_a_plain_python_script_runs_warm():
     ],
 )
 def test_other_commands_run_as_processes_of_their_own(cmd):
-    assert warm.script_argv(cmd, HERE) is None
+    assert warm.script_argv(cmd, here()) is None
 
 
 def test_another_python_on_the_path_or_other_start_up_variables_run_cold(tmp_path):
     other = tmp_path / "python"
     other.symlink_to(Path(sys.executable).resolve())  # the same interpreter, another folder (venv): other packages
-    assert warm.script_argv("python s.py", dict(HERE, PATH=f"{tmp_path}{os.pathsep}{HERE['PATH']}")) is None
+    assert warm.script_argv("python s.py", dict(here(), PATH=f"{tmp_path}{os.pathsep}{here()['PATH']}")) is None
     threads = str(int(os.environ.get("OMP_NUM_THREADS", "1")) + 1)
-    assert warm.script_argv("python s.py", dict(HERE, OMP_NUM_THREADS=threads)) is None
-    assert warm.script_argv("python s.py", dict(HERE, PYTHONHASHSEED="123")) is None
+    assert warm.script_argv("python s.py", dict(here(), OMP_NUM_THREADS=threads)) is None
+    assert warm.script_argv("python s.py", dict(here(), PYTHONHASHSEED="123")) is None
 
 
 def test_a_bad_jobs_count_is_refused_before_anything_runs():
@@ -112,7 +115,7 @@ def test_kill_stops_a_sweep_its_experiments_and_their_stages(tmp_path):
     status 130, and no stage is left running."""
     from helpers import write_params_copy
 
-    env = {k: v for k, v in HERE.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
+    env = {k: v for k, v in here().items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
     env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env["PYTHONPATH"] = str(Path(warm.__file__).parents[1])
     write_params_copy(tmp_path)
