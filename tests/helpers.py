@@ -104,6 +104,24 @@ def ran(proc) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in out]
 
 
+def sweep_repo(folder: Path, files: dict[str, str]) -> dict:
+    """A git + DVC repository in folder holding params.yaml (the project's) and `files` {path: text}
+    (a recipe, a stage script, dvc.yaml), committed; returns the environment to run it in: no
+    DVC_/OMP_ variables (a sweep sets the thread share), this interpreter first on PATH, the src
+    of this checkout on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
+    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(REPO / "src")
+    write_params_copy(folder)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
+        subprocess.run(cmd, cwd=folder, env=env, check=True, capture_output=True)
+    return env
+
+
 def write_params_copy(folder: Path, **changes) -> None:
     """params.yaml of the repository, with changes, written into folder."""
     shutil.copy(REPO / "params.yaml", folder / "params.yaml")

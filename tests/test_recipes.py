@@ -135,34 +135,25 @@ def test_a_sweep_from_one_warm_process_gives_each_experiment_its_params(tmp_path
     saw and whether it ran in the warm process (torch already imported), and whose shell stage
     runs as DVC runs it: each experiment holds its own variant's params and its share of the
     cores; failing experiments are named with their logs and make the command exit 1."""
-    from helpers import write_params_copy
+    from helpers import sweep_repo
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
-    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(REPO / "src")
-    write_params_copy(tmp_path)
-    (tmp_path / "recipes").mkdir()
-    (tmp_path / "recipes" / "sw.yaml").write_text(
-        "description: two\nparams: {train.lr: 0.25}\nvariants:\n"
-        "  - {name: short, params: {train.epochs: 3}}\n  - {name: long, params: {train.epochs: 4}}\n"
+    env = sweep_repo(
+        tmp_path,
+        {
+            "recipes/sw.yaml": "description: two\nparams: {train.lr: 0.25}\nvariants:\n"
+            "  - {name: short, params: {train.epochs: 3}}\n  - {name: long, params: {train.epochs: 4}}\n",
+            "stage.py": "import os, sys, yaml\n"
+            "warm = 'torch' in sys.modules\n"
+            "train = yaml.safe_load(open('params.yaml'))['train']\n"
+            "assert train['lr'] > 0.1\n"
+            "seen = {**train, 'threads': os.environ.get('OMP_NUM_THREADS'), 'warm': warm, 'argv': sys.argv[1:]}\n"
+            "yaml.safe_dump(seen, open('seen.yaml', 'w'))\n",
+            "dvc.yaml": "stages:\n  show:\n    cmd: python stage.py ${train.epochs}\n    deps: [stage.py]\n"
+            "    params: [train]\n    outs:\n      - seen.yaml:\n          cache: false\n"
+            "  shell:\n    cmd: echo $DVC_STAGE > shell.txt\n    deps: [seen.yaml]\n"
+            "    outs:\n      - shell.txt:\n          cache: false\n",
+        },
     )
-    (tmp_path / "stage.py").write_text(
-        "import os, sys, yaml\n"
-        "warm = 'torch' in sys.modules\n"
-        "train = yaml.safe_load(open('params.yaml'))['train']\n"
-        "assert train['lr'] > 0.1\n"
-        "seen = {**train, 'threads': os.environ.get('OMP_NUM_THREADS'), 'warm': warm, 'argv': sys.argv[1:]}\n"
-        "yaml.safe_dump(seen, open('seen.yaml', 'w'))\n"
-    )
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  show:\n    cmd: python stage.py ${train.epochs}\n    deps: [stage.py]\n    params: [train]\n"
-        "    outs:\n      - seen.yaml:\n          cache: false\n"
-        "  shell:\n    cmd: echo $DVC_STAGE > shell.txt\n    deps: [seen.yaml]\n"
-        "    outs:\n      - shell.txt:\n          cache: false\n"
-    )
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
-        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     sweep = [sys.executable, "-m", "cnn_denoise.recipes", "run", "sw"]
     ran = subprocess.run(sweep, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -113,30 +113,22 @@ def test_kill_stops_a_sweep_its_experiments_and_their_stages(tmp_path):
     """`kill` (SIGTERM) of `recipes run` while two experiments' stages sleep: each experiment's
     process group is told (SIGINT, as Ctrl-C tells a terminal's), the sweep ends with one line and
     status 130, and no stage is left running."""
-    from helpers import write_params_copy
+    from helpers import sweep_repo
 
-    env = {k: v for k, v in here().items() if not k.startswith(("DVC_", "OMP_"))} | {"DVC_NO_ANALYTICS": "1"}
-    env |= {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env["PYTHONPATH"] = str(Path(warm.__file__).parents[1])
-    write_params_copy(tmp_path)
-    (tmp_path / "recipes").mkdir()
-    (tmp_path / "recipes" / "naps.yaml").write_text(
-        "description: two\nvariants:\n"
-        "  - {name: a, params: {train.epochs: 3}}\n  - {name: b, params: {train.epochs: 4}}\n"
+    env = sweep_repo(
+        tmp_path,
+        {
+            "recipes/naps.yaml": "description: two\nvariants:\n"
+            "  - {name: a, params: {train.epochs: 3}}\n  - {name: b, params: {train.epochs: 4}}\n",
+            "nap.py": "import os, pathlib, time\n"
+            "pathlib.Path(os.environ['DVC_ROOT'], 'pids', str(os.getpid())).touch()\n"
+            "time.sleep(300)\n",
+            "dvc.yaml": "stages:\n  nap:\n    cmd: python nap.py\n    deps: [nap.py]\n    params: [train.epochs]\n"
+            "    outs:\n      - never.txt:\n          cache: false\n",
+            ".gitignore": "pids/\n",
+        },
     )
     (tmp_path / "pids").mkdir()
-    (tmp_path / "nap.py").write_text(
-        "import os, pathlib, time\n"
-        "pathlib.Path(os.environ['DVC_ROOT'], 'pids', str(os.getpid())).touch()\n"
-        "time.sleep(300)\n"
-    )
-    (tmp_path / "dvc.yaml").write_text(
-        "stages:\n  nap:\n    cmd: python nap.py\n    deps: [nap.py]\n    params: [train.epochs]\n"
-        "    outs:\n      - never.txt:\n          cache: false\n"
-    )
-    (tmp_path / ".gitignore").write_text("pids/\n")
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
-        subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     sweep = subprocess.Popen(
         [sys.executable, "-m", "cnn_denoise.recipes", "run", "naps"],
         cwd=tmp_path,
