@@ -55,7 +55,6 @@ def main(argv) -> int:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
     raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != "band"]
-    raw["speech"]["speed"] = [1.0, 1.0]  # the voice as recorded, as the matrix's
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
@@ -70,12 +69,11 @@ def main(argv) -> int:
         for kind in s.kinds:
             for band in s.matrix.bands:
                 name = mixer.set_name(kind, band)
-                one = mixer.Mix(**{**mix.__dict__, "kinds": (kind,), "snr_db": tuple(band)})
-                pairs, _ = mixer.mix_set(name, targets, pools, one, SEGMENTS, s.seed)
+                pairs, _ = mixer.mix_set(name, targets, pools, speech_mix.scored(mix, kind, band), SEGMENTS, s.seed)
                 save_torch(tmp / "matrix" / f"{name}.pt", pairs)
                 index[name] = {"kind": kind, "snr_db": list(band), "file": f"{name}.pt"}
         write_json(tmp / "matrix" / "index.json", {"rate": RATE, "sets": index})
-        train, _ = mixer.mix_set("train", targets, pools, mix, 200, s.seed)  # for the least-squares filter
+        train, _ = mixer.mix_set("train", targets, pools, speech_mix.scored(mix), 200, s.seed)  # least squares' data
         save_torch(tmp / "train.pt", train)
         print(f"unseen: {len(targets)} prompts of {VOICE.rstrip('/').rsplit('/', 1)[1]}", file=sys.stderr)
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)

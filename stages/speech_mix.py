@@ -37,6 +37,7 @@ def about(s, rate: int) -> dict:
         "snr_db": list(s.snr_db),
         "level_db": list(s.level_db),
         "speed": list(s.speed),
+        **({"kind_weights": dict(s.kind_weights)} if s.kind_weights else {}),
         "rate": rate,
     }
 
@@ -56,8 +57,16 @@ def setup(p, corpus):
         seconds=s.seconds,
         rate=p.data.sample_rate,
         speed=tuple(s.speed),
+        weights=tuple(s.kind_weights.get(k, 1.0) for k in s.kinds) if s.kind_weights else (),
     )
     return split, mix
+
+
+def scored(mix: mixer.Mix, kind: str | None = None, band=None) -> mixer.Mix:
+    """The Mix a test set is drawn with: the voice as recorded and every kind alike, so scores stay
+    comparable whatever the training mix; a matrix set's also holds one noise kind and one SNR band."""
+    one = {"kinds": (kind,), "snr_db": tuple(band)} if kind else {}
+    return dataclasses.replace(mix, speed=(1.0, 1.0), weights=(), **one)
 
 
 def main(argv=None):
@@ -73,7 +82,6 @@ def main(argv=None):
     s = p.speech
     corpus = load_corpus(args.corpus)
     split, mix = setup(p, corpus)
-    as_recorded = dataclasses.replace(mix, speed=(1.0, 1.0))
     clips = corpus["speech"]
     parts = {part: mixer.pools_for(corpus, split, part, s.test_fraction) for part in ("train", "test")}
     if args.what == "train":
@@ -81,7 +89,7 @@ def main(argv=None):
             "train", {k: clips[k] for k in split["train"]}, parts["train"], mix, s.train_segments, s.seed
         )
         test, test_meta = mixer.mix_set(  # test sets hear the voice as recorded: scores stay comparable
-            "test", {k: clips[k] for k in split["test"]}, parts["test"], as_recorded, s.test_segments, s.seed
+            "test", {k: clips[k] for k in split["test"]}, parts["test"], scored(mix), s.test_segments, s.seed
         )
         save_torch(args.outs[0], train)
         save_torch(args.outs[1], test)
@@ -106,8 +114,9 @@ def main(argv=None):
         for kind in s.kinds:
             for band in s.matrix.bands:
                 name = mixer.set_name(kind, band)
-                one = dataclasses.replace(as_recorded, kinds=(kind,), snr_db=tuple(band))
-                pairs, meta = mixer.mix_set(name, targets, parts["test"], one, s.matrix.segments, s.seed)
+                pairs, meta = mixer.mix_set(
+                    name, targets, parts["test"], scored(mix, kind, band), s.matrix.segments, s.seed
+                )
                 save_torch(tmp / f"{name}.pt", pairs)
                 index[name] = {"kind": kind, "snr_db": list(band), "file": f"{name}.pt", "segments": meta}
         write_json(tmp / "index.json", {"rate": mix.rate, "seconds": s.seconds, "sets": index})

@@ -754,3 +754,12 @@ def test_a_masknet_checkpoint_through_the_command_with_score(tmp_path, capsys, r
     expected = Denoiser.load(path)(sf.read(str(src), always_2d=True)[0], rate)
     assert np.abs(got - expected).max() < 2 / 32768  # the file is 16-bit
     assert re.search(r"rec\.wav: DNSMOS SIG \d\.\d\d -> \d\.\d\d  BAK .* OVRL .*", capsys.readouterr().err)
+
+
+def test_info_says_how_the_training_mix_was_drawn():
+    """`cnn-denoise info` and enhance's note name the speeds and kind weights a speech model heard,
+    and say nothing of them when the mix had none (speed 1, all kinds alike)."""
+    about = {"speech": "Debian pkg", "kinds": ["white", "babble"], "snr_db": [-5.0, 20.0], "speed": [1.0, 1.0]}
+    assert cli.heard({"trained_on": about}) == "Debian pkg with white, babble noise at -5 to 20 dB SNR"
+    drawn = {**about, "speed": [0.85, 1.15], "kind_weights": {"babble": 2.0}}
+    assert cli.heard({"trained_on": drawn}).endswith(", played at 0.85 to 1.15 x speed, drawn babble x2")

@@ -129,6 +129,18 @@ def test_speed_one_draws_nothing():
     assert mixer._sped(rng, one, (0.9, 1.1))["rate"] % mixer.SPEED_STEP == 0 and rng.bit_generator.state != state
 
 
+def test_kind_weights_draw_kinds_as_often_as_they_say():
+    """speech.kind_weights: pink at 3 to white's 1 is drawn in about 3 segments of 4 (a binomial
+    count within 4 standard deviations); weights all alike draw as no weights do, the same bytes."""
+    targets = {"a": clip(1, 0.6)}
+    _, meta = mixer.mix_set("t", targets, {}, mix(kinds=("white", "pink"), weights=(1.0, 3.0), seconds=0.05), 400, 0)
+    pinks = sum(m["kind"] == "pink" for m in meta)
+    assert abs(pinks - 300) < 4 * (400 * 0.75 * 0.25) ** 0.5
+    alike, meta_alike = mixer.mix_set("t", targets, {}, mix(kinds=("white", "pink"), weights=(2.0, 2.0)), 30, 0)
+    plain, meta_plain = mixer.mix_set("t", targets, {}, mix(kinds=("white", "pink")), 30, 0)
+    assert meta_alike == meta_plain and all(torch.equal(alike[k], plain[k]) for k in "xy")
+
+
 def test_music_is_split_in_time(corpus):
     train, test = mixer.regions(corpus["music"], "train", 0.25), mixer.regions(corpus["music"], "test", 0.25)
     assert [(a, b) for _, a, b in train] == [(0, 24000)] and [(a, b) for _, a, b in test] == [(24000, 32000)]
@@ -186,10 +198,10 @@ def test_the_speech_mix_stages(tmp_path, stage):
         == 0
     )
     assert (speech / "train.pt").read_bytes() == before  # seeded: the same bytes
-    # speech.speed changes the training voices only: the test set and the matrix stay as they were
+    # speech.speed and speech.kind_weights change the training mix only: the test set and the matrix stay
     sets = {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()}
     test_before = (speech / "test.pt").read_bytes()
-    set_params(tmp_path, **{"speech.speed": [0.8, 1.2]})
+    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights": {"hum": 50.0}})
     for args in (
         ("train", *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json"))),
         ("matrix", "data/speech/matrix"),
@@ -197,4 +209,7 @@ def test_the_speech_mix_stages(tmp_path, stage):
         assert stage("speech_mix", args[0], "data/speech/corpus", *args[1:], cwd=tmp_path).returncode == 0
     assert (speech / "train.pt").read_bytes() != before and (speech / "test.pt").read_bytes() == test_before
     assert {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()} == sets
-    assert json.loads((speech / "split.json").read_text())["about"]["speed"] == [0.8, 1.2]
+    split = json.loads((speech / "split.json").read_text())
+    assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["kind_weights"] == {"hum": 50.0}
+    hums = [s["kind"] for s in split["segments"]["train"]].count("hum")
+    assert hums >= 5  # of 6, at 50 to 1 (all alike: one in seven)

@@ -142,6 +142,14 @@ def test_params_that_are_not_utf8(tmp_path):
         (lambda p: p["speech"].update(level_db=[-30.0, 5.0]), r"speech\.level_db\.1: Input should be less than or"),
         (lambda p: p["speech"].update(speed=[1.1, 0.9]), r"speech\.speed \[1.1, 0.9\] must be \[low, high\]"),
         (lambda p: p["speech"].update(speed=[0.1, 1.0]), r"speech\.speed\.0: Input should be greater than or equal"),
+        (
+            lambda p: p["speech"].update(kinds=["white"], kind_weights={"babble": 2}),
+            r"speech\.kind_weights weighs babble, which speech\.kinds does not mix; add it to speech\.kinds or drop",
+        ),
+        (
+            lambda p: p["speech"].update(kind_weights={"white": 0}),
+            r"speech\.kind_weights\.white: Input should be greater",
+        ),
         (lambda p: p["speech"].update(kinds=["recorded"]), r"speech\.kinds has recorded .* but speech\.folder is null"),
         (lambda p: p["speech"]["voice"].update(sha256="abc"), r"speech\.voice\.sha256: String should match pattern"),
         (

@@ -45,6 +45,16 @@ class Mix:
     seconds: float
     rate: int
     speed: tuple = (1.0, 1.0)  # [low, high] of each utterance's speed (pitch and tempo); 1: as recorded
+    weights: tuple = ()  # how often each of kinds is drawn, relative; (): all alike
+
+
+def _kind(rng, mix: Mix) -> str:
+    """A noise kind drawn from mix.kinds, as often as mix.weights say. All alike draw as before
+    weights existed, so those mixes keep their bytes."""
+    if len(set(mix.weights)) <= 1:
+        return mix.kinds[int(rng.integers(len(mix.kinds)))]
+    p = np.asarray(mix.weights, float)
+    return mix.kinds[int(rng.choice(len(mix.kinds), p=p / p.sum()))]
 
 
 def _sped(rng, clip: dict, speed: tuple) -> dict:
@@ -204,8 +214,8 @@ def _grid(v: np.ndarray) -> np.ndarray:
 
 def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: int) -> tuple[dict, list]:
     """count segments ({"x", "y"} float32 [count, 1, N]) and what each holds (prompt, kind,
-    SNR, level): targets {prompt: clip}, noise kinds drawn uniformly from mix.kinds, SNR and
-    level uniformly from their ranges (dB)."""
+    SNR, level): targets {prompt: clip}, noise kinds drawn from mix.kinds (as often as
+    mix.weights say), SNR and level uniformly from their ranges (dB)."""
     n = round(mix.seconds * mix.rate)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     names = sorted(targets)
@@ -214,7 +224,7 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
     meta = []
     for q in range(count):
         prompt = names[int(rng.integers(len(names)))]
-        kind = mix.kinds[int(rng.integers(len(mix.kinds)))]
+        kind = _kind(rng, mix)
         snr, level = rng.uniform(*mix.snr_db), rng.uniform(*mix.level_db)
         clean = _target(rng, _sped(rng, targets[prompt], mix.speed), n, mix.rate)
         clean *= 10 ** (level / 20) / max(_rms(clean), 1e-12)

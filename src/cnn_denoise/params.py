@@ -175,6 +175,10 @@ class Speech(_Strict):
     speed: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
         **Pair
     )
+    kind_weights: dict[
+        Literal[spec.NOISE_KINDS],
+        Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, gt=0, le=100)],
+    ]
     test_fraction: Number = Field(gt=0, lt=1)
     babble_fraction: Number = Field(gt=0, lt=1)
     split_seed: Seed
@@ -200,6 +204,11 @@ class Speech(_Strict):
         _range(self.speed, "speech.speed")
         if len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
+        if extra := sorted(set(self.kind_weights) - set(self.kinds)):
+            raise ValueError(
+                f"speech.kind_weights weighs {', '.join(extra)}, which speech.kinds does not mix; add it to "
+                "speech.kinds or drop its weight"
+            )
         if spec.RECORDED in self.kinds and self.folder is None:
             raise ValueError(
                 "speech.kinds has recorded (your noise WAVs) but speech.folder is null; set speech.folder to a folder "
