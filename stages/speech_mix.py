@@ -28,6 +28,12 @@ def load_corpus(folder) -> dict:
         raise PipelineError(f"{path} is not a corpus ({first_line(exc)}); run dvc repro -f speech_corpus") from None
 
 
+def mixer_weights(s) -> tuple:
+    """speech.kind_weights of the kinds mixed (a kind not named: 1), or () when they are all alike."""
+    weights = tuple(float(s.kind_weights.get(k, 1.0)) for k in s.kinds)
+    return weights if len(set(weights)) > 1 else ()
+
+
 def about(s, rate: int) -> dict:
     """What a model trained on these segments has heard (its checkpoint keeps it; cnn-denoise info)."""
     voice = f"folder {s.folder}" if s.folder else f"Debian {s.voice.package} {s.voice.version} (one English speaker)"
@@ -37,7 +43,7 @@ def about(s, rate: int) -> dict:
         "snr_db": list(s.snr_db),
         "level_db": list(s.level_db),
         "speed": list(s.speed),
-        **({"kind_weights": dict(s.kind_weights)} if s.kind_weights else {}),
+        **({"kind_weights": dict(zip(s.kinds, mixer_weights(s), strict=True))} if mixer_weights(s) else {}),
         "rate": rate,
     }
 
@@ -57,7 +63,7 @@ def setup(p, corpus):
         seconds=s.seconds,
         rate=p.data.sample_rate,
         speed=tuple(s.speed),
-        weights=tuple(s.kind_weights.get(k, 1.0) for k in s.kinds) if s.kind_weights else (),
+        weights=mixer_weights(s),
     )
     return split, mix
 

@@ -201,7 +201,7 @@ def test_the_speech_mix_stages(tmp_path, stage):
     # speech.speed and speech.kind_weights change the training mix only: the test set and the matrix stay
     sets = {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()}
     test_before = (speech / "test.pt").read_bytes()
-    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights": {"hum": 50.0}})
+    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights.hum": 50.0})
     for args in (
         ("train", *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json"))),
         ("matrix", "data/speech/matrix"),
@@ -210,6 +210,8 @@ def test_the_speech_mix_stages(tmp_path, stage):
     assert (speech / "train.pt").read_bytes() != before and (speech / "test.pt").read_bytes() == test_before
     assert {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()} == sets
     split = json.loads((speech / "split.json").read_text())
-    assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["kind_weights"] == {"hum": 50.0}
+    assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["kind_weights"] == {
+        k: 50.0 if k == "hum" else 1.0 for k in kinds
+    }
     hums = [s["kind"] for s in split["segments"]["train"]].count("hum")
     assert hums >= 5  # of 6, at 50 to 1 (all alike: one in seven)

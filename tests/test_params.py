@@ -144,7 +144,7 @@ def test_params_that_are_not_utf8(tmp_path):
         (lambda p: p["speech"].update(speed=[0.1, 1.0]), r"speech\.speed\.0: Input should be greater than or equal"),
         (
             lambda p: p["speech"].update(kinds=["white"], kind_weights={"babble": 2}),
-            r"speech\.kind_weights weighs babble, which speech\.kinds does not mix; add it to speech\.kinds or drop",
+            r"speech\.kind_weights weighs babble, which speech\.kinds does not mix; add it to speech\.kinds or set",
         ),
         (
             lambda p: p["speech"].update(kind_weights={"white": 0}),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from cnn_denoise import params, recipes, urls
+from cnn_denoise import params, recipes, spec, urls
 from cnn_denoise.errors import PipelineError
 
 
@@ -44,6 +44,34 @@ def test_set_args_give_dvc_the_recipes_values(tmp_path, name):
         shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
         got = dvc_reads(args, tmp_path / "params.yaml")
         assert {k: got[k] for k in variant.overrides} == variant.overrides
+
+
+def test_dvc_sets_one_kind_weight_and_keeps_the_others(tmp_path):
+    """params.yaml names every kind's weight, so DVC's -S (Hydra, which will not add a key to a
+    mapping) can set one: babble 2, the rest still 1, and the schema takes it."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    got = dvc_reads(["-S", "speech.kind_weights={babble:2}"], tmp_path / "params.yaml")
+    weights = {k.rsplit(".", 1)[1]: v for k, v in got.items() if k.startswith("speech.kind_weights.")}
+    assert weights == {k: 2 if k == "babble" else 1 for k in spec.NOISE_KINDS}
+    assert params.load(tmp_path / "params.yaml").speech.kind_weights["babble"] == 2.0
+
+
+def test_the_recipes_own_set_reads_values_as_dvc_does(tmp_path):
+    """`python -m cnn_denoise.recipes run NAME -S key=value` reads each value with DVC's -S grammar
+    (DVC's own code is the oracle): a mapping without spaces, bare words and paths, lists; a comma
+    outside quotes (a sweep to DVC) is refused in one line."""
+    items = ["train.lr=0.25", "model.taps=[20,20]", "data.train_from=data/speech", "evaluate.sets=[lab,speech]"]
+    mine = recipes._parse_set([*items, "speech.kind_weights={babble:2}"])
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    dvc = dvc_reads([a for item in items for a in ("-S", item)], tmp_path / "params.yaml")
+    assert {k: mine[k] for k in dvc if k in mine} == {k: dvc[k] for k in dvc if k in mine}
+    assert len([k for k in dvc if k in mine]) == len(items) and mine["speech.kind_weights"] == {"babble": 2}
+    with pytest.raises(PipelineError, match=r"-S train.lr=0.1,0.2: a comma makes a sweep .*; quote it"):
+        recipes._parse_set(["train.lr=0.1,0.2"])
+    with pytest.raises(
+        PipelineError, match=r"recipe speech, experiment speech: .*; fix .*speech.yaml or the -S values"
+    ):
+        recipes.load("speech", REPO, extra=recipes._parse_set(["speech.kind_weights={babble:0}"]))
 
 
 HOSTILE = [

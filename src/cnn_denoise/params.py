@@ -204,10 +204,10 @@ class Speech(_Strict):
         _range(self.speed, "speech.speed")
         if len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
-        if extra := sorted(set(self.kind_weights) - set(self.kinds)):
+        if extra := sorted(k for k, w in self.kind_weights.items() if w != 1 and k not in self.kinds):
             raise ValueError(
                 f"speech.kind_weights weighs {', '.join(extra)}, which speech.kinds does not mix; add it to "
-                "speech.kinds or drop its weight"
+                "speech.kinds or set its weight to 1"
             )
         if spec.RECORDED in self.kinds and self.folder is None:
             raise ValueError(

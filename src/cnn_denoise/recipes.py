@@ -132,9 +132,8 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
         try:
             params.Params.model_validate(set_dotted(base, overrides))
         except ValidationError as exc:
-            raise PipelineError(
-                f"recipe {name}, experiment {v.name}: {params.one_line(exc)}; fix {folder(root) / name}.yaml"
-            ) from None
+            where = f"{folder(root) / name}.yaml" + (" or the -S values" if extra else "")
+            raise PipelineError(f"recipe {name}, experiment {v.name}: {params.one_line(exc)}; fix {where}") from None
         out.append(Variant(v.name, overrides))
     return out
 
@@ -217,12 +216,24 @@ def commands(variants: list[Variant], temp: bool = False, force: bool = False) -
 
 
 def _parse_set(items: list[str]) -> dict:
-    out = {}
+    """-S key=value items read as `dvc exp run -S` reads them (Hydra's grammar, not YAML: `{a:2}`
+    is a mapping), so one value means the same to both commands; a sweep (a,b) is refused."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, out = OverridesParser.create(), {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
+        key, sep, _ = item.partition("=")
+        if not sep or not key:
             raise PipelineError(f"-S {item!r}: expected key=value, e.g. -S train.epochs=2")
-        out[key] = safeyaml.load(value, f"-S {item}")
+        try:
+            [parsed] = parser.parse_overrides([item])
+        except Exception as exc:  # Hydra's OverrideParseException and whatever its grammar raises
+            raise PipelineError(
+                f"-S {item}: not a value dvc exp run -S reads ({first_line(exc)}); quote text"
+            ) from None
+        if parsed.is_sweep_override():
+            raise PipelineError(f"-S {item}: a comma makes a sweep of several experiments; quote it: {key}='...'")
+        out[key] = parsed.value()
     return out
 
 
@@ -235,7 +246,12 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run a recipe as DVC experiments")
     run.add_argument("name")
     run.add_argument(
-        "-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="an extra override, after the recipe's"
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra override, after the recipe's, read as dvc exp run -S reads it",
     )
     run.add_argument("-j", "--jobs", type=int, default=2, help="experiments of a sweep run at once (default 2)")
     run.add_argument(
