@@ -152,3 +152,32 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
     assert not torch.equal(
         a["layers.0.H"], cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2).state_dict()["layers.0.H"]
     )  # they moved
+
+
+def test_a_cosine_schedule_steps_as_torchs_cosine_annealing():
+    """train.schedule cosine: fit() with full batches (one SGD step an epoch) ends at the weights
+    of torch.optim.SGD stepped by torch's own CosineAnnealingLR (T_max: the steps) on the same
+    loss; the constant schedule ends elsewhere, and lr_at follows torch's curve step by step."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    from cnn_denoise.train import lr_at
+
+    data, epochs = toy(), 6
+    fitted = {}
+    for schedule in ("cosine", "constant"):
+        fitted[schedule] = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2)
+        t = train_settings(lr=0.4, batch_size="full", epochs=epochs, seed=0, schedule=schedule)
+        fit(fitted[schedule], data, toy(seed=1), t, progress=False)
+    oracle = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2)
+    opt = torch.optim.SGD(oracle.parameters(), lr=0.4)
+    sched = CosineAnnealingLR(opt, T_max=epochs)
+    for step in range(epochs):
+        assert lr_at(t.model_copy(update={"schedule": "cosine"}), step, epochs) == pytest.approx(sched.get_last_lr()[0])
+        opt.zero_grad()
+        loss_of("l1", oracle(data["x"]), data["y"]).backward()
+        opt.step()
+        sched.step()
+    want = oracle.state_dict()
+    for k, v in fitted["cosine"].state_dict().items():
+        torch.testing.assert_close(v, want[k], rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(fitted["constant"].state_dict()["layers.0.H"], want["layers.0.H"], rtol=1e-3)

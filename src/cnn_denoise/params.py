@@ -113,6 +113,7 @@ class Train(_Strict):
     loss: Literal[spec.LOSSES]
     init: Literal[spec.INITS]
     lr: Number = Field(gt=0, allow_inf_nan=False)  # no upper bound: a diverging run stops with its own error
+    schedule: Literal[spec.SCHEDULES]
     batch_size: Annotated[PositiveInt, Field(le=1_000_000)] | Literal[spec.FULL]
     epochs: PositiveInt = Field(le=1_000_000)
     seed: Seed

@@ -19,6 +19,11 @@ AUTO = "auto"  # model.backend and train.device: chosen for the machine by a fix
 SGD, ADAM, LBFGS = "sgd", "adam", "lbfgs"
 OPTIMIZERS = (SGD, ADAM, LBFGS)
 
+# how the learning rate moves over training's steps (train.schedule): as given throughout (the
+# course's), or down a half cosine from train.lr to 0 (CosineAnnealingLR's curve)
+CONSTANT, COSINE = "constant", "cosine"
+SCHEDULES = (CONSTANT, COSINE)
+
 # what training minimises (train.loss)
 L1, SNR, SI_SDR = "l1", "snr", "si_sdr"
 LOSSES = (L1, SNR, SI_SDR)

@@ -10,6 +10,7 @@ mini-batches, and then measures the train and test L1 of the whole sets, so the 
 (epoch 0 is the initial model) shows how far SGD actually moved.
 """
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -79,6 +80,23 @@ OPTIMIZERS = {
     spec.LBFGS: _lbfgs,
 }
 spec.check_table(OPTIMIZERS, spec.OPTIMIZERS, "train.OPTIMIZERS")
+
+
+def lr_at(t, step: int, steps: int) -> float:
+    """The learning rate of optimizer step `step` (0 first) of `steps`, as train.schedule says:
+    train.lr throughout, or CosineAnnealingLR's curve to 0 (eta_min 0, T_max steps) in closed form.
+    Not torch's scheduler: torch.optim.lr_scheduler imports torch._dynamo, as torch.optim does."""
+    if t.schedule == spec.CONSTANT:
+        return t.lr
+    return t.lr * (1 + math.cos(math.pi * step / steps)) / 2
+
+
+def set_lr(opt, lr: float) -> None:
+    if isinstance(opt, PlainSGD):
+        opt.lr = lr
+    else:
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def si_sdr_db(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -217,6 +235,7 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     loss, epochs = t.loss, t.epochs
     batch_size = len(x) if t.batch_size == spec.FULL else t.batch_size
     generator = torch.Generator().manual_seed(t.seed)
+    steps, step = epochs * -(-x.shape[0] // batch_size), 0
 
     seen = torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:RECORDED].sort().values
     x_seen, y_seen = (x, y) if len(x) <= RECORDED else (x[seen], y[seen])  # gathered once, not every epoch
@@ -257,7 +276,10 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
                 value.backward()
                 return seen
 
+            if t.schedule != spec.CONSTANT:
+                set_lr(opt, lr_at(t, step, steps))
             opt.step(closure)
+            step += 1
         history.append(record(epoch))
         if on_epoch:
             on_epoch(history[-1])
