@@ -435,9 +435,12 @@ def exp_ref(name: str) -> str | None:
 
 
 def _log_tail(log: Path) -> str:
+    """The trial's cause of failure: a stage's own one-line error (run_stage's `error: ...`) before
+    DVC's `ERROR: failed to reproduce ...`, which follows it and names only the stage."""
     lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    errors = [line for line in lines if line.startswith(("error:", "ERROR:"))]
-    return (errors or lines or ["no output"])[-1][:300]
+    ours = [line for line in lines if line.startswith("error:")]
+    dvc = [line for line in lines if line.startswith("ERROR:")]
+    return (ours or dvc or lines or ["no output"])[-1][:300]
 
 
 class BudgetLock:
