@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 )
 
 
-@pytest.mark.parametrize("recipe", [{}, GATE], ids=["lab-sgd-l1", "lbfgs-snr-linear-start"])
+@pytest.mark.parametrize(
+    "recipe", [{}, GATE, {"train.history": "batches"}], ids=["lab-sgd-l1", "lbfgs-snr-linear-start", "history-batches"]
+)
 def test_two_processes_match_one(tmp_path, recipe):
     write_params_copy(
         tmp_path, **{"train.epochs": 3, "train.batch_size": 6, "train.device": "cpu", **recipe}
@@ -28,7 +30,11 @@ def test_two_processes_match_one(tmp_path, recipe):
     g = torch.Generator().manual_seed(0)
     for seed, (name, q) in enumerate((("train", 14), ("test", 4))):  # 14: the last global batch is uneven (2 rows)
         x = torch.randn(q, 1, 400, generator=g) * 1e-3
-        data = bursts(q, 2000, seed) if recipe else {"x": x, "y": 0.5 * x + 1e-4 * torch.randn(q, 1, 400, generator=g)}
+        data = (
+            bursts(q, 2000, seed)
+            if recipe is GATE
+            else {"x": x, "y": 0.5 * x + 1e-4 * torch.randn(q, 1, 400, generator=g)}
+        )
         torch.save(data, tmp_path / f"{name}.pt")
     env = dict(os.environ, CNN_DENOISE_TRACKING="off", OMP_NUM_THREADS="1")
     script = str(REPO / "stages" / "train.py")
@@ -64,11 +70,18 @@ def test_two_processes_match_one(tmp_path, recipe):
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "two.pt", weights_only=True)["state_dict"]
-    if not recipe:
+    if recipe is not GATE:
         start = cnn.build(model_settings([40, 40], [1, 5, 1]), seed=0).state_dict()  # params.yaml's model, train.seed 0
         assert all((a[k] - start[k]).abs().max() > 0 for k in a)  # training moved every layer
     else:
         assert a["layers.1.H"][0, 1:].abs().max() > 0  # the gate's output weights left 0
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-7 * a[k].abs().max().item())
-    assert (tmp_path / "two.csv").read_text().splitlines()[0] == "epoch,train_l1,test_l1"
+    histories = [(tmp_path / f"{n}.csv").read_text().splitlines() for n in ("one", "two")]
+    assert histories[0][0] == histories[1][0] == "epoch,train_l1,test_l1" and len(histories[1]) == 1 + 4
+    for row_one, row_two in zip(
+        histories[0][1:], histories[1][1:], strict=True
+    ):  # the ranks' shares of each batch, added
+        assert [float(v) for v in row_two.split(",")] == pytest.approx(
+            [float(v) for v in row_one.split(",")], rel=1e-4, abs=1e-8
+        )

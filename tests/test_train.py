@@ -181,3 +181,45 @@ def test_a_cosine_schedule_steps_as_torchs_cosine_annealing():
     for k, v in fitted["cosine"].state_dict().items():
         torch.testing.assert_close(v, want[k], rtol=1e-5, atol=1e-7)
     assert not torch.allclose(fitted["constant"].state_dict()["layers.0.H"], want["layers.0.H"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
+def test_a_history_from_the_batches_is_the_batches_loss_and_trains_the_same(optimizer):
+    """train.history batches: no pass of the training set of its own. With one full batch an
+    epoch, epoch e's train L1 is the loss of the weights it started from, which `set` measured
+    after epoch e - 1 (L-BFGS: its first evaluation of the step); the weights and the test L1
+    are what `set` gives, bit for bit."""
+    runs = {}
+    for history in ("set", "batches"):
+        model = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2)
+        lr = 1.0 if optimizer == "lbfgs" else 0.4
+        t = train_settings(optimizer=optimizer, lr=lr, batch_size="full", epochs=4, seed=0, history=history)
+        runs[history] = (fit(model, toy(), toy(seed=1), t, progress=False), model.state_dict())
+    (by_set, weights), (by_batches, same) = runs["set"], runs["batches"]
+    assert all(torch.equal(weights[k], same[k]) for k in weights)
+    assert [r["test_l1"] for r in by_set] == [r["test_l1"] for r in by_batches]
+    assert by_batches[0] == by_set[0]
+    for e in range(1, 5):
+        assert by_batches[e]["train_l1"] == pytest.approx(by_set[e - 1]["train_l1"], rel=1e-6)
+        assert by_batches[e]["train_l1"] != pytest.approx(by_set[e]["train_l1"], rel=1e-3)  # it moved
+
+
+def test_a_history_from_minibatches_is_their_mean_absolute_error():
+    """Minibatches of 8 out of 24 recordings: each epoch's train L1 is the mean |output - target|
+    of the outputs training computed that epoch (seen by a forward hook; the toy's target is
+    0.5 x delayed by 2)."""
+    model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
+    seen = []
+
+    def hook(module, inputs, output):
+        if module.training:
+            seen.append((output.detach() - 0.5 * shift(inputs[0], 2)).abs().double())
+
+    model.register_forward_hook(hook)
+    history = fit(
+        model, toy(), toy(seed=1), train_settings(lr=0.5, batch_size=8, epochs=3, history="batches"), progress=False
+    )
+    assert len(seen) == 9  # 3 batches x 3 epochs
+    for e in range(1, 4):
+        errors = torch.cat([err.flatten() for err in seen[3 * (e - 1) : 3 * e]])
+        assert history[e]["train_l1"] == pytest.approx(errors.mean().item(), rel=1e-9)

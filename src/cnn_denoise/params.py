@@ -114,6 +114,7 @@ class Train(_Strict):
     init: Literal[spec.INITS]
     lr: Number = Field(gt=0, allow_inf_nan=False)  # no upper bound: a diverging run stops with its own error
     schedule: Literal[spec.SCHEDULES]
+    history: Literal[spec.HISTORIES]
     batch_size: Annotated[PositiveInt, Field(le=1_000_000)] | Literal[spec.FULL]
     epochs: PositiveInt = Field(le=1_000_000)
     seed: Seed

@@ -24,6 +24,12 @@ OPTIMIZERS = (SGD, ADAM, LBFGS)
 CONSTANT, COSINE = "constant", "cosine"
 SCHEDULES = (CONSTANT, COSINE)
 
+# what the history's per-epoch train L1 measures (train.history): the training set after the
+# epoch (one more forward pass of it: the course's "train loss"), or the mean over the epoch's
+# batches as they trained (free: no pass of its own; what most trainers print)
+SET, BATCHES = "set", "batches"
+HISTORIES = (SET, BATCHES)
+
 # what training minimises (train.loss)
 L1, SNR, SI_SDR = "l1", "snr", "si_sdr"
 LOSSES = (L1, SNR, SI_SDR)

@@ -145,16 +145,20 @@ RECORDED = 512
 CHUNK = 32  # recordings per forward pass: a larger batch (L-BFGS's full batch) goes through in chunks
 
 
-def _chunked_loss(net, x, y, idx, name: str) -> torch.Tensor:
+def _chunked_loss(net, x, y, idx, name: str, l1=None) -> torch.Tensor:
     """The loss of the batch x[idx], its forward pass run CHUNK recordings at a time and the
     sums added before the loss is taken: the same loss and gradient as one pass (up to float
     rounding), but every activation a CPU allocator can reuse. A whole-set batch in one pass
     made tensors so large that the allocator maps and unmaps them on every use, and the page
-    faults dominated L-BFGS's time (bench/README.md)."""
-    if len(idx) <= CHUNK:
-        return loss_of(name, net(x[idx]), y[idx])
+    faults dominated L-BFGS's time (bench/README.md). `l1`, if given, has the batch's
+    absolute error added to it (train.history batches)."""
     loss = LOSSES[name]
-    sums = sum(loss.sums(net(x[part]), y[part]) for part in idx.split(CHUNK))
+    sums = 0
+    for part in idx.split(CHUNK):
+        pred = net(x[part])
+        sums = sums + loss.sums(pred, y[part])
+        if l1 is not None:
+            l1 += (pred.detach() - y[part]).abs().sum(dtype=torch.float64)
     return loss.value(sums, len(idx) * x[0].numel())
 
 
@@ -189,14 +193,17 @@ def close_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str):
+def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str, l1=None):
     """One rank's share of a global batch: the rows idx[rank::world]. The ranks add their
     sums S_r, so every rank sees the global batch's loss L(S). The surrogate returned,
     world * (dL/dS . S_r), has the gradient of L once DDP averages it over the ranks.
     Returns it and L, which every rank sees, so all stop together on divergence."""
     loss = LOSSES[loss_name]
     mine = idx[rank::world]
-    local = loss.sums(model(x[mine]), y[mine])
+    pred = model(x[mine])
+    local = loss.sums(pred, y[mine])
+    if l1 is not None:
+        l1 += (pred.detach() - y[mine]).abs().sum(dtype=torch.float64)
     total = local.detach().clone()
     dist.all_reduce(total)
     total.requires_grad_(True)
@@ -240,13 +247,21 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     seen = torch.randperm(len(x), generator=torch.Generator().manual_seed(t.seed))[:RECORDED].sort().values
     x_seen, y_seen = (x, y) if len(x) <= RECORDED else (x[seen], y[seen])  # gathered once, not every epoch
 
+    # train.history batches: the epoch's absolute error as its batches trained, summed over the
+    # ranks at the epoch's end (each rank sees its share of every batch)
+    batches = t.history == spec.BATCHES
+    l1 = torch.zeros((), dtype=torch.float64, device=device)
+
     def record(epoch):
         model.eval()
-        row = {
-            "epoch": epoch,
-            "train_l1": model_scores(model, x_seen, y_seen)["l1"],
-            "test_l1": model_scores(model, x_test, y_test)["l1"],
-        }
+        if batches and epoch:
+            if distributed:
+                dist.all_reduce(l1)
+            train_l1 = l1.item() / (len(x) * x[0].numel())
+            l1.zero_()
+        else:
+            train_l1 = model_scores(model, x_seen, y_seen)["l1"]
+        row = {"epoch": epoch, "train_l1": train_l1, "test_l1": model_scores(model, x_test, y_test)["l1"]}
         model.train()
         return row
 
@@ -262,12 +277,15 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
         for start in range(0, x.shape[0], batch_size):
             idx = order[start : start + batch_size]
 
+            first = [batches]  # L-BFGS evaluates a step's batch several times: its first is the one recorded
+
             def closure():  # every optimizer's step() calls it: L-BFGS once per evaluation, SGD/Adam once
                 opt.zero_grad(set_to_none=True)
+                tally, first[0] = l1 if first[0] else None, False
                 if distributed:
-                    value, seen = _distributed_step(net, x, y, idx, world, rank, loss)
+                    value, seen = _distributed_step(net, x, y, idx, world, rank, loss, tally)
                 else:
-                    value = seen = _chunked_loss(net, x, y, idx, loss)
+                    value = seen = _chunked_loss(net, x, y, idx, loss, tally)
                 if not torch.isfinite(seen):
                     raise PipelineError(
                         f"training diverged: loss is {seen.item()} at epoch {epoch}, batch "
@@ -276,8 +294,7 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
                 value.backward()
                 return seen
 
-            if t.schedule != spec.CONSTANT:
-                set_lr(opt, lr_at(t, step, steps))
+            set_lr(opt, lr_at(t, step, steps))
             opt.step(closure)
             step += 1
         history.append(record(epoch))
