@@ -30,20 +30,20 @@ def load_corpus(folder) -> dict:
 
 def mixer_weights(s) -> tuple:
     """speech.kind_weights of the kinds mixed (a kind not named: 1), or () when they are all alike."""
-    weights = tuple(float(s.kind_weights.get(k, 1.0)) for k in s.kinds)
-    return weights if len(set(weights)) > 1 else ()
+    return mixer.uneven(s.kind_weights.get(k, 1.0) for k in s.kinds)
 
 
 def about(s, rate: int) -> dict:
     """What a model trained on these segments has heard (its checkpoint keeps it; cnn-denoise info)."""
     voice = f"folder {s.folder}" if s.folder else f"Debian {s.voice.package} {s.voice.version} (one English speaker)"
+    weights = mixer_weights(s)
     return {
         "speech": voice,
         "kinds": list(s.kinds),
         "snr_db": list(s.snr_db),
         "level_db": list(s.level_db),
         "speed": list(s.speed),
-        **({"kind_weights": dict(zip(s.kinds, mixer_weights(s), strict=True))} if mixer_weights(s) else {}),
+        **({"kind_weights": dict(zip(s.kinds, weights, strict=True))} if weights else {}),
         "rate": rate,
     }
 

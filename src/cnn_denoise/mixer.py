@@ -48,12 +48,19 @@ class Mix:
     weights: tuple = ()  # how often each of kinds is drawn, relative; (): all alike
 
 
+def uneven(weights) -> tuple:
+    """The kind weights as a tuple, or () when they are all alike: then kinds draw as before
+    weights existed, and those mixes keep their bytes."""
+    weights = tuple(float(w) for w in weights)
+    return weights if len(set(weights)) > 1 else ()
+
+
 def _kind(rng, mix: Mix) -> str:
-    """A noise kind drawn from mix.kinds, as often as mix.weights say. All alike draw as before
-    weights existed, so those mixes keep their bytes."""
-    if len(set(mix.weights)) <= 1:
+    """A noise kind drawn from mix.kinds, as often as mix.weights say (`uneven`)."""
+    weights = uneven(mix.weights)
+    if not weights:
         return mix.kinds[int(rng.integers(len(mix.kinds)))]
-    p = np.asarray(mix.weights, float)
+    p = np.asarray(weights)
     return mix.kinds[int(rng.choice(len(mix.kinds), p=p / p.sum()))]
 
 
