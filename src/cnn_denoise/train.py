@@ -6,10 +6,11 @@ minus the batch's SNR in dB, which is blind to the signals' scale (the data's ~1
 amplitudes make mean squared errors ~1e-12, too small for L-BFGS's curvature test).
 
 Every epoch shuffles the training set with a seeded generator, steps through it in
-mini-batches, and then measures the train and test L1 of the whole sets, so the history
-(epoch 0 is the initial model) shows how far SGD actually moved.
+mini-batches, and then measures the train and test L1 of the whole sets (train.history), so
+the history (epoch 0 is the initial model) shows how far SGD actually moved.
 """
 
+import ctypes
 import math
 import os
 import sys
@@ -32,6 +33,19 @@ def pick_device(name: str) -> torch.device:
     if name == spec.CUDA and not torch.cuda.is_available():
         raise PipelineError("train.device is cuda but no CUDA device is available; set train.device: auto or cpu")
     return torch.device(name)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep freed blocks for the next allocation instead of handing them back
+    to the kernel. A step's tensors (MBs each) are by default mmap'ed and unmapped every time, and
+    the page faults of mapping them again cost up to a third of a small CNN's training on a CPU
+    (bench/README.md); a step allocates the same sizes as the last, so what is kept is reused.
+    The numbers computed are the same. Elsewhere than glibc (macOS, musl): nothing."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # this process's own symbols, libc's among them
+    if mallopt is not None:
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h
+        mallopt(M_MMAP_THRESHOLD, 1 << 30)  # blocks under 1 GiB from the heap, where freed ones are reused
+        mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)  # and the heap's free top not trimmed back
 
 
 def exact_float32() -> None:
@@ -221,6 +235,7 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     Under torchrun (a process group is initialised), each rank computes its share of every
     global batch of `batch_size` and DistributedDataParallel averages the gradients: the
     same SGD steps as one process, up to float rounding."""
+    keep_freed_memory()
     device = torch.device(device)
     model.to(device)
     distributed = dist.is_available() and dist.is_initialized()
