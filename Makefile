@@ -83,12 +83,14 @@ promote: setup  # make promote EXP=linear-gate [ALIAS=best]: models:/cnn-denoise
 	cnn-denoise promote $(EXP) --alias $(or $(ALIAS),best)
 
 # A recipe of recipes/ (NAME.yaml) as a DVC experiment, or a sweep of several (warm.py), two at a time.
+# SET='train.epochs=5 train.seed=1' sets params over the recipe's, as dvc exp run -S does (Hydra's grammar).
 NAME ?= linear-gate
+SET_ARGS = $(foreach s,$(SET),-S '$(s)')
 recipe: setup  # FORCE=1 replaces an experiment of the same name; else a second run is NAME-2
-	python -m cnn_denoise.recipes run $(NAME) $(if $(FORCE),--force)
+	python -m cnn_denoise.recipes run $(NAME) $(if $(FORCE),--force) $(SET_ARGS)
 
 sweep: setup
-	python -m cnn_denoise.recipes run sweep
+	python -m cnn_denoise.recipes run sweep $(SET_ARGS)
 
 # One Optuna search (a recipe's search: section; NAME defaults to tune) with WORKERS processes (2)
 # here; the same command on other clones joins the study in $OPTUNA_STORAGE (README, "Working as a team").

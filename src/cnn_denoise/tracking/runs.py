@@ -107,19 +107,21 @@ def _log_pyfunc(mlflow, model_path):
 @contextlib.contextmanager
 def _requirements_unchecked():
     """MLflow checks a model's pip requirements against this environment by mapping every
-    installed distribution to its modules, a large part of logging a model (bench/README.md);
-    ours are this environment's own versions, so the check cannot find a mismatch."""
+    installed distribution to its modules, a large part of logging a model (bench/README.md):
+    once when it writes them, and again when it loads the model back to check the input
+    example. Ours are this environment's own versions, so the check cannot find a mismatch."""
+    import mlflow.pyfunc
     from mlflow.utils import environment
 
-    check = getattr(environment, "warn_dependency_requirement_mismatches", None)
-    if check is None:  # another MLflow: nothing to skip
-        yield
-        return
-    environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    name = "warn_dependency_requirement_mismatches"
+    checks = {m: getattr(m, name) for m in (environment, mlflow.pyfunc) if hasattr(m, name)}  # another MLflow: none
+    for module in checks:
+        setattr(module, name, lambda requirements: None)
     try:
         yield
     finally:
-        environment.warn_dependency_requirement_mismatches = check
+        for module, check in checks.items():
+            setattr(module, name, check)
 
 
 def _log_model(mlflow, model_path, tags: dict) -> None:
