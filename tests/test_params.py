@@ -39,6 +39,8 @@ def edit(tmp_path, change):
         (lambda p: p["train"].update(lr="fast"), r"train\.lr: Input should be a valid number.*'fast'"),
         (lambda p: p["train"].update(lr=-0.1), r"train\.lr: Input should be greater than 0"),
         (lambda p: p["train"].update(epochs=0), r"train\.epochs: Input should be greater than or equal to 1"),
+        (lambda p: p["train"].update(ema=1.0), r"train\.ema: Input should be less than 1"),
+        (lambda p: p["train"].update(history="epochs"), r"train\.history: Input should be 'set' or 'batches'"),
         (lambda p: p["train"].pop("seed"), r"train\.seed: Field required"),
         (lambda p: p["train"].update(momentum=0.9), r"train\.momentum: Extra inputs are not permitted"),
         (lambda p: p["model"].update(features=[2, 5, 1]), r"model: features must start and end with 1"),

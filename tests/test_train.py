@@ -258,3 +258,32 @@ def test_freed_memory_is_kept_for_the_next_step():
     pages = (64 << 20) // 4096
     assert faults["default"] > 55 * pages  # mapped afresh every time
     assert faults["keep"] < 15 * pages
+
+
+def test_a_moving_average_of_the_weights_is_torchs_ema():
+    """train.ema 0.8: fit() ends at the exponential moving average of its SGD steps' weights, as
+    torch.optim.swa_utils.AveragedModel (get_ema_multi_avg_fn) averages the same steps, and its
+    history's last row measures those weights; ema 0 ends at the last step's."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from cnn_denoise.metrics import model_scores
+
+    data, test, epochs = toy(), toy(seed=1), 6
+    fitted = {}
+    for ema in (0.8, 0.0):
+        fitted[ema] = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2)
+        t = train_settings(lr=0.4, batch_size="full", epochs=epochs, seed=0, ema=ema)
+        history = fit(fitted[ema], data, test, t, progress=False)
+        assert history[-1]["test_l1"] == pytest.approx(model_scores(fitted[ema], test["x"], test["y"])["l1"], rel=1e-12)
+    live = cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2)
+    oracle = AveragedModel(live, multi_avg_fn=get_ema_multi_avg_fn(0.8))
+    opt = torch.optim.SGD(live.parameters(), lr=0.4)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss_of("l1", live(data["x"]), data["y"]).backward()
+        opt.step()
+        oracle.update_parameters(live)
+    for k, v in fitted[0.8].state_dict().items():
+        torch.testing.assert_close(v, oracle.module.state_dict()[k], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(fitted[0.0].state_dict()[k], live.state_dict()[k], rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(fitted[0.8].state_dict()["layers.0.H"], live.state_dict()["layers.0.H"], rtol=1e-3)

@@ -115,6 +115,7 @@ class Train(_Strict):
     lr: Number = Field(gt=0, allow_inf_nan=False)  # no upper bound: a diverging run stops with its own error
     schedule: Literal[spec.SCHEDULES]
     history: Literal[spec.HISTORIES]
+    ema: Number = Field(ge=0, lt=1)
     batch_size: Annotated[PositiveInt, Field(le=1_000_000)] | Literal[spec.FULL]
     epochs: PositiveInt = Field(le=1_000_000)
     seed: Seed

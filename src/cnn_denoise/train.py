@@ -37,9 +37,10 @@ def pick_device(name: str) -> torch.device:
 
 def keep_freed_memory() -> None:
     """Have glibc's malloc keep freed blocks for the next allocation instead of handing them back
-    to the kernel. A step's tensors (MBs each) are by default mmap'ed and unmapped every time, and
-    the page faults of mapping them again cost up to a third of a small CNN's training on a CPU
-    (bench/README.md); a step allocates the same sizes as the last, so what is kept is reused.
+    to the kernel. A step's tensors over 32 MB (glibc's ceiling for heap blocks) are by default
+    mmap'ed and unmapped every time, and the page faults of mapping them again cost up to a third
+    of a small CNN's training on a CPU (bench/README.md); a step allocates the same sizes as the
+    last, so what is kept is reused.
     The numbers computed are the same. Elsewhere than glibc (macOS, musl): nothing."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # this process's own symbols, libc's among them
     if mallopt is not None:
@@ -94,6 +95,36 @@ OPTIMIZERS = {
     spec.LBFGS: _lbfgs,
 }
 spec.check_table(OPTIMIZERS, spec.OPTIMIZERS, "train.OPTIMIZERS")
+
+
+class WeightAverage:
+    """An exponential moving average of the weights over training's steps (train.ema: its decay
+    per step), what training ends with: the last step's weights carry the noise of its last few
+    batches, which the average smooths out (Polyak and Juditsky, 1992; the EMA of
+    torch.optim.swa_utils.AveragedModel, with which tests compare it). The first step's weights
+    start it."""
+
+    def __init__(self, params, decay: float):
+        self.params, self.decay, self.average = list(params), float(decay), None
+
+    @torch.no_grad()
+    def update(self) -> None:
+        if self.average is None:
+            self.average = [p.detach().clone() for p in self.params]
+        else:
+            torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1 - self.decay)
+
+    @torch.no_grad()
+    def apply(self) -> list[torch.Tensor]:
+        """Put the average in the model; return the weights it held."""
+        held = [p.detach().clone() for p in self.params]
+        if self.average is not None:
+            torch._foreach_copy_([p.detach() for p in self.params], self.average)
+        return held
+
+    @torch.no_grad()
+    def restore(self, held) -> None:
+        torch._foreach_copy_([p.detach() for p in self.params], held)
 
 
 def lr_at(t, step: int, steps: int) -> float:
@@ -266,9 +297,11 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     # ranks at the epoch's end (each rank sees its share of every batch)
     batches = t.history == spec.BATCHES
     l1 = torch.zeros((), dtype=torch.float64, device=device)
+    average = WeightAverage(model.parameters(), t.ema) if t.ema else None
 
     def record(epoch):
         model.eval()
+        held = average.apply() if average else None  # the history measures the weights training ends with
         if batches and epoch:
             if distributed:
                 dist.all_reduce(l1)
@@ -277,6 +310,8 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
         else:
             train_l1 = model_scores(model, x_seen, y_seen)["l1"]
         row = {"epoch": epoch, "train_l1": train_l1, "test_l1": model_scores(model, x_test, y_test)["l1"]}
+        if held is not None:
+            average.restore(held)
         model.train()
         return row
 
@@ -312,9 +347,13 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
             set_lr(opt, lr_at(t, step, steps))
             opt.step(closure)
             step += 1
+            if average:
+                average.update()
         history.append(record(epoch))
         if on_epoch:
             on_epoch(history[-1])
         bar.set_postfix(train_l1=f"{history[-1]['train_l1']:.3e}", test_l1=f"{history[-1]['test_l1']:.3e}")
+    if average:
+        average.apply()
     model.cpu().eval()
     return history
