@@ -67,7 +67,7 @@ bench: setup
 bench-unseen: setup  # the speech model on a voice it never heard (French-Canadian prompts), per noise kind
 	python bench/unseen.py $(MODELS)
 
-bench-team: setup system  # what the tracking server, the DVC remote and parallel queue workers cost (~10 min)
+bench-team: setup system  # what the tracking server, the DVC remote, queue workers and make sweep cost, beside the training (~12 min)
 	python bench/team.py
 
 bench-sweep: setup  # make sweep's experiments a minute at BEFORE (HEAD~1) and AFTER (HEAD), beside its training arithmetic

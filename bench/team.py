@@ -6,7 +6,9 @@ In a fresh clone of this repository (committed state) on the default data:
 - `dvc push` to a folder remote, and `dvc pull` into a second fresh clone;
 - four queued experiments (5 epochs, distinct seeds) with `dvc queue start -j 1, 2, 4` on the
   SQLite store and -j 4 on the server: wall time, throughput, and whether every run is
-  complete (FINISHED with final metrics).
+  complete (FINISHED with final metrics);
+- `make sweep`'s four variants at 5 epochs from one warm process (warm.py), on each store;
+- beside them, the training arithmetic: the four variants' fit(), one at a time in this process.
 Writes bench/team.json and prints a table. Not a test: nothing here asserts a time.
 """
 
@@ -78,7 +80,21 @@ def complete_runs(uri: str, prefix: str) -> int:
     return sum(r.info.status == "FINISHED" and "test.l1" in r.data.metrics for r in runs)
 
 
+def complete_since(uri: str, began: float) -> int:
+    """CNN runs started after `began` (time.time()) that are FINISHED with final metrics."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("lab2b-cnn-denoise")
+    runs = client.search_runs(
+        [exp.experiment_id], f"tags.kind = 'cnn' and attributes.start_time >= {int(began * 1000)}", max_results=100
+    )
+    return sum(r.info.status == "FINISHED" and "test.l1" in r.data.metrics for r in runs)
+
+
 def main() -> int:
+    from sweep import NAMES, arithmetic  # bench/sweep.py (make bench-sweep)
+
     from cnn_denoise.tracking import server
 
     work = Path(
@@ -135,6 +151,7 @@ def main() -> int:
             took = sweep(a, store_env, jobs, tag, first_seed=100 * (n + 1))
             results["sweeps"].append(
                 {
+                    "how": "queue",
                     "store": store,
                     "jobs": jobs,
                     "wall_s": took,
@@ -142,6 +159,25 @@ def main() -> int:
                     "complete_runs": complete_runs(uri, tag),
                 }
             )
+        for n, (store, store_env, uri) in enumerate(
+            (("sqlite", env, sweeps[0][3]), ("server", server_env, state["url"]))
+        ):
+            print(f"make sweep's {len(NAMES)} variants from one warm process, {store}", file=sys.stderr)
+            began = time.time()
+            cmd = [sys.executable, "-m", "cnn_denoise.recipes", "run", "sweep", "-S", "train.epochs=5"]
+            took = run([*cmd, "-S", f"train.seed={900 + n}"], a, store_env)
+            results["sweeps"].append(
+                {
+                    "how": "warm",
+                    "store": store,
+                    "jobs": 2,
+                    "wall_s": took,
+                    "experiments_per_min": 60 * len(NAMES) / took,
+                    "complete_runs": complete_since(uri, began),
+                }
+            )
+        print("training arithmetic: fit() of the four variants, one at a time", file=sys.stderr)
+        results["fit_s"] = arithmetic(a, 5)
     finally:
         server.stop(work / "server")
         shutil.rmtree(work, ignore_errors=True)
@@ -157,12 +193,14 @@ def main() -> int:
         f"dvc push {results['push_s']:.1f}, dvc pull in a fresh clone {results['pull_s']:.1f} "
         f"({results['remote_mb']} MiB)"
     )
-    print("store   jobs  wall (s)  experiments/min  complete runs")
+    print("how    store   jobs  wall (s)  experiments/min  complete runs")
     for s in results["sweeps"]:
         print(
-            f"{s['store']:7} {s['jobs']:4}  {s['wall_s']:8.1f}  {s['experiments_per_min']:15.2f}  "
-            f"{s['complete_runs']}/{EXPERIMENTS}"
+            f"{s.get('how', 'queue'):6} {s['store']:7} {s['jobs']:4}  {s['wall_s']:8.1f}  "
+            f"{s['experiments_per_min']:15.2f}  {s['complete_runs']}/{EXPERIMENTS}"
         )
+    fit = results["fit_s"]
+    print(f"training arithmetic (5 epochs, one at a time): {sum(fit.values()):.1f} s for the four ({fit})")
     return 0
 
 
