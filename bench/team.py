@@ -69,26 +69,13 @@ def sweep(repo: Path, env: dict, jobs: int, tag: str, first_seed: int) -> float:
     return took
 
 
-def complete_runs(uri: str, prefix: str) -> int:
+def complete_runs(uri: str, where: str) -> int:
+    """CNN runs matching `where` (an MLflow filter) that are FINISHED with final metrics."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("lab2b-cnn-denoise")
-    runs = client.search_runs(
-        [exp.experiment_id], f"tags.kind = 'cnn' and attributes.run_name LIKE '{prefix}-%'", max_results=100
-    )
-    return sum(r.info.status == "FINISHED" and "test.l1" in r.data.metrics for r in runs)
-
-
-def complete_since(uri: str, began: float) -> int:
-    """CNN runs started after `began` (time.time()) that are FINISHED with final metrics."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("lab2b-cnn-denoise")
-    runs = client.search_runs(
-        [exp.experiment_id], f"tags.kind = 'cnn' and attributes.start_time >= {int(began * 1000)}", max_results=100
-    )
+    runs = client.search_runs([exp.experiment_id], f"tags.kind = 'cnn' and {where}", max_results=100)
     return sum(r.info.status == "FINISHED" and "test.l1" in r.data.metrics for r in runs)
 
 
@@ -156,7 +143,7 @@ def main() -> int:
                     "jobs": jobs,
                     "wall_s": took,
                     "experiments_per_min": 60 * EXPERIMENTS / took,
-                    "complete_runs": complete_runs(uri, tag),
+                    "complete_runs": complete_runs(uri, f"attributes.run_name LIKE '{tag}-%'"),
                 }
             )
         for n, (store, store_env, uri) in enumerate(
@@ -173,7 +160,7 @@ def main() -> int:
                     "jobs": 2,
                     "wall_s": took,
                     "experiments_per_min": 60 * len(NAMES) / took,
-                    "complete_runs": complete_since(uri, began),
+                    "complete_runs": complete_runs(uri, f"attributes.start_time >= {int(began * 1000)}"),
                 }
             )
         print("training arithmetic: fit() of the four variants, one at a time", file=sys.stderr)
