@@ -202,9 +202,14 @@ def _chunked_loss(net, x, y, idx, name: str, l1=None) -> torch.Tensor:
     for part in idx.split(CHUNK):
         pred = net(x[part])
         sums = sums + loss.sums(pred, y[part])
-        if l1 is not None:
-            l1 += (pred.detach() - y[part]).abs().sum(dtype=torch.float64)
+        _add_l1(l1, pred, y[part])
     return loss.value(sums, len(idx) * x[0].numel())
+
+
+def _add_l1(l1, pred, y) -> None:
+    """Add the batch's absolute error to `l1`, if given (train.history batches)."""
+    if l1 is not None:
+        l1 += (pred.detach() - y).abs().sum(dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -247,8 +252,7 @@ def _distributed_step(model, x, y, idx, world: int, rank: int, loss_name: str, l
     mine = idx[rank::world]
     pred = model(x[mine])
     local = loss.sums(pred, y[mine])
-    if l1 is not None:
-        l1 += (pred.detach() - y[mine]).abs().sum(dtype=torch.float64)
+    _add_l1(l1, pred, y[mine])
     total = local.detach().clone()
     dist.all_reduce(total)
     total.requires_grad_(True)
@@ -327,11 +331,12 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
         for start in range(0, x.shape[0], batch_size):
             idx = order[start : start + batch_size]
 
-            first = [batches]  # L-BFGS evaluates a step's batch several times: its first is the one recorded
+            first = batches  # L-BFGS evaluates a step's batch several times: its first is the one recorded
 
             def closure():  # every optimizer's step() calls it: L-BFGS once per evaluation, SGD/Adam once
+                nonlocal first
                 opt.zero_grad(set_to_none=True)
-                tally, first[0] = l1 if first[0] else None, False
+                tally, first = l1 if first else None, False
                 if distributed:
                     value, seen = _distributed_step(net, x, y, idx, world, rank, loss, tally)
                 else:
