@@ -129,6 +129,56 @@ def test_speed_one_draws_nothing():
     assert mixer._sped(rng, one, (0.9, 1.1))["rate"] % mixer.SPEED_STEP == 0 and rng.bit_generator.state != state
 
 
+def test_eq_filters_are_stable_minimum_phase_and_bounded():
+    """speech.eq's random filters at the bound: each impulse response dies out (stable), its
+    magnitude (NumPy's FFT) stays within (1 - 2 eq) / (1 + 2 eq) .. (1 + 2 eq) / (1 - 2 eq), and
+    its minimum-phase part (the real cepstrum folded, Oppenheim and Schafer) is the response itself."""
+    rng = np.random.default_rng(1)
+    impulse = np.zeros(4096)
+    impulse[0] = 1.0
+    eq = spec.EQ_MAX
+    bound = (1 + 2 * eq) / (1 - 2 * eq)
+    tilts = []
+    for _ in range(300):
+        h = mixer.shaped(rng, impulse, eq)
+        assert np.sum(h[2048:] ** 2) < 1e-20 * np.sum(h**2)
+        H = np.abs(np.fft.rfft(h))
+        assert 1 / bound < H.min() and H.max() < bound
+        cepstrum = np.fft.ifft(np.log(np.abs(np.fft.fft(h)))).real
+        fold = np.concatenate([[cepstrum[0]], 2 * cepstrum[1:2048], [cepstrum[2048]], np.zeros(2047)])
+        minimum = np.fft.ifft(np.exp(np.fft.fft(fold))).real
+        assert np.max(np.abs(minimum - h)) < 1e-6
+        tilts.append(20 * np.log10(H[:1024].mean() / H[1024:].mean()))
+    assert np.std(tilts) > 3  # dB: a colour that differs from draw to draw
+
+
+def _tilts(pairs, which) -> np.ndarray:
+    """Each segment's power below a quarter of the rate over the power above it, dB."""
+    v = pairs["y"] if which == "y" else pairs["x"] - pairs["y"]
+    power = np.abs(np.fft.rfft(v[:, 0].double().numpy(), axis=-1)) ** 2
+    half = power.shape[-1] // 2
+    return 10 * np.log10(power[:, :half].sum(-1) / power[:, half:].sum(-1))
+
+
+def test_eq_colours_each_target_and_noise_on_its_own_and_keeps_the_snr():
+    """A white-noise 'utterance' in white noise: with speech.eq the clean target's and the noise's
+    spectral tilts spread from segment to segment, each drawn apart from the other, and the SNR
+    between them is still the drawn one; with eq 0 both stay flat and the bytes are those of a Mix
+    without eq."""
+    rng = np.random.default_rng(0)
+    hiss = {"rate": RATE, "audio": torch.from_numpy((0.1 * rng.standard_normal(RATE)).astype(np.float32))}
+    plain, _ = mixer.mix_set("t", {"a": hiss}, {}, mix(kinds=("white",)), 40, 0)
+    zero, _ = mixer.mix_set("t", {"a": hiss}, {}, mix(kinds=("white",), eq=0.0), 40, 0)
+    assert all(torch.equal(plain[k], zero[k]) for k in "xy")
+    coloured, meta = mixer.mix_set("t", {"a": hiss}, {}, mix(kinds=("white",), eq=0.375), 40, 0)
+    assert np.std(_tilts(plain, "y")) < 0.5 and np.std(_tilts(plain, "noise")) < 0.5
+    assert np.std(_tilts(coloured, "y")) > 2 and np.std(_tilts(coloured, "noise")) > 2
+    assert abs(np.corrcoef(_tilts(coloured, "y"), _tilts(coloured, "noise"))[0, 1]) < 0.5
+    y, n = coloured["y"][:, 0].double(), (coloured["x"] - coloured["y"])[:, 0].double()
+    snr = 10 * torch.log10((y**2).sum(-1) / (n**2).sum(-1)).numpy()
+    assert np.allclose(snr, [m["snr_db"] for m in meta], atol=0.01)
+
+
 def test_kind_weights_draw_kinds_as_often_as_they_say():
     """speech.kind_weights: pink at 3 to white's 1 is drawn in about 3 segments of 4 (a binomial
     count within 4 standard deviations); weights all alike draw as no weights do, the same bytes."""
@@ -198,10 +248,10 @@ def test_the_speech_mix_stages(tmp_path, stage):
         == 0
     )
     assert (speech / "train.pt").read_bytes() == before  # seeded: the same bytes
-    # speech.speed and speech.kind_weights change the training mix only: the test set and the matrix stay
+    # speech.speed, speech.kind_weights and speech.eq change the training mix only: the test set and the matrix stay
     sets = {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()}
     test_before = (speech / "test.pt").read_bytes()
-    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights.hum": 50.0})
+    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights.hum": 50.0, "speech.eq": 0.3})
     for args in (
         ("train", *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json"))),
         ("matrix", "data/speech/matrix"),
@@ -210,8 +260,7 @@ def test_the_speech_mix_stages(tmp_path, stage):
     assert (speech / "train.pt").read_bytes() != before and (speech / "test.pt").read_bytes() == test_before
     assert {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()} == sets
     split = json.loads((speech / "split.json").read_text())
-    assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["kind_weights"] == {
-        k: 50.0 if k == "hum" else 1.0 for k in kinds
-    }
+    assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["eq"] == 0.3
+    assert split["about"]["kind_weights"] == {k: 50.0 if k == "hum" else 1.0 for k in kinds}
     hums = [s["kind"] for s in split["segments"]["train"]].count("hum")
     assert hums >= 5  # of 6, at 50 to 1 (all alike: one in seven)

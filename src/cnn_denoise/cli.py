@@ -317,6 +317,7 @@ def heard(audio: dict) -> str:
         + (f" at {snr[0]:g} to {snr[1]:g} dB SNR" if snr else "")
         + (f" in {band[0]:g}-{band[1]:g} Hz" if band else "")
         + (f", played at {speed[0]:g} to {speed[1]:g} x speed" if speed != [1.0, 1.0] else "")
+        + (f", through random filters (eq {about['eq']:g})" if about.get("eq") else "")
         + (", drawn " + ", ".join(f"{k} x{w:g}" for k, w in weights.items()) + " as often" if weights else "")
     )
 

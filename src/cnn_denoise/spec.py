@@ -112,6 +112,7 @@ BAND, WHITE, PINK, BROWN, HUM, BABBLE, MUSIC, RECORDED = (
     "recorded",
 )
 NOISE_KINDS = (BAND, WHITE, PINK, BROWN, HUM, BABBLE, MUSIC, RECORDED)
+EQ_MAX = 0.45  # speech.eq's bound: below 1/2 the mixer's random filter keeps its poles inside the unit circle
 
 # evaluate.sets: test sets scored besides the training's own
 LAB, SPEECH = "lab", "speech"
