@@ -157,3 +157,26 @@ def test_filterbank_start_analyses_with_the_dct_of_windowed_frames():
 def test_filterbank_start_needs_four_filters_per_sample_of_stride():
     with pytest.raises(ValueError, match="filters = 4 x stride = 16"):
         MaskNet(stride=4, filters=6, width=3, taps=2, dilations=[1]).start_as_filterbank()
+
+
+def test_dropout_acts_in_training_steps_only_and_is_seeded():
+    """model.masknet.dropout: in evaluation (enhance, streaming) the network gives exactly what the
+    same weights give without it; in a training step it draws from torch's generator (two steps
+    differ, the same seed gives the same output); the spec keeps it only when set, so a
+    checkpoint without it is as before."""
+    from cnn_denoise.model import from_spec
+
+    net, x = small(), torch.randn(2, 1, 120, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.manual_seed(0)
+    dropped = MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], dropout=0.3).double()
+    dropped.load_state_dict(net.state_dict())
+    net.eval(), dropped.eval()
+    torch.testing.assert_close(dropped(x), net(x), rtol=0, atol=0)
+    dropped.train()
+    torch.manual_seed(7)
+    first = dropped(x)
+    assert not torch.equal(first, dropped(x)) and not torch.equal(first, net(x))
+    torch.manual_seed(7)
+    assert torch.equal(first, dropped(x))
+    assert "dropout" not in net.spec() and dropped.spec()["dropout"] == 0.3
+    assert from_spec(dropped.spec()).dropout == 0.3

@@ -33,6 +33,10 @@ analysis features wait as long, and the output lags by the sum, `lookahead` fram
 
 Working at one frame per S samples makes the dilated layers S times cheaper than at the
 full rate, so they can reach back about a second. Input and output are (batch, 1, n).
+
+`dropout` zeroes that share of each dilated layer's output at random in training steps (and
+scales the rest up, Srivastava et al., 2014), so no one feature can carry the one training
+voice alone; in evaluation, enhancing and streaming it does nothing.
 """
 
 import torch
@@ -57,9 +61,18 @@ class MaskNet(nn.Module):
     entry of `dilations`; `input_scale` as MIMOCNN's (the network sees s x, returns y / s)."""
 
     def __init__(
-        self, stride: int, filters: int, width: int, taps: int, dilations, input_scale: float = 1.0, centred: int = 0
+        self,
+        stride: int,
+        filters: int,
+        width: int,
+        taps: int,
+        dilations,
+        input_scale: float = 1.0,
+        centred: int = 0,
+        dropout: float = 0.0,
     ):
         super().__init__()
+        self.dropout = float(dropout)
         self.stride, self.taps, self.dilations = int(stride), int(taps), [int(d) for d in dilations]
         self.centred = int(centred)
         self.ahead = [(self.taps - 1) // 2 * d if d <= self.centred else 0 for d in self.dilations]  # frames
@@ -121,7 +134,8 @@ class MaskNet(nn.Module):
     def spec(self) -> dict:
         """What rebuilds this network (the checkpoint keeps it beside the weights)."""
         keys = ("stride", "filters", "width", "taps", "dilations", "input_scale", "centred")
-        return {"arch": "masknet", **{k: getattr(self, k) for k in keys}}
+        dropped = {"dropout": self.dropout} if self.dropout else {}  # none: the spec (and checkpoint) as before
+        return {"arch": "masknet", **{k: getattr(self, k) for k in keys}, **dropped}
 
     def causal(self, x: torch.Tensor) -> torch.Tensor:
         """The output lagging the speech by `latency` samples: sample n depends on x[..n] only.
@@ -131,7 +145,10 @@ class MaskNet(nn.Module):
         E = torch.relu(F.conv1d(x, self.enc.permute(2, 1, 0).flip(-1), stride=S))  # (B, N, frames)
         Z = torch.einsum("bft,fg->bgt", E, self.inp)
         for H, d, a in zip(self.H, self.dilations, self.ahead, strict=True):
-            Z = late(Z, a) + torch.tanh(dilated(Z, H, d))  # a centred layer: its frame t written at t + a
+            branch = torch.tanh(dilated(Z, H, d))
+            if self.dropout and self.training:
+                branch = F.dropout(branch, self.dropout)
+            Z = late(Z, a) + branch  # a centred layer: its frame t written at t + a
         M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, self.mask))
         E = late(E, self.lookahead)  # frame t's features meet the mask written for them
         frames = torch.einsum("bft,fl->blt", E * M, self.dec)  # (B, L, frames)

@@ -90,6 +90,7 @@ class MaskNet(_Strict):
     taps: PositiveInt = Field(le=64)
     dilations: list[Annotated[PositiveInt, Field(le=1 << 16)]] = Field(min_length=1, max_length=64)
     centred: int = Field(strict=True, ge=0, le=1 << 16)  # frames
+    dropout: Number = Field(ge=0, lt=1)
 
 
 class Model(_Strict):
