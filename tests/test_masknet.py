@@ -180,3 +180,22 @@ def test_dropout_acts_in_training_steps_only_and_is_seeded():
     assert torch.equal(first, dropped(x))
     assert "dropout" not in net.spec() and dropped.spec()["dropout"] == 0.3
     assert from_spec(dropped.spec()).dropout == 0.3
+
+
+def test_a_dropout_checkpoint_loads_and_a_bad_dropout_is_refused(tmp_path):
+    """A network trained with dropout saves and loads through the checkpoint (its evaluation output
+    the same); a spec whose dropout is no share of 1 is refused in one line naming it."""
+    from cnn_denoise import model as cnn
+    from cnn_denoise.errors import PipelineError
+
+    torch.manual_seed(0)
+    net = MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], dropout=0.25).eval()
+    cnn.save(net, tmp_path / "m.pt")
+    again = cnn.load(tmp_path / "m.pt")
+    x = torch.randn(1, 1, 64)
+    assert again.dropout == 0.25 and torch.equal(again(x), net(x))
+    checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+    checkpoint["spec"]["dropout"] = 1.5
+    torch.save(checkpoint, tmp_path / "bad.pt")
+    with pytest.raises(PipelineError, match=r"spec dropout is 1\.5, not a number in \[0, 1\); retrain it"):
+        cnn.load(tmp_path / "bad.pt")
