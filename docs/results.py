@@ -272,10 +272,25 @@ def team_section() -> str:
     if not path.exists():
         return "## A team's infrastructure\n\nNo bench/team.json yet: run `make bench-team`, then `make results`.\n"
     r = json.loads(path.read_text())
+    how = {"queue": "`dvc queue start -j N`", "warm": "`make sweep` (one warm process)"}
     rows = [
-        [s["store"], s["jobs"], f"{s['wall_s']:.1f}", f"{s['experiments_per_min']:.2f}", f"{s['complete_runs']} of 4"]
+        [
+            how[s.get("how", "queue")],
+            s["store"],
+            s["jobs"],
+            f"{s['wall_s']:.1f}",
+            f"{s['experiments_per_min']:.2f}",
+            f"{s['complete_runs']} of 4",
+        ]
         for s in r["sweeps"]
     ]
+    fit = r.get("fit_s") or {}
+    arithmetic = (
+        f"\nThe training alone (`fit()` of the four, one at a time, 5 epochs): {sum(fit.values()):.1f} s "
+        "(" + ", ".join(f"{k} {v:.1f}" for k, v in fit.items()) + ").\n"
+        if fit
+        else ""
+    )
     return "\n".join(
         [
             heading(
@@ -286,8 +301,9 @@ def team_section() -> str:
             f"PostgreSQL-backed server {r['repro_server_s']:.1f} (the server starts in {r['server_start_s']:.1f}). "
             f"`dvc push` to a folder remote {r['push_s']:.1f} s, `dvc pull` into a fresh clone "
             f"{r['pull_s']:.1f} s ({r['remote_mb']} MiB).\n",
-            "Four queued experiments (5 epochs each, distinct seeds), `dvc queue start -j N`:\n",
-            table(["store", "workers", "wall time (s)", "experiments per minute", "complete MLflow runs"], rows),
+            "Four experiments of the lab's sweep (5 epochs each, distinct seeds), queued or from `make sweep`:\n",
+            table(["how", "store", "workers", "wall time (s)", "experiments per minute", "complete MLflow runs"], rows),
+            arithmetic,
         ]
     )
 
