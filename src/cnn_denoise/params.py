@@ -179,7 +179,7 @@ class Speech(_Strict):
     speed: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
         **Pair
     )
-    eq: Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0, le=spec.EQ_MAX)]
+    eq: Number = Field(ge=0, le=spec.EQ_MAX)
     kind_weights: dict[
         Literal[spec.NOISE_KINDS],
         Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, gt=0, le=100)],
