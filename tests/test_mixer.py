@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+import scipy.linalg
+import scipy.signal
 import torch
 from debs import utterance, write_debs
 from helpers import set_params, write_params_copy
@@ -129,6 +131,66 @@ def test_speed_one_draws_nothing():
     assert mixer._sped(rng, one, (0.9, 1.1))["rate"] % mixer.SPEED_STEP == 0 and rng.bit_generator.state != state
 
 
+def _vowel(f0: float, formants, seconds: float, rate: int = 16000) -> np.ndarray:
+    """A steady synthetic vowel: a pulse train at f0 through one two-pole resonator per formant."""
+    v = np.zeros(int(seconds * rate))
+    v[np.arange(0, len(v), rate / f0).astype(int)] = 1.0
+    for f, bandwidth in formants:
+        r = np.exp(-np.pi * bandwidth / rate)
+        v = scipy.signal.lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * f / rate), r * r], v)
+    return 0.3 * v / np.abs(v).max()
+
+
+def _formants(v: np.ndarray, rate: int = 16000, order: int = 8) -> list[float]:
+    """Formant frequencies by linear prediction (autocorrelation method, SciPy's Toeplitz solver):
+    the angles of the predictor's sharp poles."""
+    v = scipy.signal.lfilter([1, -0.9], [1], v) * np.hamming(len(v))
+    r = np.correlate(v, v, "full")[len(v) - 1 : len(v) + order]
+    poles = np.roots(np.r_[1, -scipy.linalg.solve_toeplitz(r[:order], r[1 : order + 1])])
+    poles = poles[np.imag(poles) > 0]
+    f, bandwidth = np.angle(poles) * rate / (2 * np.pi), -np.log(np.abs(poles)) * rate / np.pi
+    return sorted(f[(bandwidth < 400) & (f > 200)])
+
+
+def _pitch(v: np.ndarray, rate: int = 16000) -> float:
+    """The autocorrelation's strongest period between 60 and 400 Hz."""
+    c = np.correlate(v, v, "full")[len(v) - 1 :]
+    lo, hi = rate // 400, rate // 60
+    return rate / (lo + np.argmax(c[lo:hi]))
+
+
+@pytest.mark.parametrize("shift", [0.85, 1.0, 1.2])
+def test_a_formant_shift_moves_the_vocal_tract_and_keeps_the_pitch(shift):
+    """A vowel (140 Hz, formants at 700 and 1800 Hz), mixed (noise 80 dB down) with speech.formant:
+    the clean segment's formants (linear prediction) move by the shift, its pitch (autocorrelation)
+    and length stay."""
+    vowel = _vowel(140.0, [(700.0, 90.0), (1800.0, 120.0)], 0.6)
+    talker = {"rate": 16000, "audio": torch.from_numpy(vowel.astype(np.float32))}
+    m = mix(kinds=("white",), snr_db=(80.0, 80.0), rate=16000, seconds=0.6, formant=(shift, shift))
+    pairs, _ = mixer.mix_set("t", {"a": talker}, {}, m, 1, 0)
+    y = pairs["y"][0, 0].double().numpy()
+    start = int(np.argmax(np.abs(y) > 1e-4))  # the vowel's start in the segment
+    steady = y[start + 2400 : start + 7200]
+    before = _formants(vowel[2400:7200])
+    after = _formants(steady)
+    assert len(before) == len(after) == 2
+    assert np.allclose(np.array(after) / np.array(before), shift, rtol=0.02)
+    assert abs(_pitch(steady) / _pitch(vowel[2400:7200]) - 1) < 0.02
+    assert abs(np.count_nonzero(np.abs(y) > 1e-4) - len(vowel)) < 160  # 10 ms
+
+
+def test_formant_one_draws_nothing():
+    """speech.formant [1, 1] (the default) leaves the clip and the generator as they were: the
+    mixes of params without it are the same bytes; another range draws, and keeps the length."""
+    rng = np.random.default_rng(5)
+    state = rng.bit_generator.state
+    one = clip(1, 0.5)
+    assert mixer._voiced(rng, one, (1.0, 1.0)) is one and rng.bit_generator.state == state
+    moved = mixer._voiced(rng, one, (0.9, 1.1))
+    assert rng.bit_generator.state != state and len(moved["audio"]) == len(one["audio"])
+    assert not np.allclose(moved["audio"].numpy(), one["audio"].numpy() / 32768, atol=1e-3)
+
+
 def test_eq_filters_are_stable_minimum_phase_and_bounded():
     """speech.eq's random filters at the bound: each impulse response dies out (stable), its
     magnitude (NumPy's FFT) stays within (1 - 2 eq) / (1 + 2 eq) .. (1 + 2 eq) / (1 - 2 eq), and
@@ -248,10 +310,11 @@ def test_the_speech_mix_stages(tmp_path, stage):
         == 0
     )
     assert (speech / "train.pt").read_bytes() == before  # seeded: the same bytes
-    # speech.speed, speech.kind_weights and speech.eq change the training mix only: the test set and the matrix stay
+    # speech.speed, .formant, .kind_weights and .eq change the training mix only: the test set and the matrix stay
     sets = {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()}
     test_before = (speech / "test.pt").read_bytes()
-    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.kind_weights.hum": 50.0, "speech.eq": 0.3})
+    set_params(tmp_path, **{"speech.speed": [0.8, 1.2], "speech.formant": [0.9, 1.1], "speech.eq": 0.3})
+    set_params(tmp_path, **{"speech.kind_weights.hum": 50.0})
     for args in (
         ("train", *(f"data/speech/{n}" for n in ("train.pt", "test.pt", "split.json"))),
         ("matrix", "data/speech/matrix"),
@@ -261,6 +324,7 @@ def test_the_speech_mix_stages(tmp_path, stage):
     assert {p.name: p.read_bytes() for p in (speech / "matrix").iterdir()} == sets
     split = json.loads((speech / "split.json").read_text())
     assert split["about"]["speed"] == [0.8, 1.2] and split["about"]["eq"] == 0.3
+    assert split["about"]["formant"] == [0.9, 1.1]
     assert split["about"]["kind_weights"] == {k: 50.0 if k == "hum" else 1.0 for k in kinds}
     hums = [s["kind"] for s in split["segments"]["train"]].count("hum")
     assert hums >= 5  # of 6, at 50 to 1 (all alike: one in seven)

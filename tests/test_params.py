@@ -144,6 +144,8 @@ def test_params_that_are_not_utf8(tmp_path):
         (lambda p: p["speech"].update(level_db=[-30.0, 5.0]), r"speech\.level_db\.1: Input should be less than or"),
         (lambda p: p["speech"].update(speed=[1.1, 0.9]), r"speech\.speed \[1.1, 0.9\] must be \[low, high\]"),
         (lambda p: p["speech"].update(speed=[0.1, 1.0]), r"speech\.speed\.0: Input should be greater than or equal"),
+        (lambda p: p["speech"].update(formant=[1.2, 0.8]), r"speech\.formant \[1.2, 0.8\] must be \[low, high\]"),
+        (lambda p: p["speech"].update(formant=[1.0, 3.0]), r"speech\.formant\.1: Input should be less than or equal"),
         (lambda p: p["speech"].update(eq=0.6), r"speech\.eq: Input should be less than or equal to 0\.45"),
         (lambda p: p["model"]["masknet"].update(dropout=1.0), r"model\.masknet\.dropout: Input should be less than 1"),
         (

@@ -311,12 +311,14 @@ def heard(audio: dict) -> str:
     snr = about.get("snr_db")
     band = about.get("band_hz")
     speed = about.get("speed") or [1.0, 1.0]
+    formant = about.get("formant") or [1.0, 1.0]
     weights = {k: w for k, w in (about.get("kind_weights") or {}).items() if w != 1}  # the rest drawn x1
     return (
         f"{about.get('speech', '?')} with {kinds} noise"
         + (f" at {snr[0]:g} to {snr[1]:g} dB SNR" if snr else "")
         + (f" in {band[0]:g}-{band[1]:g} Hz" if band else "")
         + (f", played at {speed[0]:g} to {speed[1]:g} x speed" if speed != [1.0, 1.0] else "")
+        + (f", formants moved {formant[0]:g} to {formant[1]:g} x" if formant != [1.0, 1.0] else "")
         + (f", through random filters (eq {about['eq']:g})" if about.get("eq") else "")
         + (", drawn " + ", ".join(f"{k} x{w:g}" for k, w in weights.items()) + " as often" if weights else "")
     )

@@ -32,6 +32,7 @@ ACTIVE = 0.25  # a crop of an utterance must hold this share of the utterance's 
 HUM_TOP = 1000.0  # Hz: hum's harmonics stop below this (a mains buzz, not a tone)
 COLOUR_FLOOR = 20.0  # Hz: pink and brown noise are flat below this (no infinite power at DC)
 SPEED_STEP = 50  # Hz: a sped-up clip's rate is a multiple of this, so resampling's up/down stay small
+PITCH_RANGE = (75.0, 600.0)  # Hz: where Praat looks for the voice's pitch periods (its defaults for any voice)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Mix:
     speed: tuple = (1.0, 1.0)  # [low, high] of each utterance's speed (pitch and tempo); 1: as recorded
     weights: tuple = ()  # how often each of kinds is drawn, relative; (): all alike
     eq: float = 0.0  # largest |coefficient| of the random filter on each target and noise (`shaped`); 0: none
+    formant: tuple = (1.0, 1.0)  # [low, high] of each utterance's formant shift (pitch and tempo kept); 1: as recorded
 
 
 def uneven(weights) -> tuple:
@@ -74,6 +76,27 @@ def _sped(rng, clip: dict, speed: tuple) -> dict:
         return clip
     s = rng.uniform(*speed)
     return {**clip, "rate": max(SPEED_STEP, round(clip["rate"] * s / SPEED_STEP) * SPEED_STEP)}
+
+
+def _voiced(rng, clip: dict, formant: tuple) -> dict:
+    """The clip with its formants moved by f (drawn from formant) and its pitch and length kept:
+    the vocal tract of a shorter (f > 1) or longer (f < 1) talker, which speed alone moves only
+    together with the pitch. Praat's "Change gender" (through parselmouth) resamples the clip by f,
+    which moves every frequency, then puts the pitch and duration back by PSOLA. With formant
+    (1, 1) nothing is drawn: the mix is the same bytes as without it."""
+    if formant[0] == formant[1] == 1.0:
+        return clip
+    import parselmouth  # only where formants move: its import is not every stage's cost
+
+    f = rng.uniform(*formant)
+    sound = parselmouth.Sound(as_float(clip["audio"].numpy()), clip["rate"])
+    moved = parselmouth.praat.call(sound, "Change gender", *PITCH_RANGE, f, 0.0, 1.0, 1.0)
+    return {**clip, "audio": torch.from_numpy(moved.values[0].astype(np.float32))}
+
+
+def voice(rng, clip: dict, mix: Mix) -> dict:
+    """An utterance as one training talker says it: its formants moved, then its speed."""
+    return _sped(rng, _voiced(rng, clip, mix.formant), mix.speed)
 
 
 def shaped(rng, v: np.ndarray, eq: float) -> np.ndarray:
@@ -170,14 +193,15 @@ def _hum(rng, n: int, rate: int) -> np.ndarray:
     return (amp[:, None] * np.sin(2 * np.pi * f0 * k[:, None] * t[None, :] + phase[:, None])).sum(0)
 
 
-def _babble(rng, n: int, rate: int, pool: list[dict], talkers: tuple, speed: tuple = (1.0, 1.0)) -> np.ndarray:
+def _babble(rng, n: int, pool: list[dict], mix: Mix) -> np.ndarray:
     """Several other utterances at once: each talker a stream of random utterances from the pool
-    (one after the other, from a random point, each at a drawn speed), at equal RMS, summed."""
+    (one after the other, from a random point, each as `voice` draws it), at equal RMS, summed."""
+    rate, talkers = mix.rate, mix.babble_talkers
     total = np.zeros(n)
     for _ in range(int(rng.integers(talkers[0], talkers[1] + 1))):
         stream, filled = np.zeros(n), -int(rng.integers(0, n))  # the talker may be mid-sentence at 0
         while filled < n:
-            clip = _sped(rng, pool[int(rng.integers(len(pool)))], speed)
+            clip = voice(rng, pool[int(rng.integers(len(pool)))], mix)
             piece = _resampled(clip, 0, math.floor(len(clip["audio"]) * rate / clip["rate"]), rate)
             lo, hi = max(filled, 0), min(filled + len(piece), n)
             if hi > lo:
@@ -219,7 +243,7 @@ def noise(kind: str, rng, n: int, mix: Mix, pools: dict) -> np.ndarray:
         elif kind == spec.HUM:
             v = _hum(rng, n, mix.rate)
         elif kind == spec.BABBLE:
-            v = _babble(rng, n, mix.rate, pools[spec.BABBLE], mix.babble_talkers, mix.speed)
+            v = _babble(rng, n, pools[spec.BABBLE], mix)
         elif kind in (spec.MUSIC, spec.RECORDED):
             v = _excerpt(rng, n, mix.rate, pools[kind])
         else:
@@ -250,7 +274,7 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
         prompt = names[int(rng.integers(len(names)))]
         kind = _kind(rng, mix)
         snr, level = rng.uniform(*mix.snr_db), rng.uniform(*mix.level_db)
-        clean = shaped(rng, _target(rng, _sped(rng, targets[prompt], mix.speed), n, mix.rate), mix.eq)
+        clean = shaped(rng, _target(rng, voice(rng, targets[prompt], mix), n, mix.rate), mix.eq)
         clean *= 10 ** (level / 20) / max(_rms(clean), 1e-12)
         hiss = shaped(rng, noise(kind, rng, n, mix, pools), mix.eq)
         hiss *= _rms(clean) / 10 ** (snr / 20) / _rms(hiss)

@@ -179,6 +179,9 @@ class Speech(_Strict):
     speed: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
         **Pair
     )
+    formant: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
+        **Pair
+    )
     eq: Number = Field(ge=0, le=spec.EQ_MAX)
     kind_weights: dict[
         Literal[spec.NOISE_KINDS],
@@ -207,6 +210,7 @@ class Speech(_Strict):
         _range(self.level_db, "speech.level_db")
         _range(self.babble_talkers, "speech.babble_talkers")
         _range(self.speed, "speech.speed")
+        _range(self.formant, "speech.formant")
         if len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
         if extra := sorted(k for k, w in self.kind_weights.items() if w != 1 and k not in self.kinds):
