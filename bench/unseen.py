@@ -7,7 +7,13 @@ matrix (the speech_mix stage's mixer and params), and every model is scored as
 `cnn-denoise enhance` runs it, beside the noisy input, the least-squares filter and spectral
 gating (src/cnn_denoise/matrix.py). Writes bench/unseen.json and prints the table.
 
-    python bench/unseen.py [NAME=MODEL ...]    (default: speech=models:/cnn-denoise@speech)
+With --babble unseen the babble is the unseen voice too: a share of its prompts
+(speech.babble_fraction, drawn with speech.split_seed) only ever babbles and the rest are the
+targets, as the matrix deals the English prompts. Then every voice in the mix is one the model
+never heard, as in a room of strangers; by default the babble is the English speaker's own
+test-side pool, a voice the model knows. Writes bench/unseen_babble_unseen.json.
+
+    python bench/unseen.py [--babble english|unseen] [NAME=MODEL ...]    (default: speech=models:/cnn-denoise@speech)
 
 Needs `dvc repro` first (the English corpus gives the babble and music pools) and apt-get or
 a folder with the .deb (UNSEEN_SOURCE, as speech.source).
@@ -44,13 +50,30 @@ def voice(path, min_seconds: float) -> dict:
     return out
 
 
+def dealt(targets: dict, share: float, seed: int) -> tuple[dict, list]:
+    """The unseen voice's prompts split (seeded) into targets and a babble pool of `share` of them."""
+    import numpy as np
+
+    names = sorted(targets)
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_babble = max(2, round(share * len(names)))
+    babble = sorted(names[i] for i in order[:n_babble])
+    return {n: targets[n] for n in names if n not in babble}, [targets[n] for n in babble]
+
+
 def main(argv) -> int:
     sys.path.insert(0, str(ROOT / "stages"))
     import speech_mix
 
-    from cnn_denoise import matrix, mixer, params, speech
+    from cnn_denoise import matrix, mixer, params, spec, speech
     from cnn_denoise.atomic import save_torch, write_json
 
+    babble = "english"
+    if argv[:1] == ["--babble"]:
+        babble, argv = (argv[1:2] or [""])[0], argv[2:]
+    if babble not in ("english", "unseen"):
+        print(f"unseen: --babble takes english or unseen, not {babble!r}", file=sys.stderr)
+        return 2
     models = dict(a.split("=", 1) for a in argv) or {"speech": "models:/cnn-denoise@speech"}
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
@@ -65,6 +88,8 @@ def main(argv) -> int:
         corpus = speech_mix.load_corpus(ROOT / "data" / "speech" / "corpus")
         split, mix = speech_mix.setup(p, corpus)
         pools = mixer.pools_for(corpus, split, "test", s.test_fraction)
+        if babble == "unseen":
+            targets, pools[spec.BABBLE] = dealt(targets, s.babble_fraction, s.split_seed)
         index = {}
         for kind in s.kinds:
             for band in s.matrix.bands:
@@ -78,7 +103,8 @@ def main(argv) -> int:
         print(f"unseen: {len(targets)} prompts of {VOICE.rstrip('/').rsplit('/', 1)[1]}", file=sys.stderr)
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)
     scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE})"
-    write_json(ROOT / "bench" / "unseen.json", scores)
+    scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
+    write_json(ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json"), scores)
     systems = [k for k in next(iter(scores["sets"].values())) if k not in ("kind", "snr_db")]
     print(f"{'set':16}" + "".join(f"{s:>15}" for s in systems) + "   (SI-SDR improvement over the noisy input, dB)")
     for name, row in scores["sets"].items():
