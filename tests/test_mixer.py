@@ -2,6 +2,7 @@
 it says (checked against its spectrum), and the speech_train / speech_matrix stages."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -189,6 +190,16 @@ def test_formant_one_draws_nothing():
     moved = mixer._voiced(rng, one, (0.9, 1.1))
     assert rng.bit_generator.state != state and len(moved["audio"]) == len(one["audio"])
     assert not np.allclose(moved["audio"].numpy(), one["audio"].numpy() / 32768, atol=1e-3)
+
+
+def test_a_formant_shift_of_an_unvoiced_clip_is_quiet():
+    """A clip with no voiced frames (silence, a whisper) is only resampled: Praat's warning about
+    it does not reach the stage's output."""
+    hush = {"rate": 16000, "audio": torch.zeros(8000)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moved = mixer._voiced(np.random.default_rng(0), hush, (0.9, 1.1))
+    assert len(moved["audio"]) == 8000 and not moved["audio"].any()
 
 
 def test_eq_filters_are_stable_minimum_phase_and_bounded():

@@ -14,6 +14,7 @@ in a fixed order, so the same params give the same bytes; values are rounded to 
 """
 
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -90,7 +91,9 @@ def _voiced(rng, clip: dict, formant: tuple) -> dict:
 
     f = rng.uniform(*formant)
     sound = parselmouth.Sound(as_float(clip["audio"].numpy()), clip["rate"])
-    moved = parselmouth.praat.call(sound, "Change gender", *PITCH_RANGE, f, 0.0, 1.0, 1.0)
+    with warnings.catch_warnings():  # a clip without voiced frames (a whisper) is only resampled: as it should be
+        warnings.simplefilter("ignore", parselmouth.PraatWarning)
+        moved = parselmouth.praat.call(sound, "Change gender", *PITCH_RANGE, f, 0.0, 1.0, 1.0)
     return {**clip, "audio": torch.from_numpy(moved.values[0].astype(np.float32))}
 
 
