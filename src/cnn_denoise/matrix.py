@@ -43,6 +43,13 @@ def scores(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, rate: int) -> d
     return {"si_sdr_db": q["si_sdr_db"], **measures.perceptual(pred, y, rate)}
 
 
+def enhanced(denoiser, x: torch.Tensor, rate: int) -> torch.Tensor:
+    """Each recording of x [Q, 1, N] (at `rate`) through a Denoiser, as `cnn-denoise enhance` runs it."""
+    with warnings.catch_warnings():  # an output past full scale is scaled down as a whole, as enhance does
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.stack([torch.from_numpy(denoiser(r[0].double().numpy(), rate)).float()[None] for r in x])
+
+
 def systems(models: dict, train: dict, rate: int) -> dict:
     """{name: f(x [Q, 1, N]) -> [Q, 1, N]}: the baselines and each model through Denoiser."""
     from .enhance import Denoiser
@@ -53,15 +60,9 @@ def systems(models: dict, train: dict, rate: int) -> dict:
         "least-squares": lambda x: baselines.apply_fir(h, x),
         "gating": lambda x: torch.from_numpy(measures.spectral_gating(x.numpy(), rate)).float(),
     }
-
-    def run(d, x):
-        with warnings.catch_warnings():  # an output past full scale is scaled down as a whole, as enhance does
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.stack([torch.from_numpy(d(r[0].double().numpy(), rate)).float()[None] for r in x])
-
     for name, source in models.items():
         denoiser = Denoiser.load(source)
-        out[name] = lambda x, d=denoiser: run(d, x)
+        out[name] = lambda x, d=denoiser: enhanced(d, x, rate)
     return out
 
 
