@@ -2,13 +2,13 @@
 
 Clean held-out prompts of both voices, the English one the speech recipe trains on and the
 French-Canadian one it never hears (bench/unseen.py's), go through each model as
-`cnn-denoise enhance` runs it. The SI-SDR of the output against its input says how much of the
-voice the model damages: at high SNRs, where little noise is left, that damage rather than the
+`cnn-denoise enhance` runs it. The SI-SDR of the output against the clean speech says how much of
+the voice the model damages: at high SNRs, where little noise is left, that damage rather than the
 noise decides the score, and a voice the model does not know loses more of it. The segments are
-drawn as the matrix's are (same length, levels and seed), with white noise QUIET_DB below the
-speech, as good as none. Writes bench/clean.json and prints the table.
+drawn by the matrix's mixer (same length and levels), with white noise QUIET_DB below the speech,
+as good as none. Writes bench/clean.json (--out names another file) and prints the table.
 
-    python bench/clean.py [NAME=MODEL ...]    (default: speech=models:/cnn-denoise@speech)
+    python bench/clean.py [--out FILE] [NAME=MODEL ...]    (default: speech=models:/cnn-denoise@speech)
 
 Needs what bench/unseen.py needs.
 """
@@ -35,7 +35,8 @@ def main(argv) -> int:
     from cnn_denoise.atomic import write_json
     from cnn_denoise.enhance import Denoiser
 
-    models = dict(a.split("=", 1) for a in argv) or {"speech": "models:/cnn-denoise@speech"}
+    args = unseen.parser(__doc__).parse_intermixed_args(argv)
+    models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = unseen.RATE
     raw["speech"]["kinds"] = [spec.WHITE]  # only the quiet white noise is mixed
@@ -62,7 +63,7 @@ def main(argv) -> int:
             v: quality.si_sdr_db(matrix.enhanced(denoiser, pairs["x"], unseen.RATE), pairs["y"])
             for v, pairs in sets.items()
         }
-    write_json(ROOT / "bench" / "clean.json", out)
+    write_json(args.out or ROOT / "bench" / "clean.json", out)
     print(f"{'model':16}{'own':>10}{'unseen':>10}   (SI-SDR of clean speech after the model, dB)")
     for name, row in out["voices"].items():
         print(f"{name:16}{row['own']:>10.2f}{row['unseen']:>10.2f}")

@@ -9,16 +9,18 @@ gating (src/cnn_denoise/matrix.py). Writes bench/unseen.json and prints the tabl
 
 With --babble unseen the babble is the unseen voice too: a share of its prompts
 (speech.babble_fraction, drawn with speech.split_seed) only ever babbles and the rest are the
-targets, as the matrix deals the English prompts. Then every voice in the mix is one the model
-never heard, as in a room of strangers; by default the babble is the English speaker's own
-test-side pool, a voice the model knows. Writes bench/unseen_babble_unseen.json.
+targets. Then every voice in the mix is one the model never heard, as in a room of strangers; by
+default the babble is the English speaker's own test-side pool, a voice the model knows. Writes
+bench/unseen_babble_unseen.json then (--out names another file).
 
-    python bench/unseen.py [--babble english|unseen] [NAME=MODEL ...]    (default: speech=models:/cnn-denoise@speech)
+    python bench/unseen.py [--babble english|unseen] [--out FILE] [NAME=MODEL ...]
+    (default model: speech=models:/cnn-denoise@speech)
 
 Needs `dvc repro` first (the English corpus gives the babble and music pools) and apt-get or
 a folder with the .deb (UNSEEN_SOURCE, as speech.source).
 """
 
+import argparse
 import os
 import sys
 import tempfile
@@ -50,6 +52,22 @@ def voice(path, min_seconds: float) -> dict:
     return out
 
 
+def model_argument(text: str) -> tuple[str, str]:
+    """NAME=MODEL as (name, model), or argparse's error."""
+    name, sep, source = text.partition("=")
+    if not (sep and name and source):
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=MODEL (e.g. speech=models:/cnn-denoise@speech)")
+    return name, source
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The bench scripts' command line: models as NAME=MODEL, and where the JSON goes."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("models", nargs="*", type=model_argument, metavar="NAME=MODEL")
+    p.add_argument("--out", type=Path, help="the JSON written (default: the script's own in bench/)")
+    return p
+
+
 def dealt(targets: dict, share: float, seed: int) -> tuple[dict, list]:
     """The unseen voice's prompts split (seeded) into targets and a babble pool of `share` of them."""
     import numpy as np
@@ -68,13 +86,12 @@ def main(argv) -> int:
     from cnn_denoise import matrix, mixer, params, spec, speech
     from cnn_denoise.atomic import save_torch, write_json
 
-    babble = "english"
-    if argv[:1] == ["--babble"]:
-        babble, argv = (argv[1:2] or [""])[0], argv[2:]
-    if babble not in ("english", "unseen"):
-        print(f"unseen: --babble takes english or unseen, not {babble!r}", file=sys.stderr)
-        return 2
-    models = dict(a.split("=", 1) for a in argv) or {"speech": "models:/cnn-denoise@speech"}
+    cli = parser(__doc__)
+    cli.add_argument("--babble", choices=("english", "unseen"), default="english", help="whose voices babble")
+    args = cli.parse_intermixed_args(argv)
+    babble = args.babble
+    models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
+    out = args.out or ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
     raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != "band"]
@@ -104,7 +121,7 @@ def main(argv) -> int:
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)
     scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE})"
     scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
-    write_json(ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json"), scores)
+    write_json(out, scores)
     systems = [k for k in next(iter(scores["sets"].values())) if k not in ("kind", "snr_db")]
     print(f"{'set':16}" + "".join(f"{s:>15}" for s in systems) + "   (SI-SDR improvement over the noisy input, dB)")
     for name, row in scores["sets"].items():
