@@ -13,12 +13,9 @@ as good as none. Writes bench/clean.json (--out names another file) and prints t
 Needs what bench/unseen.py needs.
 """
 
-import os
 import sys
 import tempfile
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGMENTS = 96  # per voice
@@ -31,31 +28,17 @@ def main(argv) -> int:
     import speech_mix
     import unseen
 
-    from cnn_denoise import matrix, mixer, params, quality, spec, speech
+    from cnn_denoise import matrix, mixer, quality, spec
     from cnn_denoise.atomic import write_json
     from cnn_denoise.enhance import Denoiser
 
     args = unseen.parser(__doc__).parse_intermixed_args(argv)
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"]["sample_rate"] = unseen.RATE
-    raw["speech"]["kinds"] = [spec.WHITE]  # only the quiet white noise is mixed
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
-        p = params.load(tmp / "params.yaml")
-        s = p.speech
-        deb = speech.fetch_deb(
-            unseen.PACKAGE, unseen.VERSION, unseen.SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp
-        )
-        corpus = speech_mix.load_corpus(ROOT / "data" / "speech" / "corpus")
-        split, mix = speech_mix.setup(p, corpus)
-        quiet = speech_mix.scored(mix, spec.WHITE, (QUIET_DB, QUIET_DB))
-        voices = {
-            "own": {n: corpus["speech"][n] for n in split["test"]},
-            "unseen": unseen.voice(deb, s.min_seconds),
-        }
-        sets = {v: mixer.mix_set(f"clean-{v}", t, {}, quiet, SEGMENTS, s.seed)[0] for v, t in voices.items()}
+        p, unheard, corpus, split, mix = unseen.setting(Path(tmp), [spec.WHITE])  # only the quiet white noise
+    quiet = speech_mix.scored(mix, spec.WHITE, (QUIET_DB, QUIET_DB))
+    voices = {"own": {n: corpus["speech"][n] for n in split["test"]}, "unseen": unheard}
+    sets = {v: mixer.mix_set(f"clean-{v}", t, {}, quiet, SEGMENTS, p.speech.seed)[0] for v, t in voices.items()}
     out = {"segments": SEGMENTS, "quiet_db": QUIET_DB, "voices": {}}
     for name, source in models.items():
         denoiser = Denoiser.load(source)

@@ -79,11 +79,28 @@ def dealt(targets: dict, share: float, seed: int) -> tuple[dict, list]:
     return {n: targets[n] for n in names if n not in babble}, [targets[n] for n in babble]
 
 
+def setting(tmp: Path, kinds: list) -> tuple:
+    """(params, the unseen voice's prompts, the English corpus, its split, its Mix): params.yaml at
+    RATE with these noise kinds, written to tmp, where the .deb is fetched too (stages/ on sys.path)."""
+    import speech_mix
+
+    from cnn_denoise import params, speech
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["sample_rate"] = RATE
+    raw["speech"]["kinds"] = kinds
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = params.load(tmp / "params.yaml")
+    deb = speech.fetch_deb(PACKAGE, VERSION, SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp)
+    corpus = speech_mix.load_corpus(ROOT / "data" / "speech" / "corpus")
+    return p, voice(deb, p.speech.min_seconds), corpus, *speech_mix.setup(p, corpus)
+
+
 def main(argv) -> int:
     sys.path.insert(0, str(ROOT / "stages"))
     import speech_mix
 
-    from cnn_denoise import matrix, mixer, params, spec, speech
+    from cnn_denoise import matrix, mixer, spec
     from cnn_denoise.atomic import save_torch, write_json
 
     cli = parser(__doc__)
@@ -92,18 +109,11 @@ def main(argv) -> int:
     babble = args.babble
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
     out = args.out or ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json")
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["data"]["sample_rate"] = RATE
-    raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != "band"]
+    kinds = [k for k in yaml.safe_load((ROOT / "params.yaml").read_text())["speech"]["kinds"] if k != spec.BAND]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
-        p = params.load(tmp / "params.yaml")
+        p, targets, corpus, split, mix = setting(tmp, kinds)
         s = p.speech
-        deb = speech.fetch_deb(PACKAGE, VERSION, SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp)
-        targets = voice(deb, s.min_seconds)
-        corpus = speech_mix.load_corpus(ROOT / "data" / "speech" / "corpus")
-        split, mix = speech_mix.setup(p, corpus)
         pools = mixer.pools_for(corpus, split, "test", s.test_fraction)
         if babble == "unseen":
             targets, pools[spec.BABBLE] = dealt(targets, s.babble_fraction, s.split_seed)

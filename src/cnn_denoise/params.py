@@ -139,6 +139,7 @@ class Evaluate(_Strict):
 Decibels = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=-100, le=100)]
 Level = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=-100, le=0)]  # dBFS
 Pair = dict(min_length=2, max_length=2)  # [low, high]
+Ratio = Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]  # speed, formant
 
 
 def _range(pair, what: str):
@@ -176,12 +177,8 @@ class Speech(_Strict):
     snr_db: list[Decibels] = Field(**Pair)
     level_db: list[Level] = Field(**Pair)
     babble_talkers: list[Annotated[int, Field(strict=True, ge=1, le=50)]] = Field(**Pair)
-    speed: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
-        **Pair
-    )
-    formant: list[Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=0.5, le=2)]] = Field(
-        **Pair
-    )
+    speed: list[Ratio] = Field(**Pair)
+    formant: list[Ratio] = Field(**Pair)
     eq: Number = Field(ge=0, le=spec.EQ_MAX)
     kind_weights: dict[
         Literal[spec.NOISE_KINDS],
