@@ -45,7 +45,6 @@ def about(s, rate: int) -> dict:
         "speed": list(s.speed),
         **({"formant": list(s.formant)} if s.formant != [1.0, 1.0] else {}),
         **({"eq": s.eq} if s.eq else {}),
-        **({"clean_share": s.clean_share} if s.clean_share else {}),
         **({"kind_weights": dict(zip(s.kinds, weights, strict=True))} if weights else {}),
         "rate": rate,
     }
@@ -69,17 +68,16 @@ def setup(p, corpus):
         weights=mixer_weights(s),
         eq=s.eq,
         formant=tuple(s.formant),
-        clean_share=s.clean_share,
     )
     return split, mix
 
 
 def scored(mix: mixer.Mix, kind: str | None = None, band=None) -> mixer.Mix:
-    """The Mix a test set is drawn with: the voice as recorded (no speed, formant or filter), every kind
-    alike and noise in every segment, so scores stay comparable whatever the training mix; a matrix
-    set's also holds one noise kind and one SNR band."""
+    """The Mix a test set is drawn with: the voice as recorded (no speed, formant or filter) and every kind
+    alike, so scores stay comparable whatever the training mix; a matrix set's also holds one
+    noise kind and one SNR band."""
     one = {"kinds": (kind,), "snr_db": tuple(band)} if kind else {}
-    return dataclasses.replace(mix, speed=(1.0, 1.0), formant=(1.0, 1.0), weights=(), eq=0.0, clean_share=0.0, **one)
+    return dataclasses.replace(mix, speed=(1.0, 1.0), formant=(1.0, 1.0), weights=(), eq=0.0, **one)
 
 
 def main(argv=None):

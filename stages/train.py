@@ -87,9 +87,9 @@ def main(argv=None):
         model.start_as_filterbank()
     test_set = load_split(args.test_set)
     history = fit(model, train_set, test_set, t, device, on_epoch=tracking.epoch_hook())
-    if t.loss in spec.SCALE_FREE and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:
+    if t.loss == spec.SI_SDR and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:
         print(
-            f"train: output level set to the speech's (gain {gain:.3g}; the {t.loss} loss leaves it free)",
+            f"train: output level set to the speech's (gain {gain:.3g}; the si_sdr loss leaves it free)",
             file=sys.stderr,
         )
     close_distributed()

@@ -757,14 +757,14 @@ def test_a_masknet_checkpoint_through_the_command_with_score(tmp_path, capsys, r
 
 
 def test_info_says_how_the_training_mix_was_drawn():
-    """`cnn-denoise info` and enhance's note name the speeds, formant shifts, filters, clean share and
-    kind weights a speech model heard (kinds of weight 1 not named), and say nothing of them when the
+    """`cnn-denoise info` and enhance's note name the speeds, formant shifts, filters and kind
+    weights a speech model heard (kinds of weight 1 not named), and say nothing of them when the
     mix had none (speed 1, all kinds alike)."""
     about = {"speech": "Debian pkg", "kinds": ["white", "babble"], "snr_db": [-5.0, 20.0], "speed": [1.0, 1.0]}
     assert cli.heard({"trained_on": about}) == "Debian pkg with white, babble noise at -5 to 20 dB SNR"
-    drawn = {**about, "speed": [0.85, 1.15], "formant": [0.9, 1.1], "eq": 0.375, "clean_share": 0.1}
+    drawn = {**about, "speed": [0.85, 1.15], "formant": [0.9, 1.1], "eq": 0.375}
     drawn["kind_weights"] = {"white": 1.0, "babble": 2.0}
     assert cli.heard({"trained_on": drawn}).endswith(
         ", played at 0.85 to 1.15 x speed, formants moved 0.9 to 1.1 x, through random filters (eq 0.375),"
-        " 10% of it without noise, drawn babble x2 as often"
+        " drawn babble x2 as often"
     )

@@ -147,8 +147,6 @@ def test_params_that_are_not_utf8(tmp_path):
         (lambda p: p["speech"].update(formant=[1.2, 0.8]), r"speech\.formant \[1.2, 0.8\] must be \[low, high\]"),
         (lambda p: p["speech"].update(formant=[1.0, 3.0]), r"speech\.formant\.1: Input should be less than or equal"),
         (lambda p: p["speech"].update(eq=0.6), r"speech\.eq: Input should be less than or equal to 0\.45"),
-        (lambda p: p["speech"].update(clean_share=1.0), r"speech\.clean_share: Input should be less than 1"),
-        (lambda p: p["speech"].update(clean_share=-0.1), r"speech\.clean_share: Input should be greater than or equal"),
         (lambda p: p["model"]["masknet"].update(dropout=1.0), r"model\.masknet\.dropout: Input should be less than 1"),
         (
             lambda p: p["speech"].update(kinds=["white"], kind_weights={"babble": 2}),

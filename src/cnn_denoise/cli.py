@@ -320,7 +320,6 @@ def heard(audio: dict) -> str:
         + (f", played at {speed[0]:g} to {speed[1]:g} x speed" if speed != [1.0, 1.0] else "")
         + (f", formants moved {formant[0]:g} to {formant[1]:g} x" if formant != [1.0, 1.0] else "")
         + (f", through random filters (eq {about['eq']:g})" if about.get("eq") else "")
-        + (f", {about['clean_share']:.0%} of it without noise" if about.get("clean_share") else "")
         + (", drawn " + ", ".join(f"{k} x{w:g}" for k, w in weights.items()) + " as often" if weights else "")
     )
 

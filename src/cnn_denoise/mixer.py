@@ -33,7 +33,6 @@ ACTIVE = 0.25  # a crop of an utterance must hold this share of the utterance's 
 HUM_TOP = 1000.0  # Hz: hum's harmonics stop below this (a mains buzz, not a tone)
 COLOUR_FLOOR = 20.0  # Hz: pink and brown noise are flat below this (no infinite power at DC)
 SPEED_STEP = 50  # Hz: a sped-up clip's rate is a multiple of this, so resampling's up/down stay small
-NONE = "none"  # the kind a segment without noise records (Mix.clean_share)
 PITCH_RANGE = (75.0, 600.0)  # Hz: where Praat looks for the voice's pitch periods (its defaults for any voice)
 
 
@@ -51,7 +50,6 @@ class Mix:
     weights: tuple = ()  # how often each of kinds is drawn, relative; (): all alike
     eq: float = 0.0  # largest |coefficient| of the random filter on each target and noise (`shaped`); 0: none
     formant: tuple = (1.0, 1.0)  # [low, high] of each utterance's formant shift (pitch and tempo kept); 1: as recorded
-    clean_share: float = 0.0  # share of segments left without noise (x = y); 0: none, nothing drawn
 
 
 def uneven(weights) -> tuple:
@@ -268,9 +266,7 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
     """count segments ({"x", "y"} float32 [count, 1, N]) and what each holds (prompt, kind,
     SNR, level): targets {prompt: clip}, noise kinds drawn from mix.kinds (as often as
     mix.weights say), SNR and level uniformly from their ranges (dB), the target and the noise
-    each through its own random filter when mix.eq is set (the target as filtered is the clean y).
-    With mix.clean_share, that share of the segments (drawn first, each on its own) holds no noise:
-    x is y, kind "none" and SNR None, so a model also learns to leave a voice alone."""
+    each through its own random filter when mix.eq is set (the target as filtered is the clean y)."""
     n = round(mix.seconds * mix.rate)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     names = sorted(targets)
@@ -278,22 +274,18 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
     y = np.zeros((count, 1, n), np.float32)
     meta = []
     for q in range(count):
-        quiet = bool(mix.clean_share) and rng.uniform() < mix.clean_share  # no draw when 0: the bytes as before
         prompt = names[int(rng.integers(len(names)))]
-        kind = NONE if quiet else _kind(rng, mix)
+        kind = _kind(rng, mix)
         snr, level = rng.uniform(*mix.snr_db), rng.uniform(*mix.level_db)
         clean = shaped(rng, _target(rng, voice(rng, targets[prompt], mix), n, mix.rate), mix.eq)
         clean *= 10 ** (level / 20) / max(_rms(clean), 1e-12)
-        noisy = clean.copy()
-        if not quiet:
-            hiss = shaped(rng, noise(kind, rng, n, mix, pools), mix.eq)
-            noisy += hiss * (_rms(clean) / 10 ** (snr / 20) / _rms(hiss))
+        hiss = shaped(rng, noise(kind, rng, n, mix, pools), mix.eq)
+        hiss *= _rms(clean) / 10 ** (snr / 20) / _rms(hiss)
+        noisy = clean + hiss
         if (peak := np.max(np.abs(noisy))) > PEAK:  # never past full scale: both scaled, the SNR kept
             clean, noisy = clean * (PEAK / peak), noisy * (PEAK / peak)
         y[q, 0], x[q, 0] = _grid(clean), _grid(noisy)
-        meta.append(
-            {"prompt": prompt, "kind": kind, "snr_db": None if quiet else round(snr, 3), "level_db": round(level, 3)}
-        )
+        meta.append({"prompt": prompt, "kind": kind, "snr_db": round(snr, 3), "level_db": round(level, 3)})
     return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}, meta
 
 

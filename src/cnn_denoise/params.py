@@ -180,7 +180,6 @@ class Speech(_Strict):
     speed: list[Ratio] = Field(**Pair)
     formant: list[Ratio] = Field(**Pair)
     eq: Number = Field(ge=0, le=spec.EQ_MAX)
-    clean_share: Number = Field(ge=0, lt=1)
     kind_weights: dict[
         Literal[spec.NOISE_KINDS],
         Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, gt=0, le=100)],

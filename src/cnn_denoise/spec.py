@@ -31,10 +31,8 @@ SET, BATCHES = "set", "batches"
 HISTORIES = (SET, BATCHES)
 
 # what training minimises (train.loss)
-L1, SNR, SI_SDR, SI_SDR_CAPPED = "l1", "snr", "si_sdr", "si_sdr_capped"
-LOSSES = (L1, SNR, SI_SDR, SI_SDR_CAPPED)
-SCALE_FREE = (SI_SDR, SI_SDR_CAPPED)  # losses blind to the output's gain: training then sets the level
-SDR_CAP_DB = 30.0  # dB: si_sdr_capped's soft cap (Wisdom et al., 2020), past which a recording stops pulling
+L1, SNR, SI_SDR = "l1", "snr", "si_sdr"
+LOSSES = (L1, SNR, SI_SDR)
 
 # which network model.* describes (model.arch): the lab's CNN (model.taps, model.features), or
 # the masking CNN of the speech recipe (model.masknet; masknet.py)

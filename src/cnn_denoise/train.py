@@ -144,16 +144,11 @@ def set_lr(opt, lr: float) -> None:
             group["lr"] = lr
 
 
-def si_sdr_db(pred: torch.Tensor, y: torch.Tensor, cap_db: float | None = None) -> torch.Tensor:
-    """Each recording's SI-SDR in dB (pred and y: (batch, 1, n)); finite for silence either side.
-    With cap_db, 10^(-cap_db / 10) of the target's power is added to the error's: a soft cap, so
-    a recording already near cap_db (a clean one, say) no longer draws the gradient: minus the
-    log of a small error has a gradient that grows as the error shrinks."""
+def si_sdr_db(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each recording's SI-SDR in dB (pred and y: (batch, 1, n)); finite for silence either side."""
     p, t = pred.flatten(1), y.flatten(1)
     target = (p * t).sum(1, keepdim=True) / t.square().sum(1, keepdim=True).clamp_min(1e-20) * t
-    power = target.square().sum(1)
-    error = (p - target).square().sum(1) + (0.0 if cap_db is None else 10 ** (-cap_db / 10) * power)
-    return 10 * torch.log10(power.clamp_min(1e-20) / error.clamp_min(1e-20))
+    return 10 * torch.log10(target.square().sum(1).clamp_min(1e-20) / (p - target).square().sum(1).clamp_min(1e-20))
 
 
 class Loss(NamedTuple):
@@ -177,14 +172,6 @@ LOSSES = {
     # output's gain, every recording weighs alike whatever its level; sums: (SI-SDR total, recordings)
     spec.SI_SDR: Loss(
         lambda pred, y: torch.stack([si_sdr_db(pred, y).sum(), torch.tensor(float(len(y)), device=y.device)]),
-        lambda s, count: -s[0] / s[1],
-    ),
-    # the same with each recording's SI-SDR softly capped at spec.SDR_CAP_DB (si_sdr_db's cap_db), as
-    # MixIT's loss is: clean or nearly clean segments in the mix weigh no more than the noisy ones
-    spec.SI_SDR_CAPPED: Loss(
-        lambda pred, y: torch.stack(
-            [si_sdr_db(pred, y, spec.SDR_CAP_DB).sum(), torch.tensor(float(len(y)), device=y.device)]
-        ),
         lambda s, count: -s[0] / s[1],
     ),
 }
