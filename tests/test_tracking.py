@@ -94,6 +94,34 @@ def test_train_then_evaluate_share_one_run(store, tmp_path, monkeypatch):
     assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")) == 1
 
 
+@pytest.mark.slow
+def test_a_rerun_that_trains_a_known_model_is_what_its_name_promotes(store, tmp_path, monkeypatch):
+    """A recipe run as experiment `speech` after a trial of that name: its model is one another
+    run (speech-2) already holds, so nothing new is logged, and `promote speech` must then give
+    that model's version, not the older trial's."""
+    import mlflow
+
+    history = [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}]
+    paths = {}
+    for name, seed in (("speech", 0), ("speech-2", 1), ("speech", 1)):  # trial, the recipe, the recipe again
+        monkeypatch.setenv("DVC_EXP_NAME", name)
+        paths[name, seed] = tmp_path / f"{name}-{seed}.pt"
+        cnn.save(cnn.build(model_settings([3, 2], [1, 2, 1]), seed=seed), paths[name, seed])
+        tracking.log_training({"train.lr": "0.5"}, history, paths[name, seed])
+    mlflow.set_tracking_uri(store)
+    client = mlflow.MlflowClient()
+    logged = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    assert sorted(r.info.run_name for r in logged) == ["speech", "speech-2"]  # the rerun logged nothing new
+
+    def sha_of(version):
+        return client.get_model_version(tracking.REGISTERED_MODEL, version).tags["model_sha256"]
+
+    recipe = tracking.file_sha256(paths["speech-2", 1])
+    assert sha_of(tracking.promote("speech", "speech")) == recipe
+    assert sha_of(tracking.promote("speech-2", "x")) == recipe
+    assert client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "speech").tags["model_sha256"] == recipe
+
+
 RACE = """
 import sys, time
 from cnn_denoise import tracking

@@ -5,18 +5,22 @@ from ..errors import PipelineError, first_line
 from .store import open_store, tracking_uri
 
 REGISTERED_MODEL = "cnn-denoise"
+NAMED_AT = "named_at"  # tag: when (ms since 1970) a later experiment that trained a run's model named it
 
 
 def promote(name: str, alias: str = "best") -> str:
-    """Set `alias` on the registered model version of the newest finished run called `name`
-    (a DVC experiment's name or a run name); return the version."""
+    """Set `alias` on the registered model version of the finished run called `name` (a DVC
+    experiment's name or a run name) that was last so named; return the version. A run is named
+    when it starts, or later when an experiment of that name trained the model it holds (tags
+    dvc_exp_name and NAMED_AT, tracking.runs)."""
     mlflow, _ = open_store()
-    runs = mlflow.search_runs(
-        filter_string=f"attributes.run_name = '{name}' and tags.kind = 'cnn'",
-        order_by=["start_time DESC"],
-        output_format="list",
-    )
-    runs = [r for r in runs if r.info.status == "FINISHED"]
+    found = {
+        r.info.run_id: r
+        for where in (f"attributes.run_name = '{name}'", f"tags.dvc_exp_name = '{name}'")
+        for r in mlflow.search_runs(filter_string=f"{where} and tags.kind = 'cnn'", output_format="list")
+        if r.info.status == "FINISHED"
+    }
+    runs = sorted(found.values(), key=lambda r: int(r.data.tags.get(NAMED_AT, r.info.start_time)), reverse=True)
     if not runs:
         raise PipelineError(
             f"no finished run named {name!r} in {tracking_uri()}; "

@@ -17,12 +17,13 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..params import flatten
 from ..procs import pid_alive
 from .provenance import committed_params, file_sha256, run_name, run_tags, upstream_lock
-from .registry import REGISTERED_MODEL
+from .registry import NAMED_AT, REGISTERED_MODEL
 from .store import EXPERIMENT, open_store, tracking_uri
 
 
@@ -140,6 +141,17 @@ def _log_model(mlflow, model_path, tags: dict) -> None:
         client.update_model_version(REGISTERED_MODEL, version, description=f"Trained by run {name} at {commit}.")
 
 
+def _renamed(mlflow, run) -> None:
+    """A DVC experiment that trained a model some run already holds (a rerun of a recipe, which is
+    deterministic) names that run too: its dvc_exp_name tag becomes the experiment's and NAMED_AT
+    says when, so `promote` by the experiment's name finds this model. Without it an older run of
+    that name (a trial that trained another model) would be promoted in its place."""
+    if name := os.environ.get("DVC_EXP_NAME"):
+        client = mlflow.MlflowClient()
+        client.set_tag(run.info.run_id, "dvc_exp_name", name)
+        client.set_tag(run.info.run_id, NAMED_AT, str(int(time.time() * 1000)))
+
+
 def log_training(params: dict, history: list[dict], model_path, history_path=None, splits: dict | None = None):
     """A new run: params (with the data's, from dvc.lock), per-epoch losses as metric
     history, the datasets, the curves as CSV and PNG, the checkpoint, the model (unless
@@ -155,6 +167,7 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
         filter_string=f"tags.model_sha256 = '{sha}' and tags.kind = 'cnn'", max_results=1, output_format="list"
     )
     if seen and seen[0].info.status == "FINISHED":
+        _renamed(mlflow, seen[0])
         print(f"MLflow: this model is run {seen[0].info.run_id} ({seen[0].info.run_name}) already; nothing new logged",
               file=sys.stderr)  # fmt: skip
         return
