@@ -79,16 +79,17 @@ def dealt(targets: dict, share: float, seed: int) -> tuple[dict, list]:
     return {n: targets[n] for n in names if n not in babble}, [targets[n] for n in babble]
 
 
-def setting(tmp: Path, kinds: list) -> tuple:
+def setting(tmp: Path, kinds: list | None = None) -> tuple:
     """(params, the unseen voice's prompts, the English corpus, its split, its Mix): params.yaml at
-    RATE with these noise kinds, written to tmp, where the .deb is fetched too (stages/ on sys.path)."""
+    RATE with these noise kinds (None: its own but band, which needs 32 kHz), written to tmp, where
+    the .deb is fetched too (stages/ on sys.path)."""
     import speech_mix
 
-    from cnn_denoise import params, speech
+    from cnn_denoise import params, spec, speech
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
-    raw["speech"]["kinds"] = kinds
+    raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != spec.BAND] if kinds is None else kinds
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
     p = params.load(tmp / "params.yaml")
     deb = speech.fetch_deb(PACKAGE, VERSION, SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp)
@@ -109,10 +110,9 @@ def main(argv) -> int:
     babble = args.babble
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
     out = args.out or ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json")
-    kinds = [k for k in yaml.safe_load((ROOT / "params.yaml").read_text())["speech"]["kinds"] if k != spec.BAND]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        p, targets, corpus, split, mix = setting(tmp, kinds)
+        p, targets, corpus, split, mix = setting(tmp)
         s = p.speech
         pools = mixer.pools_for(corpus, split, "test", s.test_fraction)
         if babble == "unseen":

@@ -164,8 +164,8 @@ def without_rumble(clip: dict) -> dict:
     """The clip high-passed at RUMBLE_HZ (Butterworth, 4th order, forward and back: no phase
     shift, 0.1 dB down at 85 Hz, 36 dB at 30 Hz). What a recording holds below any voice is the
     room's or the microphone's rumble, a noise the models learn to remove; left in the clean
-    speech it would be scored as voice the model damaged. One in nine of the French-Canadian
-    prompts (bench/unseen.py) holds over 1% of its power there, up to 9%; one English prompt does."""
+    speech it would be scored as voice the model damaged (bench/README.md has how much of it the
+    French-Canadian prompts of bench/unseen.py hold)."""
     sos = scipy.signal.butter(4, RUMBLE_HZ, "highpass", fs=clip["rate"], output="sos")
     audio = scipy.signal.sosfiltfilt(sos, as_float(clip["audio"].numpy()))
     return {"rate": clip["rate"], "audio": torch.from_numpy(np.ascontiguousarray(audio))}
