@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import torch
+from helpers import si_sdr_numpy
 from test_enhance import denoising_model
 
 from cnn_denoise import synth
@@ -21,15 +22,6 @@ def _pairs(seed: int, count: int, seconds: float = 0.5) -> dict:
     """Synthetic speech in the lab's band noise at 32 kHz, as the split stage writes them."""
     pairs = synth.make_pairs(count, int(RATE * seconds), seed=seed)
     return {"x": torch.stack([p[0] for p in pairs]), "y": torch.stack([p[1] for p in pairs])}
-
-
-def _si_sdr(pred: np.ndarray, y: np.ndarray) -> float:
-    """Mean over recordings of 10 log10(|a y|^2 / |a y - pred|^2), a the least-squares scale."""
-    out = []
-    for p, t in zip(pred, y, strict=True):
-        a = np.dot(p, t) / np.dot(t, t)
-        out.append(10 * np.log10(np.sum((a * t) ** 2) / np.sum((a * t - p) ** 2)))
-    return float(np.mean(out))
 
 
 def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
@@ -57,8 +49,8 @@ def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
         assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating", "lin"}
         x, y = pairs["x"][:, 0].double().numpy(), pairs["y"][:, 0].double().numpy()
         enhanced = np.stack([denoiser(r, RATE) for r in x])
-        assert abs(row["noisy"]["si_sdr_db"] - _si_sdr(x, y)) < 1e-3
-        assert abs(row["lin"]["si_sdr_db"] - _si_sdr(enhanced, y)) < 1e-3
+        assert abs(row["noisy"]["si_sdr_db"] - si_sdr_numpy(x, y)) < 1e-3
+        assert abs(row["lin"]["si_sdr_db"] - si_sdr_numpy(enhanced, y)) < 1e-3
         assert row["lin"]["si_sdr_db"] > row["noisy"]["si_sdr_db"] + 3  # the model denoises: not the input again
 
 
