@@ -199,3 +199,55 @@ def test_a_dropout_checkpoint_loads_and_a_bad_dropout_is_refused(tmp_path):
     torch.save(checkpoint, tmp_path / "bad.pt")
     with pytest.raises(PipelineError, match=r"spec dropout is 1\.5, not a number in \[0, 1\); retrain it"):
         cnn.load(tmp_path / "bad.pt")
+
+
+def test_log_mask_input_hears_a_gain_as_an_offset():
+    """model.masknet.mask_input log: the dilated layers hear a 20 dB louder feature (well above the
+    floor) as the same feature plus log(10) / log1p(1 / FLOOR), silence as 0, and a feature of 1 as 1;
+    the mask still scales the linear features, so a network whose mask input weights are zero
+    returns its input through the filter bank at the mask's 1/2 whatever it hears."""
+    from cnn_denoise.masknet import FLOOR
+
+    net = MaskNet(stride=4, filters=16, width=5, taps=3, dilations=[1, 2], mask_input="log").double()
+    E = torch.tensor([0.0, 1.0, 0.5, 3.0, 40.0], dtype=torch.float64)
+    heard = net.heard(E)
+    assert heard[0] == 0 and torch.isclose(heard[1], torch.tensor(1.0, dtype=torch.float64))
+    offset = net.heard(10 * E[2:]) - heard[2:]
+    torch.testing.assert_close(
+        offset,
+        torch.full_like(offset, torch.log(torch.tensor(10.0)) / torch.log1p(torch.tensor(1 / FLOOR))),
+        rtol=1e-3,
+        atol=0,
+    )
+    assert torch.equal(small().heard(E), E)  # linear: the features as they are
+
+    net.start_as_filterbank()
+    with torch.no_grad():
+        net.mask.zero_()  # sigmoid(0): every mask 1/2
+    x = torch.randn(1, 1, 96, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(net(x), x / 2)
+
+
+def test_a_log_checkpoint_loads_and_a_bad_mask_input_is_refused(tmp_path):
+    """The spec keeps mask_input only when it is log (a linear model's checkpoint is as before); a
+    log model saves and loads with the same output; an unknown mask_input is refused in one line."""
+    from cnn_denoise import model as cnn
+    from cnn_denoise.errors import PipelineError
+
+    assert "mask_input" not in small().spec()
+    with pytest.raises(ValueError, match="mask_input is 'db', not one of linear, log"):
+        MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1], mask_input="db")
+    torch.manual_seed(0)
+    net = MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], mask_input="log").eval()
+    cnn.save(net, tmp_path / "m.pt")
+    again = cnn.load(tmp_path / "m.pt")
+    x = torch.randn(1, 1, 64)
+    assert again.mask_input == "log" and torch.equal(again(x), net(x))
+    linear = MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4]).eval()
+    linear.load_state_dict(net.state_dict())
+    assert not torch.allclose(linear(x), net(x))  # the same weights hear other features
+    checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+    checkpoint["spec"]["mask_input"] = "db"
+    torch.save(checkpoint, tmp_path / "bad.pt")
+    with pytest.raises(PipelineError, match=r"spec mask_input is 'db', not one of linear, log; retrain it"):
+        cnn.load(tmp_path / "bad.pt")
