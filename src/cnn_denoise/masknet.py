@@ -37,22 +37,11 @@ full rate, so they can reach back about a second. Input and output are (batch, 1
 `dropout` zeroes that share of each dilated layer's output at random in training steps (and
 scales the rest up, Srivastava et al., 2014), so no one feature can carry the one training
 voice alone; in evaluation, enhancing and streaming it does nothing.
-
-`mask_input` log feeds the dilated layers log1p(E / FLOOR) / log1p(1 / FLOOR) instead of E (the
-mask still scales the linear E): a level change or a tilt of the voice's spectrum is then an
-offset the layers see the same at every level, not a gain, as in RNNoise's log band energies
-(Valin, 2018) and the log-mel inputs of most denoisers. Linear is the recipe's as it was.
 """
-
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .spec import LINEAR, LOG, MASK_INPUTS
-
-FLOOR = 1e-3  # the log's knee, in the network's units (the mixtures' RMS is of order 1): 60 dB below it is 0
 
 
 def dilated(X: torch.Tensor, H: torch.Tensor, d: int) -> torch.Tensor:
@@ -81,12 +70,9 @@ class MaskNet(nn.Module):
         input_scale: float = 1.0,
         centred: int = 0,
         dropout: float = 0.0,
-        mask_input: str = LINEAR,
     ):
         super().__init__()
-        if mask_input not in MASK_INPUTS:
-            raise ValueError(f"mask_input is {mask_input!r}, not one of {', '.join(MASK_INPUTS)}")
-        self.dropout, self.mask_input = float(dropout), mask_input
+        self.dropout = float(dropout)
         self.stride, self.taps, self.dilations = int(stride), int(taps), [int(d) for d in dilations]
         self.centred = int(centred)
         self.ahead = [(self.taps - 1) // 2 * d if d <= self.centred else 0 for d in self.dilations]  # frames
@@ -148,15 +134,8 @@ class MaskNet(nn.Module):
     def spec(self) -> dict:
         """What rebuilds this network (the checkpoint keeps it beside the weights)."""
         keys = ("stride", "filters", "width", "taps", "dilations", "input_scale", "centred")
-        # the knobs added later only when set: a model without them has the spec (and checkpoint) as before
-        dropped = {"dropout": self.dropout} if self.dropout else {}
-        logged = {"mask_input": self.mask_input} if self.mask_input != LINEAR else {}
-        return {"arch": "masknet", **{k: getattr(self, k) for k in keys}, **dropped, **logged}
-
-    def heard(self, E: torch.Tensor) -> torch.Tensor:
-        """What the dilated layers hear of the analysis features E (>= 0): E itself, or (log) 0 at 0,
-        1 at 1, and a gain g of E well above FLOOR an offset of log(g) / log1p(1 / FLOOR)."""
-        return torch.log1p(E / FLOOR) / math.log1p(1 / FLOOR) if self.mask_input == LOG else E
+        dropped = {"dropout": self.dropout} if self.dropout else {}  # none: the spec (and checkpoint) as before
+        return {"arch": "masknet", **{k: getattr(self, k) for k in keys}, **dropped}
 
     def causal(self, x: torch.Tensor) -> torch.Tensor:
         """The output lagging the speech by `latency` samples: sample n depends on x[..n] only.
@@ -164,7 +143,7 @@ class MaskNet(nn.Module):
         S, L, n = self.stride, 2 * self.stride, x.shape[-1]
         x = F.pad(x * self.input_scale, (L - S, (-n) % S))  # frame t: samples tS + S - L .. tS + S - 1
         E = torch.relu(F.conv1d(x, self.enc.permute(2, 1, 0).flip(-1), stride=S))  # (B, N, frames)
-        Z = torch.einsum("bft,fg->bgt", self.heard(E), self.inp)
+        Z = torch.einsum("bft,fg->bgt", E, self.inp)
         for H, d, a in zip(self.H, self.dilations, self.ahead, strict=True):
             branch = torch.tanh(dilated(Z, H, d))
             if self.dropout and self.training:

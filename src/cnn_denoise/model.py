@@ -157,8 +157,8 @@ def _scale_problem(spec_) -> str | None:
 
 
 def _masknet_problem(spec_: dict) -> str | None:
-    # checkpoints from before centred lack it (0); dropout and mask_input are kept only when set
-    if not MASKNET_KEYS - {"centred"} <= set(spec_) <= MASKNET_KEYS | {"dropout", "mask_input"}:
+    # checkpoints from before centred lack it (0); dropout is kept only when it was set
+    if not MASKNET_KEYS - {"centred"} <= set(spec_) <= MASKNET_KEYS | {"dropout"}:
         return f"its spec is {sorted(map(str, spec_))}, expected {sorted(MASKNET_KEYS)}"
     centred = spec_.get("centred", 0)
     if isinstance(centred, bool) or not isinstance(centred, int) or not 0 <= centred <= 1 << 16:
@@ -166,8 +166,6 @@ def _masknet_problem(spec_: dict) -> str | None:
     dropout = spec_.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, float | int) or not 0 <= dropout < 1:
         return f"spec dropout is {dropout!r}, not a number in [0, 1)"
-    if spec_.get("mask_input", spec.LINEAR) not in spec.MASK_INPUTS:
-        return f"spec mask_input is {spec_['mask_input']!r}, not one of {', '.join(spec.MASK_INPUTS)}"
     for key, most in (("stride", 4096), ("filters", MAX_FEATURES), ("width", MAX_FEATURES), ("taps", 64)):
         if why := _int_list([spec_[key]], key, most, 1):
             return why

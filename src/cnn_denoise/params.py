@@ -91,7 +91,6 @@ class MaskNet(_Strict):
     dilations: list[Annotated[PositiveInt, Field(le=1 << 16)]] = Field(min_length=1, max_length=64)
     centred: int = Field(strict=True, ge=0, le=1 << 16)  # frames
     dropout: Number = Field(ge=0, lt=1)
-    mask_input: Literal[spec.MASK_INPUTS]
 
 
 class Model(_Strict):

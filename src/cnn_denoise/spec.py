@@ -39,11 +39,6 @@ LOSSES = (L1, SNR, SI_SDR)
 CNN, MASKNET = "cnn", "masknet"
 ARCHS = (CNN, MASKNET)
 
-# what the masking CNN's dilated layers hear of the analysis features (model.masknet.mask_input):
-# the features themselves (LINEAR), or their logarithm (masknet.py)
-LOG = "log"
-MASK_INPUTS = (LINEAR, LOG)
-
 # where the weights start (train.init)
 XAVIER = "xavier"  # the course's xavier_normal_; LINEAR: the least-squares filter (warmstart.py)
 FILTERBANK = "filterbank"  # masknet: analysis and synthesis as a perfect-reconstruction filter bank
