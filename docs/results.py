@@ -20,7 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results.md"
 RECIPES = ["linear-gate", "lbfgs-scratch", "speech"]  # run in the workspace's copy (--temp); adam-scaled: not run here
-MATRIX_HEADING = "## Test matrix: recorded speech, noise kind by SNR band"  # the last section of results.md
+MATRIX_HEADING = "## Test matrix: recorded speech, noise kind by SNR band"  # then UNSEEN_HEADING: the last two
+UNSEEN_HEADING = "## A voice the speech model never heard"
 MATRIX_RATE = 16000  # Hz: the speech recipe's; PESQ-WB and DNSMOS hear 16 kHz
 MATRIX_MODELS = {"lab CNN": "models/model.pt", "linear-gate": "models:/cnn-denoise@linear-gate",
                  "speech": "models:/cnn-denoise@speech"}  # fmt: skip
@@ -335,6 +336,15 @@ def available(model: str) -> bool:
     return tracking.registered_alias([model.rsplit("@", 1)[1]]) is not None
 
 
+def gains(scores: dict, system: str, measure: str = "si_sdr_db") -> dict:
+    """{set name: the system's change over the noisy input} of a scores JSON (cnn_denoise.matrix, bench/unseen.py)."""
+    return {name: row[system][measure] - row["noisy"][measure] for name, row in scores["sets"].items()}
+
+
+def set_label(row: dict, prefix: str = "") -> str:
+    return f"{prefix}{row['kind']} {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"
+
+
 def matrix_section(rev: str) -> str:
     """Every noise kind and SNR band: SI-SDR, PESQ-WB and DNSMOS OVRL of each model run as enhance
     runs it, beside the noisy input, the least-squares filter and spectral gating."""
@@ -357,16 +367,67 @@ def matrix_section(rev: str) -> str:
                    f"; {MATRIX_RATE} Hz, {took:.0f} s. Each model runs as `cnn-denoise enhance` runs it (its own "
                    "rate and level); the lab's models were trained at 32 kHz on band noise only.")]  # fmt: skip
     for measure, label in (("si_sdr_db", "SI-SDR (dB)"), ("pesq_wb", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL")):
-        rows = [[f"{row['kind']} {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB", *(row[s][measure] for s in systems)]
-                for row in sets.values()]  # fmt: skip
+        rows = [[set_label(row), *(row[s][measure] for s in systems)] for row in sets.values()]
         mean = ["mean", *(float(np.mean([row[s][measure] for row in sets.values()])) for s in systems)]
         out += [f"\n{label}:\n", table(["set", *systems], [*rows, mean])]
-    gains = {s: float(np.mean([row[s]["si_sdr_db"] - row["noisy"]["si_sdr_db"] for row in sets.values()]))
-             for s in systems[1:]}  # fmt: skip
+    mean_gain = {s: float(np.mean(list(gains(scores, s).values()))) for s in systems[1:]}
     out.append(
-        "\nMean SI-SDR improvement over the noisy input (dB): " + ", ".join(f"{s} {v:+.2f}" for s, v in gains.items())
+        "\nMean SI-SDR improvement over the noisy input (dB): "
+        + ", ".join(f"{s} {v:+.2f}" for s, v in mean_gain.items())
     )
     return "\n".join(out) + "\n"
+
+
+UNSEEN_NOTE = (
+    "The voice: {voice}, never in any training set, with the same noise kinds, SNR bands and test-side noise "
+    "pools as the matrix above; each system runs as `cnn-denoise enhance` runs it. Its babble is the English "
+    "speaker's test-side pool (a crowd of the voice the model knows); the last rows deal a fifth of the unseen "
+    "voice's prompts into a crowd of strangers instead. A recording of your own voice is such a voice: these rows, "
+    "not the matrix's, say what to expect."
+)
+
+
+def unseen_section(rev: str) -> str:
+    """The speech model on another speaker in another language (bench/unseen.py), before a crowd of
+    the English speaker and before a crowd of strangers: what a recording of the user's own voice,
+    which no model here has heard, can expect. Beside it the least-squares filter and spectral gating."""
+    import tempfile
+
+    model, title = MATRIX_MODELS["speech"], UNSEEN_HEADING.removeprefix("## ")
+    if not available(model):
+        rerun = "run `make recipe NAME=speech`, then `python docs/results.py --matrix-only`"
+        return f"## {title}\n\nNo model is registered as `{model}`: {rerun}.\n"
+    runs, took = {}, 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for babble in ("english", "unseen"):
+            out = Path(tmp) / f"{babble}.json"
+            cmd = [sys.executable, "bench/unseen.py", "--babble", babble, "--out", str(out), f"speech={model}"]
+            _, seconds = sh(cmd, capture=False)
+            runs[babble], took = json.loads(out.read_text()), took + seconds
+    english, strangers = runs["english"], runs["unseen"]
+    systems = ["least-squares", "gating", "speech"]
+    rows = [[set_label(row), *(gains(english, s)[name] for s in systems)] for name, row in english["sets"].items()]
+    rows.append(["mean", *(float(np.mean(list(gains(english, s).values()))) for s in systems)])
+    for name, row in strangers["sets"].items():
+        if row["kind"] == "babble":
+            rows.append([set_label(row, "babble of strangers: "), *(gains(strangers, s)[name] for s in systems)])
+    quality = ", ".join(
+        f"{s} {np.mean([r[s]['pesq_wb'] for r in english['sets'].values()]):.3f} / "
+        f"{np.mean([r[s]['dnsmos_ovrl'] for r in english['sets'].values()]):.3f}"
+        for s in ["noisy", *systems]
+    )
+    command = f"python bench/unseen.py --babble english|unseen speech={model} (docs/results.py)"
+    return (
+        "\n".join(
+            [
+                heading(title, command, rev, f"; {took:.0f} s. " + UNSEEN_NOTE.format(voice=english["voice"])),
+                "SI-SDR improvement over the noisy input (dB):\n",
+                table(["set", *systems], rows),
+                f"\nPESQ-WB / DNSMOS OVRL, the mean of the sets down to the mean row: {quality}.",
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv=None) -> int:
@@ -377,7 +438,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--matrix-only",
         action="store_true",
-        help="rescore the test matrix only, keeping the other sections as they are",
+        help="rescore the speech sections only (the test matrix, the unseen voice), keeping the others as they are",
     )
     args = parser.parse_args(argv)
     rev = commit()
@@ -385,8 +446,8 @@ def main(argv=None) -> int:
         text = OUT.read_text()
         start = text.find(MATRIX_HEADING)
         kept = text[:start].rstrip("\n") if start >= 0 else text.rstrip("\n")
-        OUT.write_text(kept + "\n\n" + matrix_section(rev))
-        print(f"wrote {OUT.relative_to(ROOT)} (the matrix section)", file=sys.stderr)
+        OUT.write_text(kept + "\n\n" + matrix_section(rev) + "\n" + unseen_section(rev))
+        print(f"wrote {OUT.relative_to(ROOT)} (the speech sections)", file=sys.stderr)
         return 0
     _, repro_s = sh(["dvc", "repro", "-f"], capture=False)
     seconds, sweep_s = {}, None
@@ -407,7 +468,8 @@ def main(argv=None) -> int:
         sweep_section(exps, rev, sweep_s),
         bench_section(),
         team_section(),
-        matrix_section(rev),  # last: --matrix-only replaces it
+        matrix_section(rev),  # the last two: --matrix-only replaces them
+        unseen_section(rev),
     ]
     OUT.write_text("\n".join(parts).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)

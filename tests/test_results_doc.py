@@ -33,3 +33,49 @@ def test_team_section_tells_queued_from_warm_sweeps_and_shows_the_arithmetic(tmp
     (tmp_path / "bench" / "team.json").write_text(json.dumps(old))
     text = load_results(tmp_path).team_section()
     assert text.count("`dvc queue start -j N` |") == len(team["sweeps"]) and "training alone" not in text
+
+
+def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_path, monkeypatch):
+    """The unseen-voice section: each set's SI-SDR change over the noisy input from bench/unseen.py's
+    JSON (here two kept runs stand in for its two calls), the mean over the English-babble sets only,
+    then the babble sets of the run with strangers; with no @speech registered, one line on what to run."""
+    results = load_results(tmp_path)
+    kept = {"english": "unseen_rumble_seeds.json", "unseen": "unseen_babble_unseen.json"}
+    runs = {}
+    for babble, name in kept.items():
+        scores = json.loads((ROOT / "bench" / name).read_text())
+        for row in scores["sets"].values():
+            row["speech"] = row.pop("seed0")
+        runs[babble] = scores
+    calls = []
+
+    def sh(cmd, capture=True):
+        calls.append(cmd)
+        babble, out = cmd[cmd.index("--babble") + 1], cmd[cmd.index("--out") + 1]
+        Path(out).write_text(json.dumps(runs[babble]))
+        return "", 1.0
+
+    monkeypatch.setattr(results, "sh", sh)
+    monkeypatch.setattr(results, "available", lambda model: True)
+    text = results.unseen_section("abc1234")
+    assert [c[-1] for c in calls] == ["speech=models:/cnn-denoise@speech"] * 2
+    assert runs["english"]["voice"] in text and "`abc1234`" in text
+    rows = {r[0]: r[1:] for r in ([c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+                                  if line.startswith("| ") and not line.startswith(("| set", "| ---")))}  # fmt: skip
+    english, strangers = runs["english"]["sets"], runs["unseen"]["sets"]
+    for row in english.values():
+        label = f"{row['kind']} {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"
+        gain = row["speech"]["si_sdr_db"] - row["noisy"]["si_sdr_db"]
+        assert abs(float(rows[label][2]) - gain) <= 5e-4 * max(1, abs(gain))
+    mean = sum(r["speech"]["si_sdr_db"] - r["noisy"]["si_sdr_db"] for r in english.values()) / len(english)
+    assert abs(float(rows["mean"][2]) - mean) <= 5e-3
+    babble = [r for r in strangers.values() if r["kind"] == "babble"]
+    assert len(rows) == len(english) + 1 + len(babble)
+    for row in babble:
+        got = float(rows[f"babble of strangers: babble {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"][2])
+        assert abs(got - (row["speech"]["si_sdr_db"] - row["noisy"]["si_sdr_db"])) <= 5e-3
+
+    monkeypatch.setattr(results, "available", lambda model: False)
+    calls.clear()
+    text = results.unseen_section("abc1234")
+    assert not calls and "`make recipe NAME=speech`" in text and len(text.strip().splitlines()) == 3
