@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ def test_team_section_tells_queued_from_warm_sweeps_and_shows_the_arithmetic(tmp
 def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_path, monkeypatch):
     """The unseen-voice section: each set's SI-SDR change over the noisy input from bench/unseen.py's
     JSON (here two kept runs stand in for its two calls), the mean over the English-babble sets only,
-    then the babble sets of the run with strangers; with no @speech registered, one line on what to run."""
+    then the babble sets of the run with strangers. A failed run (no apt, say) leaves a line saying so
+    instead of ending make results; with no @speech registered, one line on what to run."""
     results = load_results(tmp_path)
     kept = {"english": "unseen_rumble_seeds.json", "unseen": "unseen_babble_unseen.json"}
     runs = {}
@@ -75,6 +77,14 @@ def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_
         got = float(rows[f"babble of strangers: babble {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"][2])
         assert abs(got - (row["speech"]["si_sdr_db"] - row["noisy"]["si_sdr_db"])) <= 5e-3
 
+    def fails(cmd, capture=True):
+        sys.exit("error: bench/unseen.py failed (exit 1); fix it and run make results again")
+
+    monkeypatch.setattr(results, "sh", fails)  # no apt, say: the section says so, make results goes on
+    text = results.unseen_section("abc1234")
+    assert text.splitlines()[2].startswith("Not scored at `abc1234`: error: bench/unseen.py failed (exit 1)")
+
+    monkeypatch.setattr(results, "sh", sh)
     monkeypatch.setattr(results, "available", lambda model: False)
     calls.clear()
     text = results.unseen_section("abc1234")
