@@ -243,3 +243,57 @@ def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, mo
         and "MLflow tracking failed while logging evaluation" in lines[0]
         and "database is locked" in lines[0]
     )
+
+
+@pytest.mark.slow  # a real MLflow store
+def test_two_runs_logging_one_dataset_at_once_both_keep_it(store, tmp_path):
+    """MLflow's store looks a dataset up, then inserts it if it was not there: two runs logging the
+    same split at once can both miss it, and the second insert breaks the table's key (seen as
+    `duplicate key ... "dataset_pk"` on the team's PostgreSQL in a search). Here the first run is
+    held between its look-up and its insert while the second logs the split and commits, the same
+    interleaving on SQLite; both runs end with the split as their input, one dataset row."""
+    import threading
+
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from sqlalchemy import event
+
+    split = tmp_path / "train.pt"
+    split.write_bytes(b"the same split")
+    mlflow.set_tracking_uri(store)
+    exp = mlflow.set_experiment("race")
+    engine = _get_store().engine
+    looked, logged, errors, held = threading.Event(), threading.Event(), [], []
+
+    def hold(conn, cursor, statement, *args):
+        if threading.current_thread().name == "first" and "INSERT INTO datasets" in statement and not held:
+            held.append(statement)
+            looked.set()
+            logged.wait(30)
+
+    def first():
+        try:
+            with mlflow.start_run(run_name="first"):
+                runs._log_datasets(mlflow, {"train": split})
+        except Exception as e:  # noqa: BLE001 (the assertion below shows it)
+            errors.append(repr(e))
+
+    event.listen(engine, "before_cursor_execute", hold)
+    try:
+        thread = threading.Thread(target=first, name="first")
+        thread.start()
+        assert looked.wait(60), "the first run never reached its insert"
+        with mlflow.start_run(run_name="second"):
+            runs._log_datasets(mlflow, {"train": split})
+        logged.set()
+        thread.join(60)
+    finally:
+        logged.set()
+        event.remove(engine, "before_cursor_execute", hold)
+    assert held and not errors, errors
+    found = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert sorted(r.info.run_name for r in found) == ["first", "second"]
+    for r in found:
+        assert [(d.dataset.name, d.dataset.digest) for d in r.inputs.dataset_inputs] == [
+            ("train", runs.file_sha256(split, "md5"))
+        ]

@@ -60,6 +60,9 @@ def _open():
     return mlflow
 
 
+DUPLICATE_KEY = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")  # SQLite, PostgreSQL, MySQL
+
+
 def _log_datasets(mlflow, splits: dict) -> None:
     """The train and test splits as the run's dataset inputs, digest = DVC's md5 of the file."""
     from mlflow.data.dataset_source_registry import get_registered_sources
@@ -70,7 +73,16 @@ def _log_datasets(mlflow, splits: dict) -> None:
     for name, path in splits.items():
         source = local.from_dict({"uri": str(Path(path).resolve())})
         dataset = MetaDataset(source=source, name=name, digest=file_sha256(path, "md5"))
-        mlflow.log_input(dataset, context="training" if name == "train" else "testing")
+        context = "training" if name == "train" else "testing"
+        try:
+            mlflow.log_input(dataset, context=context)
+        except mlflow.exceptions.MlflowException as e:
+            # MLflow looks a dataset up, then inserts it: a run logging the same split at that moment
+            # can insert it first, and this insert breaks the table's key. The call is one transaction,
+            # rolled back whole, and the dataset is there now: once more links this run to it.
+            if not any(word in str(e) for word in DUPLICATE_KEY):
+                raise
+            mlflow.log_input(dataset, context=context)
 
 
 def _signature():
