@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m cnn_denoise.runcache  # DVC's own processes here (queue workers too) spare others' run-cache writes
 	touch $@
 
 # The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.

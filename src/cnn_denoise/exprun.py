@@ -13,6 +13,8 @@ takes the entry named NAME, once. The search's workers run their trials this way
 
 import sys
 
+from . import runcache
+
 
 def _name(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
@@ -57,30 +59,6 @@ def own_entry_only(name: str) -> None:
     TempDirQueue.get = get
 
 
-def spare_half_written_run_cache() -> None:
-    """Make DVC's run cache pass over another process's entry that is still being written.
-
-    StageCache.save writes an entry as a temporary file (`.<token>.tmp`) beside the others, then
-    moves it into place. Meanwhile `_load`, in an experiment running beside it, takes the newest
-    file of that folder, which is this temporary one. Half written, it reads as corrupt, and
-    `_load_cache` deletes it, so the writer's move fails and its stage with it: "failed to reproduce
-    ... No such file ... .tmp" (seen in a two-at-a-time sweep). Here such a file reads as no entry,
-    which is a run-cache miss: the stage runs, and the writer's file is left alone."""
-    from dvc.stage.cache import StageCache
-
-    load_cache = StageCache._load_cache
-    if getattr(load_cache, "spares_tmp", False):
-        return
-
-    def _load_cache(self, key, value):
-        if value.startswith(".") and value.endswith(".tmp"):
-            return None
-        return load_cache(self, key, value)
-
-    _load_cache.spares_tmp = True
-    StageCache._load_cache = _load_cache
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = _name(argv)
@@ -88,7 +66,7 @@ def main(argv=None) -> int:
         print("error: give dvc's arguments for one named temporary run: exp run --temp -n NAME ...", file=sys.stderr)
         return 2
     own_entry_only(name)
-    spare_half_written_run_cache()
+    runcache.install()  # as the .pth does, for an environment set up without it
     from dvc.cli import main as dvc
 
     return dvc(argv)
