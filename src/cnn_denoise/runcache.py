@@ -27,8 +27,9 @@ PTH = "cnn_denoise_runcache.pth"  # read by site at every start of the environme
 
 
 def spare_half_written(stage_cache: type) -> None:
-    """Make `stage_cache._load_cache` read another process's temporary entry as no entry (once)."""
-    load_cache = stage_cache._load_cache
+    """Make `stage_cache._load_cache` read another process's temporary entry as no entry, and
+    `_load` look again when a file it listed is moved away before it could see its age (once)."""
+    load_cache, load = stage_cache._load_cache, stage_cache._load
     if getattr(load_cache, "spares_tmp", False):
         return
 
@@ -38,8 +39,15 @@ def spare_half_written(stage_cache: type) -> None:
             return None
         return load_cache(self, key, value)
 
+    @functools.wraps(load)
+    def _load(self, stage):
+        try:
+            return load(self, stage)
+        except FileNotFoundError:  # the writer's move came between DVC's listdir and getmtime
+            return load(self, stage)
+
     _load_cache.spares_tmp = True
-    stage_cache._load_cache = _load_cache
+    stage_cache._load_cache, stage_cache._load = _load_cache, _load
 
 
 class _Guard(MetaPathFinder):
