@@ -9,14 +9,18 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(VENV)/.runcache
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	$(BIN)/python -m cnn_denoise.runcache  # DVC's own processes here (queue workers too) spare others' run-cache writes
+	touch $@
+
+# DVC's own processes here (queue workers too) spare each other's unfinished run-cache entries (runcache.py)
+$(VENV)/.runcache: $(VENV)/.installed src/cnn_denoise/runcache.py
+	$(BIN)/python -m cnn_denoise.runcache
 	touch $@
 
 # The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.
