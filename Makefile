@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # DVC's own processes here (queue workers too) spare each other's unfinished run-cache entries (runcache.py)
 $(VENV)/.runcache: $(VENV)/.installed src/cnn_denoise/runcache.py
-	$(BIN)/python -m cnn_denoise.runcache
+	$(BIN)/python -c 'from cnn_denoise.runcache import main; main()'
 	touch $@
 
 # The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.

@@ -387,27 +387,34 @@ UNSEEN_NOTE = (
 )
 
 
-def unseen_section(rev: str) -> str:
+def unseen_section(rev: str) -> tuple[str, bool]:
     """The speech model on another speaker in another language (bench/unseen.py), before a crowd of
     the English speaker and before a crowd of strangers: what a recording of the user's own voice,
-    which no model here has heard, can expect. Beside it the least-squares filter and spectral gating."""
+    which no model here has heard, can expect. Beside it the least-squares filter and spectral gating.
+    Also whether it was scored: a failed bench (no apt, say) leaves a line here, and the other
+    sections' runs are kept."""
     import tempfile
 
     model, title = MATRIX_MODELS["speech"], UNSEEN_HEADING.removeprefix("## ")
     if not available(model):
         rerun = "run `make recipe NAME=speech`, then `python docs/results.py --matrix-only`"
-        return f"## {title}\n\nNo model is registered as `{model}`: {rerun}.\n"
+        return f"## {title}\n\nNo model is registered as `{model}`: {rerun}.\n", True
     runs, took = {}, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for babble in ("english", "unseen"):
+        for babble, kinds in (("english", []), ("unseen", ["--kinds", "babble"])):  # strangers: babble alone
             out = Path(tmp) / f"{babble}.json"
-            cmd = [sys.executable, "bench/unseen.py", "--babble", babble, "--out", str(out), f"speech={model}"]
-            try:
-                _, seconds = sh(cmd, capture=False)
-            except SystemExit as failed:  # the other sections' half hour of runs is kept; this one says why
-                print(failed, file=sys.stderr)
-                return f"## {title}\n\nNot scored at `{rev}`: {failed} (its own error is printed above it).\n"
-            runs[babble], took = json.loads(out.read_text()), took + seconds
+            cmd = [sys.executable, "bench/unseen.py", "--babble", babble, *kinds, "--out", str(out), f"speech={model}"]
+            print("+ " + shlex.join(cmd), file=sys.stderr)
+            start = time.perf_counter()
+            code = subprocess.run(cmd, cwd=ROOT).returncode
+            if code or not out.is_file():
+                why = f"`bench/unseen.py --babble {babble}` failed (exit {code}) at `{rev}`"
+                print(f"error: {why}; the other sections are written", file=sys.stderr)
+                return (
+                    f"## {title}\n\nNot scored: {why}. Fix it, then run `python docs/results.py --matrix-only`.\n",
+                    False,
+                )
+            runs[babble], took = json.loads(out.read_text()), took + time.perf_counter() - start
     english, strangers = runs["english"], runs["unseen"]
     systems = ["least-squares", "gating", "speech"]
     rows = [[set_label(row), *(gains(english, s)[name] for s in systems)] for name, row in english["sets"].items()]
@@ -420,7 +427,7 @@ def unseen_section(rev: str) -> str:
         f"{np.mean([r[s]['dnsmos_ovrl'] for r in english['sets'].values()]):.3f}"
         for s in ["noisy", *systems]
     )
-    command = f"python bench/unseen.py --babble english|unseen speech={model} (docs/results.py)"
+    command = f"python bench/unseen.py [--babble unseen --kinds babble] speech={model} (docs/results.py)"
     return (
         "\n".join(
             [
@@ -430,7 +437,8 @@ def unseen_section(rev: str) -> str:
                 f"\nPESQ-WB / DNSMOS OVRL, the mean of the sets down to the mean row: {quality}.",
             ]
         )
-        + "\n"
+        + "\n",
+        True,
     )
 
 
@@ -450,9 +458,10 @@ def main(argv=None) -> int:
         text = OUT.read_text()
         start = text.find(MATRIX_HEADING)
         kept = text[:start].rstrip("\n") if start >= 0 else text.rstrip("\n")
-        OUT.write_text(kept + "\n\n" + matrix_section(rev) + "\n" + unseen_section(rev))
+        unseen, scored = unseen_section(rev)
+        OUT.write_text(kept + "\n\n" + matrix_section(rev) + "\n" + unseen)
         print(f"wrote {OUT.relative_to(ROOT)} (the speech sections)", file=sys.stderr)
-        return 0
+        return 0 if scored else 1
     _, repro_s = sh(["dvc", "repro", "-f"], capture=False)
     seconds, sweep_s = {}, None
     if not args.skip_experiments:
@@ -473,11 +482,12 @@ def main(argv=None) -> int:
         bench_section(),
         team_section(),
         matrix_section(rev),  # the last two: --matrix-only replaces them
-        unseen_section(rev),
     ]
+    unseen, scored = unseen_section(rev)
+    parts.append(unseen)
     OUT.write_text("\n".join(parts).rstrip("\n") + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
-    return 0
+    return 0 if scored else 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,9 +37,11 @@ def test_team_section_tells_queued_from_warm_sweeps_and_shows_the_arithmetic(tmp
 
 def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_path, monkeypatch):
     """The unseen-voice section: each set's SI-SDR change over the noisy input from bench/unseen.py's
-    JSON (here two kept runs stand in for its two calls), the mean over the English-babble sets only,
-    then the babble sets of the run with strangers. A failed run (no apt, say) leaves a line saying so
-    instead of ending make results; with no @speech registered, one line on what to run."""
+    JSON for each system (here two kept runs stand in for its two calls), the mean over the
+    English-babble sets only, then the babble sets of the run with strangers. A failed run (no apt,
+    say) leaves a line saying so and reports it; with no @speech registered, one line on what to run."""
+    import subprocess
+
     results = load_results(tmp_path)
     kept = {"english": "unseen_rumble_seeds.json", "unseen": "unseen_babble_unseen.json"}
     runs = {}
@@ -49,43 +50,48 @@ def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_
         for row in scores["sets"].values():
             row["speech"] = row.pop("seed0")
         runs[babble] = scores
-    calls = []
+    calls, exit_code = [], [0]
 
-    def sh(cmd, capture=True):
+    def run(cmd, cwd=None):
         calls.append(cmd)
-        babble, out = cmd[cmd.index("--babble") + 1], cmd[cmd.index("--out") + 1]
-        Path(out).write_text(json.dumps(runs[babble]))
-        return "", 1.0
+        if not exit_code[0]:
+            Path(cmd[cmd.index("--out") + 1]).write_text(json.dumps(runs[cmd[cmd.index("--babble") + 1]]))
+        return subprocess.CompletedProcess(cmd, exit_code[0])
 
-    monkeypatch.setattr(results, "sh", sh)
+    monkeypatch.setattr(results.subprocess, "run", run)
     monkeypatch.setattr(results, "available", lambda model: True)
-    text = results.unseen_section("abc1234")
-    assert [c[-1] for c in calls] == ["speech=models:/cnn-denoise@speech"] * 2
+    text, scored = results.unseen_section("abc1234")
+    assert scored and [c[-1] for c in calls] == ["speech=models:/cnn-denoise@speech"] * 2
+    assert calls[1][calls[1].index("--kinds") + 1 :][:1] == ["babble"]  # the strangers' run scores babble alone
     assert runs["english"]["voice"] in text and "`abc1234`" in text
     rows = {r[0]: r[1:] for r in ([c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
                                   if line.startswith("| ") and not line.startswith(("| set", "| ---")))}  # fmt: skip
     english, strangers = runs["english"]["sets"], runs["unseen"]["sets"]
-    for row in english.values():
-        label = f"{row['kind']} {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"
-        gain = row["speech"]["si_sdr_db"] - row["noisy"]["si_sdr_db"]
-        assert abs(float(rows[label][2]) - gain) <= 5e-4 * max(1, abs(gain))
-    mean = sum(r["speech"]["si_sdr_db"] - r["noisy"]["si_sdr_db"] for r in english.values()) / len(english)
-    assert abs(float(rows["mean"][2]) - mean) <= 5e-3
     babble = [r for r in strangers.values() if r["kind"] == "babble"]
     assert len(rows) == len(english) + 1 + len(babble)
-    for row in babble:
-        got = float(rows[f"babble of strangers: babble {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"][2])
-        assert abs(got - (row["speech"]["si_sdr_db"] - row["noisy"]["si_sdr_db"])) <= 5e-3
+    for column, system in enumerate(["least-squares", "gating", "speech"]):
+        for row in english.values():
+            label = f"{row['kind']} {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"
+            gain = row[system]["si_sdr_db"] - row["noisy"]["si_sdr_db"]
+            assert abs(float(rows[label][column]) - gain) <= 5e-4 * max(1, abs(gain)), (system, label)
+        mean = sum(r[system]["si_sdr_db"] - r["noisy"]["si_sdr_db"] for r in english.values()) / len(english)
+        assert abs(float(rows["mean"][column]) - mean) <= 5e-3 * max(1, abs(mean)), system
+        for row in babble:
+            got = float(rows[f"babble of strangers: babble {row['snr_db'][0]:g}..{row['snr_db'][1]:g} dB"][column])
+            assert abs(got - (row[system]["si_sdr_db"] - row["noisy"]["si_sdr_db"])) <= 5e-3, system
+        pesq = sum(r[system]["pesq_wb"] for r in english.values()) / len(english)
+        assert f"{system} {pesq:.3f} / " in text
 
-    def fails(cmd, capture=True):
-        sys.exit("error: bench/unseen.py failed (exit 1); fix it and run make results again")
+    exit_code[0] = 1  # no apt, say: the section says so, make results writes the rest and fails after
+    calls.clear()
+    text, scored = results.unseen_section("abc1234")
+    assert not scored and len(calls) == 1
+    assert text.splitlines()[2] == (
+        "Not scored: `bench/unseen.py --babble english` failed (exit 1) at `abc1234`. "
+        "Fix it, then run `python docs/results.py --matrix-only`."
+    )
 
-    monkeypatch.setattr(results, "sh", fails)  # no apt, say: the section says so, make results goes on
-    text = results.unseen_section("abc1234")
-    assert text.splitlines()[2].startswith("Not scored at `abc1234`: error: bench/unseen.py failed (exit 1)")
-
-    monkeypatch.setattr(results, "sh", sh)
     monkeypatch.setattr(results, "available", lambda model: False)
     calls.clear()
-    text = results.unseen_section("abc1234")
-    assert not calls and "`make recipe NAME=speech`" in text and len(text.strip().splitlines()) == 3
+    text, scored = results.unseen_section("abc1234")
+    assert scored and not calls and "`make recipe NAME=speech`" in text and len(text.strip().splitlines()) == 3

@@ -1,5 +1,5 @@
-"""DVC's run cache shared by experiments running at once: another process's half-written entry
-is left to it, in the project's code and in DVC's own processes of this environment."""
+"""DVC's run cache shared by experiments running at once: entries other processes are still
+writing are passed over, in the project's code and in DVC's own processes of this environment."""
 
 import os
 import subprocess
@@ -14,37 +14,8 @@ from cnn_denoise import runcache
 HALF = "cmd: python train.py\nouts:\n- path: 'model"  # cut mid-string, as a write in progress
 
 
-def test_a_half_written_entry_reads_as_none_and_stays(tmp_path):
-    """DVC alone deletes a writer's temporary entry that it reads half written (then the writer's
-    move fails); guarded, it reads as no entry and stays, and a finished entry still loads."""
-    from dvc.repo import Repo
-    from dvc.stage.cache import StageCache
-
-    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
-    cache = Repo(str(tmp_path)).stage_cache
-    key, partial = "ab" * 32, ".half-written.tmp"
-    path = Path(cache._get_cache_path(key, partial))
-    path.parent.mkdir(parents=True)
-    before = StageCache._load_cache, StageCache._load
-    dvc_own = getattr(before[0], "__wrapped__", before[0])  # the .pth may have guarded it already
-    try:
-        StageCache._load_cache, StageCache._load = dvc_own, getattr(before[1], "__wrapped__", before[1])
-        path.write_text(HALF)
-        assert cache._load_cache(key, partial) is None and not path.exists()  # DVC alone: the writer's file is gone
-        runcache.spare_half_written(StageCache)
-        runcache.spare_half_written(StageCache)  # once: no guard around the guard
-        assert StageCache._load_cache.__wrapped__ is dvc_own
-        path.write_text(HALF)
-        assert cache._load_cache(key, partial) is None and path.exists()
-        done = Path(cache._get_cache_path(key, "cd" * 32))
-        done.write_text("cmd: python train.py\n")
-        assert cache._load_cache(key, done.name) == {"cmd": "python train.py"}
-    finally:
-        StageCache._load_cache, StageCache._load = before
-
-
 def _project(tmp_path: Path) -> Path:
-    """A one-stage DVC project, reproduced once: its run cache holds one entry."""
+    """A one-stage DVC project, reproduced once: its run cache holds one finished entry."""
     project = tmp_path / "p"
     project.mkdir()
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=project, check=True)
@@ -57,10 +28,20 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
-def test_an_entry_moved_away_while_listed_is_looked_for_again(tmp_path, monkeypatch):
-    """A writer's temporary entry that DVC lists, then finds gone when it asks its age (the
-    writer has moved it into place): DVC alone fails the stage; guarded, it lists again and
-    finds the entry."""
+def _newest(folder: Path, name: str, text: str = HALF) -> Path:
+    """A file in the stage's run-cache folder, made its newest: what DVC's _load takes."""
+    path = folder / name
+    path.write_text(text)
+    later = time.time() + 60
+    os.utime(path, (later, later))
+    return path
+
+
+@pytest.mark.slow  # dvc init and repro
+def test_the_newest_finished_entry_loads_whatever_is_being_written_beside_it(tmp_path, monkeypatch):
+    """DVC alone takes a writer's half-written temporary entry, newest in its folder, as corrupt and
+    deletes it (then the writer's move fails), and fails on a file listed then moved away; guarded,
+    both are passed over and the finished entry loads, the writer's file left alone."""
     from dvc.repo import Repo
     from dvc.stage import cache as stage_cache
 
@@ -68,36 +49,43 @@ def test_an_entry_moved_away_while_listed_is_looked_for_again(tmp_path, monkeypa
     monkeypatch.chdir(project)  # where DVC looks for dvc.yaml
     repo = Repo(str(project))
     stage = repo.stage.load_one(name="copy")
-    listdir, calls = os.listdir, []
+    (entry,) = (project / ".dvc" / "cache" / "runs").glob("*/*/*")
+    StageCache = stage_cache.StageCache
+    before = StageCache._load
+    dvc_own = getattr(before, "__wrapped__", before)  # the .pth may have guarded it already
+    listdir, gone = os.listdir, []
 
-    def listed_then_gone(path):
-        calls.append(path)
-        names = listdir(path)
-        return [*names, ".moved-away.tmp"] if len(calls) == 1 else names
+    def listed_then_gone(path):  # the folder's listing names a file moved away just after
+        return [*listdir(path), *gone] if Path(path) == entry.parent else listdir(path)
 
     monkeypatch.setattr(stage_cache.os, "listdir", listed_then_gone)
-    before = stage_cache.StageCache._load_cache, stage_cache.StageCache._load
     try:
-        stage_cache.StageCache._load_cache = getattr(before[0], "__wrapped__", before[0])
-        stage_cache.StageCache._load = getattr(before[1], "__wrapped__", before[1])
+        StageCache._load = dvc_own
+        half = _newest(entry.parent, ".another-writer.tmp")
+        assert repo.stage_cache._load(stage) is None and not half.exists()  # DVC alone: the writer's file is gone
+        gone.append(".moved-away.tmp")
         with pytest.raises(FileNotFoundError, match="moved-away"):
-            repo.stage_cache._load(stage)  # DVC alone
-        calls.clear()
-        runcache.spare_half_written(stage_cache.StageCache)
-        assert repo.stage_cache._load(stage)["cmd"].startswith("python -c") and len(calls) == 2
+            repo.stage_cache._load(stage)
+
+        runcache.spare_half_written(StageCache, stage_cache._get_stage_hash)
+        runcache.spare_half_written(StageCache, stage_cache._get_stage_hash)  # once: no guard around the guard
+        assert StageCache._load.__wrapped__ is dvc_own
+        half = _newest(entry.parent, ".another-writer.tmp")
+        moving = _newest(entry.parent, f"{entry.name}.token.tmp", entry.read_text())  # a move's second step
+        loaded = repo.stage_cache._load(stage)
+        assert loaded["cmd"].startswith("python -c") and half.exists() and moving.exists()
+        half.unlink(), moving.unlink()
+        assert repo.stage_cache._load(stage) == loaded  # the same entry with nothing beside it
     finally:
-        stage_cache.StageCache._load_cache, stage_cache.StageCache._load = before
+        StageCache._load = before
         repo.close()
 
 
 def _repro(project: Path, guarded: bool) -> tuple[subprocess.CompletedProcess, Path]:
     """`dvc repro` (DVC's CLI in a process of its own) with a half-written entry newest in the stage's
-    run-cache folder, the stage's output and lock gone, so DVC looks there; guarded or not."""
-    (entry,) = (project / ".dvc" / "cache" / "runs").glob("*/*/*")
-    half = entry.parent / ".another-process.tmp"
-    half.write_text(HALF)
-    later = time.time() + 60
-    os.utime(half, (later, later))  # the newest file of the folder: what DVC's _load takes
+    run-cache folder and the stage's output and lock gone, so DVC looks there; guarded or not."""
+    (entry,) = (project / ".dvc" / "cache" / "runs").glob("*/*/[!.]*")
+    half = _newest(entry.parent, ".another-process.tmp")
     (project / "out.txt").unlink()
     (project / "dvc.lock").unlink()
     unguard = (
@@ -108,19 +96,27 @@ def _repro(project: Path, guarded: bool) -> tuple[subprocess.CompletedProcess, P
     return proc, half
 
 
+@pytest.mark.slow  # dvc init and three repros
 def test_dvc_processes_of_this_environment_leave_another_writers_entry(tmp_path):
     """What a queue worker or `dvc exp exec-run` does, started as its own process from this
     environment (where `make setup` wrote runcache's .pth): the half-written entry stays and the
-    stage runs. The same process with the guard taken out before DVC loads deletes it."""
-    site_pth = Path(runcache.sysconfig.get_path("purelib")) / runcache.PTH
-    assert site_pth.is_file(), f"{site_pth} missing: make setup writes it (python -m cnn_denoise.runcache)"
+    stage's finished entry restores its output. The same process with the guard taken out before
+    DVC loads deletes the entry as corrupt and runs the stage."""
+    import sysconfig
+
+    site_pth = Path(sysconfig.get_path("purelib")) / runcache.PTH
+    assert site_pth.read_text() == runcache.PTH_LINE, f"{site_pth}: make setup writes it (runcache.main)"
     project = _project(tmp_path)
+
     proc, half = _repro(project, guarded=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert half.exists() and "corrupted" not in proc.stdout + proc.stderr
-    assert (project / "out.txt").read_text() == "in\n"  # a miss: the stage ran
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert half.exists() and "corrupted" not in out and "is cached" in out
+    assert (project / "out.txt").read_text() == "in\n"
 
     half.unlink()
     proc, half = _repro(project, guarded=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert not half.exists() and "corrupted cache file" in proc.stdout + proc.stderr  # DVC alone
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert not half.exists() and "corrupted cache file" in out and "is cached" not in out  # DVC alone
+    assert (project / "out.txt").read_text() == "in\n"
