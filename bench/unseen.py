@@ -13,7 +13,7 @@ targets. Then every voice in the mix is one the model never heard, as in a room 
 default the babble is the English speaker's own test-side pool, a voice the model knows. Writes
 bench/unseen_babble_unseen.json then (--out names another file).
 
-    python bench/unseen.py [--babble english|unseen] [--kinds KIND ...] [--out FILE] [NAME=MODEL ...]
+    python bench/unseen.py [--babble english|unseen] [--out FILE] [NAME=MODEL ...]
     (default model: speech=models:/cnn-denoise@speech)
 
 Needs `dvc repro` first (the English corpus gives the babble and music pools) and apt-get or
@@ -106,17 +106,13 @@ def main(argv) -> int:
 
     cli = parser(__doc__)
     cli.add_argument("--babble", choices=("english", "unseen"), default="english", help="whose voices babble")
-    kinds = [k for k in spec.NOISE_KINDS if k not in (spec.BAND, spec.RECORDED)]  # 16 kHz, and no folder of yours
-    cli.add_argument(
-        "--kinds", nargs="+", choices=kinds, help="the noise kinds scored (default: params.yaml's, less band)"
-    )
     args = cli.parse_intermixed_args(argv)
     babble = args.babble
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
     out = args.out or ROOT / "bench" / ("unseen.json" if babble == "english" else "unseen_babble_unseen.json")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        p, targets, corpus, split, mix = setting(tmp, args.kinds)
+        p, targets, corpus, split, mix = setting(tmp)
         s = p.speech
         pools = mixer.pools_for(corpus, split, "test", s.test_fraction)
         if babble == "unseen":
