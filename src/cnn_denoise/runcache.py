@@ -103,8 +103,10 @@ def main(argv=None) -> int:
     import sysconfig
     from pathlib import Path
 
+    from .atomic import write_text
+
     argparse.ArgumentParser(description=main.__doc__).parse_args(argv)
     path = Path(sysconfig.get_path("purelib")) / PTH
-    path.write_text(PTH_LINE)
+    write_text(path, PTH_LINE)  # whole or not at all: site reads it at every start
     print(f"DVC's run cache guarded in this environment: {path}", file=sys.stderr)
     return 0
