@@ -260,10 +260,11 @@ def _check_study(url: str, mlflow_uri: str, shown: list, killed: int, killed_pid
         assert sorted(m.step for m in history) == [0, 1, 2]
         assert {m.step: m.value for m in history if m.step} == pytest.approx(t.intermediate_values)
         assert run.data.metrics["test.l1"] == t.value and "test.si_sdr_db" in run.data.metrics
-    best_run = min(children, key=lambda r: r.data.metrics["test.l1"])
-    assert best_run.info.run_name == f"t-{study.best_trial.number}"
-    assert best_run.data.metrics["test.l1"] == study.best_value
-    assert parent.data.tags.get("best_trial") in (None, best_run.info.run_name)
+    best = min(r.data.metrics["test.l1"] for r in children)
+    # two trials can tie (nearby learning rates, two epochs, the L1 kept to six digits): either is best
+    best_runs = {r.info.run_name for r in children if r.data.metrics["test.l1"] == best}
+    assert best == study.best_value and f"t-{study.best_trial.number}" in best_runs
+    assert parent.data.tags.get("best_trial") in {None, *best_runs}
 
 
 def _report(repo: Path, env: dict) -> None:
