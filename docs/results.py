@@ -28,15 +28,23 @@ MATRIX_MODELS = {"lab CNN": "models/model.pt", "linear-gate": "models:/cnn-denoi
 SWEEP = "sweep"
 
 
+class Failed(SystemExit):
+    """A command that failed: ends make results with one line, unless a section catches it."""
+
+    def __init__(self, cmd, returncode: int):
+        super().__init__(f"error: {shlex.join(cmd)} failed (exit {returncode}); fix it and run make results again")
+        self.returncode = returncode
+
+
 def sh(cmd, capture: bool = True) -> tuple[str, float]:
     """Run a command in the repository; return its stdout (when captured) and wall time; stop
-    on failure. A queued sweep leaves DVC's worker running a while: it would hold a captured
-    pipe open, so runs are not captured."""
+    on failure (Failed). A queued sweep leaves DVC's worker running a while: it would hold a
+    captured pipe open, so runs are not captured."""
     print("+ " + shlex.join(cmd), file=sys.stderr)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE if capture else None, text=True)
     if proc.returncode:
-        sys.exit(f"error: {shlex.join(cmd)} failed (exit {proc.returncode}); fix it and run make results again")
+        raise Failed(cmd, proc.returncode)
     return proc.stdout, time.perf_counter() - start
 
 
@@ -404,9 +412,11 @@ def unseen_section(rev: str) -> tuple[str, bool]:
         for babble in ("english", "unseen"):  # all kinds both times: the least-squares filter is fitted on them all
             out = Path(tmp) / f"{babble}.json"
             cmd = [sys.executable, "bench/unseen.py", "--babble", babble, "--out", str(out), f"speech={model}"]
-            print("+ " + shlex.join(cmd), file=sys.stderr)
-            start = time.perf_counter()
-            code = subprocess.run(cmd, cwd=ROOT).returncode
+            try:
+                _, seconds = sh(cmd, capture=False)
+                code = 0
+            except Failed as failed:
+                code = failed.returncode
             if code or not out.is_file():
                 why = f"`bench/unseen.py --babble {babble}` failed (exit {code}) at `{rev}`"
                 print(f"error: {why}; the other sections are written", file=sys.stderr)
@@ -414,14 +424,15 @@ def unseen_section(rev: str) -> tuple[str, bool]:
                     f"## {title}\n\nNot scored: {why}. Fix it, then run `python docs/results.py --matrix-only`.\n",
                     False,
                 )
-            runs[babble], took = json.loads(out.read_text()), took + time.perf_counter() - start
+            runs[babble], took = json.loads(out.read_text()), took + seconds
     english, strangers = runs["english"], runs["unseen"]
     systems = ["least-squares", "gating", "speech"]
-    rows = [[set_label(row), *(gains(english, s)[name] for s in systems)] for name, row in english["sets"].items()]
-    rows.append(["mean", *(float(np.mean(list(gains(english, s).values()))) for s in systems)])
+    gain, strangers_gain = ({s: gains(run, s) for s in systems} for run in (english, strangers))
+    rows = [[set_label(row), *(gain[s][name] for s in systems)] for name, row in english["sets"].items()]
+    rows.append(["mean", *(float(np.mean(list(gain[s].values()))) for s in systems)])
     for name, row in strangers["sets"].items():
         if row["kind"] == "babble":
-            rows.append([set_label(row, "babble of strangers: "), *(gains(strangers, s)[name] for s in systems)])
+            rows.append([set_label(row, "babble of strangers: "), *(strangers_gain[s][name] for s in systems)])
     quality = ", ".join(
         f"{s} {np.mean([r[s]['pesq_wb'] for r in english['sets'].values()]):.3f} / "
         f"{np.mean([r[s]['dnsmos_ovrl'] for r in english['sets'].values()]):.3f}"

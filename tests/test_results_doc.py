@@ -52,7 +52,7 @@ def test_unseen_section_shows_each_set_the_mean_and_the_babble_of_strangers(tmp_
         runs[babble] = scores
     calls, exit_code = [], [0]
 
-    def run(cmd, cwd=None):
+    def run(cmd, **kwargs):
         calls.append(cmd)
         if not exit_code[0]:
             Path(cmd[cmd.index("--out") + 1]).write_text(json.dumps(runs[cmd[cmd.index("--babble") + 1]]))

@@ -63,9 +63,18 @@ def spare_half_written(stage_cache: type, get_stage_hash) -> None:
     stage_cache._load = _load
 
 
+def _guard(module) -> None:
+    """Guard the StageCache of DVC's loaded MODULE; a DVC whose StageCache has changed stays
+    unguarded, with one line saying so."""
+    try:
+        spare_half_written(module.StageCache, module._get_stage_hash)
+    except AttributeError as e:
+        print(f"warning: DVC's run cache left unguarded ({e}); see src/cnn_denoise/runcache.py", file=sys.stderr)
+
+
 class _Guard:
     """A finder for MODULE alone: finds it as Python would, and guards its StageCache right after
-    the module runs. A DVC whose StageCache has changed loads unguarded, with one line saying so."""
+    the module runs."""
 
     def find_spec(self, name, path=None, target=None):
         if name != MODULE:
@@ -77,12 +86,7 @@ class _Guard:
 
         def exec_module(module):
             run(module)
-            try:
-                spare_half_written(module.StageCache, module._get_stage_hash)
-            except AttributeError as e:
-                print(
-                    f"warning: DVC's run cache left unguarded ({e}); see src/cnn_denoise/runcache.py", file=sys.stderr
-                )
+            _guard(module)
 
         spec.loader.exec_module = exec_module
         return spec
@@ -92,7 +96,7 @@ def install() -> None:
     """Guard StageCache now if DVC's module is loaded, else when it is imported."""
     module = sys.modules.get(MODULE)
     if module is not None:
-        spare_half_written(module.StageCache, module._get_stage_hash)
+        _guard(module)
     elif not any(isinstance(f, _Guard) for f in sys.meta_path):
         sys.meta_path.insert(0, _Guard())
 
