@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 # DVC's own processes here (queue workers too) spare each other's unfinished run-cache entries (runcache.py)
-$(VENV)/.runcache: $(VENV)/.installed src/cnn_denoise/runcache.py
-	$(BIN)/python -c 'from cnn_denoise.runcache import main; main()'
+$(VENV)/.runcache: $(VENV)/.installed src/cnn_denoise/recipes/runcache.py
+	$(BIN)/python -c 'from cnn_denoise.recipes.runcache import main; main()'
 	touch $@
 
 # The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.
@@ -29,7 +29,7 @@ repro: setup
 	  apt-get update -qq
 	dvc repro
 	dvc metrics show
-	@python -m cnn_denoise.summary
+	@python -m cnn_denoise.views.summary
 
 test: setup system lint
 	python -m pytest -n auto --dist worksteal --durations=10
@@ -79,10 +79,10 @@ bench-sweep: setup  # make sweep's experiments a minute at BEFORE (HEAD~1) and A
 	python bench/sweep.py $(or $(BEFORE),HEAD~1) $(or $(AFTER),HEAD)
 
 compare: setup  # MLflow's runs side by side
-	python -m cnn_denoise.compare
+	python -m cnn_denoise.views.compare
 
 exps: setup  # DVC's experiments: the params that differ and the key metrics, within 160 columns
-	python -m cnn_denoise.compare exps
+	python -m cnn_denoise.views.compare exps
 
 promote: setup  # make promote EXP=linear-gate [ALIAS=best]: models:/cnn-denoise@best is that run's model
 	cnn-denoise promote $(EXP) --alias $(or $(ALIAS),best)
@@ -113,7 +113,7 @@ tune-promote: setup  # models:/cnn-denoise@best (ALIAS=...) is the study's best 
 # model (or MODEL=runs:/<run id>, models:/<name>@<alias>, a path), SNR/SI-SDR before and after.
 demo: setup
 	$(if $(MODEL),,dvc repro)
-	python -m cnn_denoise.demo $(if $(MODEL),-m $(MODEL))
+	python -m cnn_denoise.views.demo $(if $(MODEL),-m $(MODEL))
 
 # docs/results.md from real runs (~25 min on 2 CPU cores); `make bench` first refreshes its speed table.
 results: setup

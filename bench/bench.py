@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from cnn_denoise import model as cnn
-from cnn_denoise import params
-from cnn_denoise.filters import choose_backend
-from cnn_denoise.spec import BACKENDS
-from cnn_denoise.train import exact_float32, pick_device
+from cnn_denoise.config import params
+from cnn_denoise.config.choices import BACKENDS
+from cnn_denoise.lab.filters import choose_backend
+from cnn_denoise.models import model as cnn
+from cnn_denoise.training.fit import exact_float32, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"taps": [40, 40], "features": [1, 5, 1]}
@@ -104,9 +104,9 @@ KNOBS = {
 def shape_of(knob: str, value) -> dict:
     """The lab's shape with one knob changed, or a recipe's taps and features; taps per layer."""
     if knob == "recipe":
-        from cnn_denoise import recipes
+        from cnn_denoise.recipes import book
 
-        overrides = recipes.load(value, ROOT)[0].overrides
+        overrides = book.load(value, ROOT)[0].overrides
         return {**LAB_SHAPE, "recipe": value, "taps": overrides["model.taps"], "features": overrides["model.features"]}
     shape = {**LAB_SHAPE, knob: value}
     return {**shape, "taps": [shape["taps"]] * (len(shape["features"]) - 1)}
@@ -241,13 +241,13 @@ def stage_times(recipe: str = "linear-gate") -> tuple[dict[str, float], dict[str
     """Wall time of each stage of dvc.yaml (its own command line) on the default params, run
     in order in a temporary folder with tracking off; then of the stages that `recipe`'s params
     change (what `make recipe` reruns), on the same data."""
-    from cnn_denoise import recipes
+    from cnn_denoise.recipes import book
 
     defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
     # dvc.yaml's ${data.train_from}, filled in as DVC does; the speech stages (a download) are not the lab's
     text = re.sub(r"\$\{data\.train_from\}", defaults["data"]["train_from"], (ROOT / "dvc.yaml").read_text())
     stages = {k: v for k, v in yaml.safe_load(text)["stages"].items() if not k.startswith("speech_")}
-    overrides = recipes.load(recipe, ROOT)[0].overrides
+    overrides = book.load(recipe, ROOT)[0].overrides
     rerun, changed = (
         [],
         set(),
@@ -267,7 +267,7 @@ def stage_times(recipe: str = "linear-gate") -> tuple[dict[str, float], dict[str
         env = dict(os.environ, CNN_DENOISE_TRACKING="off")
         for params, names, out in (
             (defaults, list(stages), times),
-            (recipes.set_dotted(defaults, overrides), rerun, recipe_times),
+            (book.set_dotted(defaults, overrides), rerun, recipe_times),
         ):
             Path(tmp, "params.yaml").write_text(yaml.safe_dump(params))
             for name in names:
@@ -288,7 +288,7 @@ def enhance_rtf(seconds: int = 60) -> dict:
     import soundfile as sf
 
     from cnn_denoise import cli
-    from cnn_denoise.enhance import Denoiser
+    from cnn_denoise.enhance.denoiser import Denoiser
 
     denoiser = Denoiser(cnn.build(model_settings(SPEC["taps"], SPEC["features"]), seed=0), 32000, 2e-4)
     with tempfile.TemporaryDirectory() as tmp:

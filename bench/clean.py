@@ -28,15 +28,17 @@ def main(argv) -> int:
     import speech_mix
     import unseen
 
-    from cnn_denoise import matrix, mixer, quality, spec
-    from cnn_denoise.atomic import write_json
-    from cnn_denoise.enhance import Denoiser
+    from cnn_denoise.common.atomic import write_json
+    from cnn_denoise.config import choices
+    from cnn_denoise.enhance.denoiser import Denoiser
+    from cnn_denoise.scoring import matrix, quality
+    from cnn_denoise.speech import mixer
 
     args = unseen.parser(__doc__).parse_intermixed_args(argv)
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
     with tempfile.TemporaryDirectory() as tmp:
-        p, unheard, corpus, split, mix = unseen.setting(Path(tmp), [spec.WHITE])  # only the quiet white noise
-    quiet = speech_mix.scored(mix, spec.WHITE, (QUIET_DB, QUIET_DB))
+        p, unheard, corpus, split, mix = unseen.setting(Path(tmp), [choices.WHITE])  # only the quiet white noise
+    quiet = speech_mix.scored(mix, choices.WHITE, (QUIET_DB, QUIET_DB))
     voices = {"own": {n: corpus["speech"][n] for n in split["test"]}, "unseen": unheard}
     sets = {v: mixer.mix_set(f"clean-{v}", t, {}, quiet, SEGMENTS, p.speech.seed)[0] for v, t in voices.items()}
     out = {"segments": SEGMENTS, "quiet_db": QUIET_DB, "voices": {}}

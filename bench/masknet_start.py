@@ -35,10 +35,11 @@ STARTS = [  # (name, train.init, Adam's lr, model.masknet.centred)
 
 def mixed(folder: Path, segments: int) -> dict:
     """The recipe's params (training segments as given) in folder/params.yaml, and its data."""
-    from cnn_denoise import params, recipes
+    from cnn_denoise.config import params
+    from cnn_denoise.recipes import book
 
-    (variant,) = recipes.load("speech", ROOT)
-    raw = recipes.set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), variant.overrides)
+    (variant,) = book.load("speech", ROOT)
+    raw = book.set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), variant.overrides)
     raw["speech"]["train_segments"] = segments
     (folder / "params.yaml").write_text(yaml.safe_dump(raw))
     script, corpus = str(ROOT / "stages" / "speech_mix.py"), str(ROOT / "data" / "speech" / "corpus")
@@ -52,8 +53,8 @@ def mixed(folder: Path, segments: int) -> dict:
 def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 0) -> tuple:
     """The recipe's network from `init`, centred up to `centred`, Adam at `lr` on the si_sdr
     loss for `seconds`."""
-    from cnn_denoise import model as cnn
-    from cnn_denoise.train import loss_of
+    from cnn_denoise.models import model as cnn
+    from cnn_denoise.training.fit import loss_of
 
     m = p.model.model_copy(update={"masknet": p.model.masknet.model_copy(update={"centred": centred})})
     net = cnn.build(m, seed=p.train.seed)
@@ -76,7 +77,7 @@ def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 
 @torch.no_grad()
 def scores(net, folder: Path) -> dict:
     """Mean SI-SDR change (dB) over the noisy input per matrix set."""
-    from cnn_denoise.train import si_sdr_db
+    from cnn_denoise.training.fit import si_sdr_db
 
     index = json.loads((folder / "matrix" / "index.json").read_text())
     out = {}

@@ -38,16 +38,17 @@ def run(cmd, cwd, env) -> float:
 def arithmetic(clone: Path, epochs: int) -> dict:
     """Seconds of fit() for each variant of recipes/sweep.yaml, on the clone's data."""
     sys.path.insert(0, str(clone / "src"))
-    from cnn_denoise import model as cnn
-    from cnn_denoise import params, recipes
-    from cnn_denoise.dataset import load_split
-    from cnn_denoise.train import fit
+    from cnn_denoise.config import params
+    from cnn_denoise.lab.dataset import load_split
+    from cnn_denoise.models import model as cnn
+    from cnn_denoise.recipes import book
+    from cnn_denoise.training.fit import fit
 
     base = yaml.safe_load((clone / "params.yaml").read_text())
     train, test = load_split(clone / "data/split/train.pt"), load_split(clone / "data/split/test.pt")
     out = {}
-    for variant in recipes.load("sweep", clone, extra={"train.epochs": epochs}):
-        p = params.Params.model_validate(recipes.set_dotted(base, variant.overrides))
+    for variant in book.load("sweep", clone, extra={"train.epochs": epochs}):
+        p = params.Params.model_validate(book.set_dotted(base, variant.overrides))
         start = time.perf_counter()
         fit(cnn.build(p.model, seed=p.train.seed), train, test, p.train, progress=False)
         out[variant.name] = round(time.perf_counter() - start, 2)

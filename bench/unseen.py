@@ -5,7 +5,7 @@ French-Canadian prompts (asterisk-core-sounds-fr-g722: June, a different speaker
 language) are mixed here with the same noise kinds, SNR bands and test-side noise pools as the
 matrix (the speech_mix stage's mixer and params), and every model is scored as
 `cnn-denoise enhance` runs it, beside the noisy input, the least-squares filter and spectral
-gating (src/cnn_denoise/matrix.py). Writes bench/unseen.json and prints the table.
+gating (src/cnn_denoise/scoring/matrix.py). Writes bench/unseen.json and prints the table.
 
 With --babble unseen the babble is the unseen voice too: a share of its prompts
 (speech.babble_fraction, drawn with speech.split_seed) only ever babbles and the rest are the
@@ -37,18 +37,18 @@ SEGMENTS = 24  # per set, as the matrix
 
 
 def voice(path, min_seconds: float) -> dict:
-    """{prompt: clip} of the French-Canadian voice (what speech.voice_from_deb does for the English one)."""
+    """{prompt: clip} of the French-Canadian voice (what corpus.voice_from_deb does for the English one)."""
     import numpy as np
 
-    from cnn_denoise import speech
+    from cnn_denoise.speech import corpus
 
-    files = speech.deb_files(path, lambda n: n.startswith(VOICE) and n.endswith(".g722"))
+    files = corpus.deb_files(path, lambda n: n.startswith(VOICE) and n.endswith(".g722"))
     out = {}
     for name, blob in sorted(files.items()):
-        audio, rate = speech._decode_g722(blob, name)
-        x = speech.as_float(audio)
-        if len(x) / rate >= min_seconds and np.sqrt(np.mean(x**2)) >= speech.SILENT_RMS:
-            out[name[len(VOICE) :]] = speech._clip(audio, rate)
+        audio, rate = corpus._decode_g722(blob, name)
+        x = corpus.as_float(audio)
+        if len(x) / rate >= min_seconds and np.sqrt(np.mean(x**2)) >= corpus.SILENT_RMS:
+            out[name[len(VOICE) :]] = corpus._clip(audio, rate)
     return out
 
 
@@ -85,14 +85,15 @@ def setting(tmp: Path, kinds: list | None = None) -> tuple:
     the .deb is fetched too (stages/ on sys.path)."""
     import speech_mix
 
-    from cnn_denoise import params, spec, speech
+    from cnn_denoise.config import choices, params
+    from cnn_denoise.speech import corpus
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["sample_rate"] = RATE
-    raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != spec.BAND] if kinds is None else kinds
+    raw["speech"]["kinds"] = [k for k in raw["speech"]["kinds"] if k != choices.BAND] if kinds is None else kinds
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
     p = params.load(tmp / "params.yaml")
-    deb = speech.fetch_deb(PACKAGE, VERSION, SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp)
+    deb = corpus.fetch_deb(PACKAGE, VERSION, SHA256, os.environ.get("UNSEEN_SOURCE", "apt"), tmp)
     corpus = speech_mix.load_corpus(ROOT / "data" / "speech" / "corpus")
     return p, voice(deb, p.speech.min_seconds), corpus, *speech_mix.setup(p, corpus)
 
@@ -101,8 +102,10 @@ def main(argv) -> int:
     sys.path.insert(0, str(ROOT / "stages"))
     import speech_mix
 
-    from cnn_denoise import matrix, mixer, spec
-    from cnn_denoise.atomic import save_torch, write_json
+    from cnn_denoise.common.atomic import save_torch, write_json
+    from cnn_denoise.config import choices
+    from cnn_denoise.scoring import matrix
+    from cnn_denoise.speech import mixer
 
     cli = parser(__doc__)
     cli.add_argument("--babble", choices=("english", "unseen"), default="english", help="whose voices babble")
@@ -116,7 +119,7 @@ def main(argv) -> int:
         s = p.speech
         pools = mixer.pools_for(corpus, split, "test", s.test_fraction)
         if babble == "unseen":
-            targets, pools[spec.BABBLE] = dealt(targets, s.babble_fraction, s.split_seed)
+            targets, pools[choices.BABBLE] = dealt(targets, s.babble_fraction, s.split_seed)
         index = {}
         for kind in s.kinds:
             for band in s.matrix.bands:

@@ -162,9 +162,9 @@ def recipes_section(exps: dict, seconds: dict, rev: str) -> str:
 
 
 def sweep_section(exps: dict, rev: str, seconds: float | None) -> str:
-    from cnn_denoise import recipes
+    from cnn_denoise.recipes import book
 
-    variants = recipes.load(SWEEP, ROOT)
+    variants = book.load(SWEEP, ROOT)
     rev = ran_at(exps, [v.name for v in variants], rev)
     rows = []
     for variant in variants:
@@ -345,7 +345,7 @@ def available(model: str) -> bool:
 
 
 def gains(scores: dict, system: str, measure: str = "si_sdr_db") -> dict:
-    """{set name: the system's change over the noisy input} of a scores JSON (cnn_denoise.matrix, bench/unseen.py)."""
+    """{set name: the system's change over the noisy input} of a scores JSON (scoring/matrix.py, bench/unseen.py)."""
     return {name: row[system][measure] - row["noisy"][measure] for name, row in scores["sets"].items()}
 
 
@@ -364,14 +364,14 @@ def matrix_section(rev: str) -> str:
         shown = {k: v for k, v in MATRIX_MODELS.items() if available(v)}
         models = [f"{k}={v}" for k, v in shown.items()]
         start = time.perf_counter()
-        sh([sys.executable, "-m", "cnn_denoise.matrix", str(folder / "matrix"), str(folder / "train.pt"),
+        sh([sys.executable, "-m", "cnn_denoise.scoring.matrix", str(folder / "matrix"), str(folder / "train.pt"),
             str(folder / "scores.json"), *models], capture=False)  # fmt: skip
         took = time.perf_counter() - start
         scores = json.loads((folder / "scores.json").read_text())
     systems = ["noisy", "least-squares", "gating", *shown]
     sets = scores["sets"]
     out = [heading(MATRIX_HEADING.removeprefix("## "),
-                   "python -m cnn_denoise.matrix (docs/results.py)", rev,
+                   "python -m cnn_denoise.scoring.matrix (docs/results.py)", rev,
                    f"; {MATRIX_RATE} Hz, {took:.0f} s. Each model runs as `cnn-denoise enhance` runs it (its own "
                    "rate and level); the lab's models were trained at 32 kHz on band noise only.")]  # fmt: skip
     for measure, label in (("si_sdr_db", "SI-SDR (dB)"), ("pesq_wb", "PESQ-WB"), ("dnsmos_ovrl", "DNSMOS OVRL")):

@@ -10,10 +10,11 @@ CNNs on one dataset measures these once, not in every experiment.
 import argparse
 import sys
 
-from cnn_denoise import params, quality
-from cnn_denoise.atomic import check_writable, clean_stale, write_json
-from cnn_denoise.dataset import load_split
-from cnn_denoise.errors import run_stage
+from cnn_denoise.common.atomic import check_writable, clean_stale, write_json
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.config import params
+from cnn_denoise.lab.dataset import load_split
+from cnn_denoise.scoring import quality
 
 
 def main(argv=None):

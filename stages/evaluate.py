@@ -18,12 +18,15 @@ from pathlib import Path
 
 import torch
 
-from cnn_denoise import baselines, measures, params, quality, report, spec, tracking
-from cnn_denoise import model as cnn
-from cnn_denoise.atomic import atomic_dir, check_writable, clean_stale, write_json
-from cnn_denoise.dataset import load_split
-from cnn_denoise.errors import PipelineError, run_stage
-from cnn_denoise.metrics import model_scores, predict
+from cnn_denoise import tracking
+from cnn_denoise.common.atomic import atomic_dir, check_writable, clean_stale, write_json
+from cnn_denoise.common.errors import PipelineError, run_stage
+from cnn_denoise.config import choices, params
+from cnn_denoise.lab import baselines
+from cnn_denoise.lab.dataset import load_split
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.scoring import figures, perceptual, quality
+from cnn_denoise.scoring.sets import model_scores, predict
 
 DIGITS = 6  # significant digits kept: the same bytes on every machine of a kind (STOI varies in the 16th)
 SHOWN = {"train": ("l1", "l1_sum"), "test": ("l1", "l1_sum", "si_sdr_db", "snr_gain_db", "stoi")}
@@ -59,9 +62,9 @@ SET_SHOWN = ("l1", "si_sdr_db", "snr_gain_db", "stoi", "pesq_wb", "dnsmos_sig", 
 def named_sets(names, rate: int) -> dict:
     """{set name: (what eval.json records of it, its path)} of the sets evaluate.sets names."""
     out = {}
-    if spec.LAB in names:
+    if choices.LAB in names:
         out["lab"] = ({"noise": "the lab's 14-15.5 kHz band"}, LAB_SET)
-    if spec.SPEECH in names:
+    if choices.SPEECH in names:
         try:
             index = json.loads((MATRIX / "index.json").read_text())
         except (OSError, ValueError) as exc:
@@ -89,13 +92,13 @@ def score_sets(sets: dict, model, h, rate) -> dict:
             "cnn": predict(model, x),
             "noisy": x,
             "linear": baselines.apply_fir(h, x),
-            "gating": torch.from_numpy(measures.spectral_gating(x.numpy(), rate)).float(),
+            "gating": torch.from_numpy(perceptual.spectral_gating(x.numpy(), rate)).float(),
         }
         row = dict(info)
         for system, pred in systems.items():
             m = quality.all_measures(pred, x, y, rate)
             if name != "lab":
-                m.update(measures.perceptual(pred, y, rate))
+                m.update(perceptual.perceptual(pred, y, rate))
             row[system] = m
         out[name] = row
         print(
@@ -116,10 +119,10 @@ def write_reports(folder, model, h, test, outputs, ev, rate, full):
                 "linear": outputs["linear"][q, 0],
             }
             signals = {k: v.double().numpy() for k, v in signals.items()}
-            report.write_wavs(tmp / "audio", f"test{q}", signals, rate)
-            report.example_figure(tmp / f"test{q}.png", signals, rate, f"test recording {q}")
+            figures.write_wavs(tmp / "audio", f"test{q}", signals, rate)
+            figures.example_figure(tmp / f"test{q}.png", signals, rate, f"test recording {q}")
         if hasattr(model, "layers"):  # the lab's CNN: its first layer's filters beside the linear one
-            report.response_figure(tmp / "filters.png", model.layers[0].H.detach().double().numpy(), h.numpy(), rate)
+            figures.response_figure(tmp / "filters.png", model.layers[0].H.detach().double().numpy(), h.numpy(), rate)
 
 
 BASELINES = ("zeros", "noisy", "linear", "lowpass")  # in eval.json's order
@@ -172,7 +175,7 @@ def main(argv=None):
     p = params.load()
     check_writable(args.metrics_out, Path(args.reports_out) / "measures.json")  # before the work, not after
     ev, rate = p.evaluate, p.data.sample_rate
-    model = cnn.load(args.model)
+    model = ckpt.load(args.model)
     history = read_history(args.history) if args.history else None
     train, test = load_split(args.train_set), load_split(args.test_set)
     taps = min(model.receptive_field, LINEAR_MAX_TAPS)

@@ -4,9 +4,10 @@ import argparse
 import hashlib
 import sys
 
-from cnn_denoise import download, params, urls
-from cnn_denoise.atomic import clean_stale, write_bytes
-from cnn_denoise.errors import PipelineError, run_stage
+from cnn_denoise.common import download, urls
+from cnn_denoise.common.atomic import clean_stale, write_bytes
+from cnn_denoise.common.errors import PipelineError, run_stage
+from cnn_denoise.config import params
 
 
 def main(argv=None):
@@ -26,7 +27,7 @@ def main(argv=None):
                 file=sys.stderr,
             )
         return
-    from cnn_denoise import synth  # torch and SciPy: only for the synthetic data
+    from cnn_denoise.lab import synth
 
     s = data.synthetic
     blob = synth.make_zip(s.pairs, s.samples, s.seed)

@@ -5,9 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnn_denoise import params, speech
-from cnn_denoise.atomic import atomic_dir, clean_stale, save_torch
-from cnn_denoise.errors import run_stage
+from cnn_denoise.common.atomic import atomic_dir, clean_stale, save_torch
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.config import params
+from cnn_denoise.speech import corpus
 
 
 def main(argv=None):
@@ -18,25 +19,25 @@ def main(argv=None):
     clean_stale(args.out)
     s = params.load().speech
     debs = Path(args.debs)
-    music_deb = debs / speech.deb_name(s.music.package, s.music.version)
+    music_deb = debs / corpus.deb_name(s.music.package, s.music.version)
     if s.folder is None:
-        voice_deb = debs / speech.deb_name(s.voice.package, s.voice.version)
-        corpus = {"speech": speech.voice_from_deb(voice_deb, s.min_seconds), "recorded": {}}
+        voice_deb = debs / corpus.deb_name(s.voice.package, s.voice.version)
+        clips = {"speech": corpus.voice_from_deb(voice_deb, s.min_seconds), "recorded": {}}
         packages = [voice_deb, music_deb]
         voice = f"{voice_deb.name} (sha256 {s.voice.sha256.lower()})"
     else:
-        corpus = speech.from_folder(s.folder, s.min_seconds)
+        clips = corpus.from_folder(s.folder, s.min_seconds)
         packages = [music_deb]
         voice = f"your own recordings in {s.folder} (not from a package: their terms are yours to keep)"
-    corpus["music"] = speech.music_from_deb(music_deb)
+    clips["music"] = corpus.music_from_deb(music_deb)
     with atomic_dir(args.out) as tmp:
-        save_torch(tmp / "corpus.pt", corpus)
+        save_torch(tmp / "corpus.pt", clips)
         (tmp / "ATTRIBUTION.md").write_text(
-            speech.CREDITS.format(voice=voice, music=f"{music_deb.name} (sha256 {s.music.sha256.lower()})")
+            corpus.CREDITS.format(voice=voice, music=f"{music_deb.name} (sha256 {s.music.sha256.lower()})")
         )
         for deb in packages:
-            (tmp / f"copyright-{deb.name.split('_')[0]}").write_text(speech.copyright_of(deb))
-    summary = ", ".join(f"{k}: {len(v)} clips, {speech.seconds(v):.0f} s" for k, v in corpus.items() if v)
+            (tmp / f"copyright-{deb.name.split('_')[0]}").write_text(corpus.copyright_of(deb))
+    summary = ", ".join(f"{k}: {len(v)} clips, {corpus.seconds(v):.0f} s" for k, v in clips.items() if v)
     print(f"speech_corpus: {summary}", file=sys.stderr)
 
 

@@ -4,9 +4,10 @@
 import argparse
 import sys
 
-from cnn_denoise import params, speech
-from cnn_denoise.atomic import atomic_dir, clean_stale
-from cnn_denoise.errors import run_stage
+from cnn_denoise.common.atomic import atomic_dir, clean_stale
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.config import params
+from cnn_denoise.speech import corpus
 
 
 def main(argv=None):
@@ -18,7 +19,7 @@ def main(argv=None):
     wanted = [s.music] if s.folder is not None else [s.voice, s.music]  # a folder of your own replaces the voice
     with atomic_dir(args.out) as tmp:
         for pkg in wanted:
-            path = speech.fetch_deb(pkg.package, pkg.version, pkg.sha256, s.source, tmp)
+            path = corpus.fetch_deb(pkg.package, pkg.version, pkg.sha256, s.source, tmp)
             print(f"speech_fetch: {path.name}, sha256 {pkg.sha256.lower()}", file=sys.stderr)
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from cnn_denoise import mixer, params, spec
-from cnn_denoise.atomic import atomic_dir, clean_stale, save_torch, write_json
-from cnn_denoise.errors import PipelineError, first_line, run_stage
+from cnn_denoise.common.atomic import atomic_dir, clean_stale, save_torch, write_json
+from cnn_denoise.common.errors import PipelineError, first_line, run_stage
+from cnn_denoise.config import choices, params
+from cnn_denoise.speech import mixer
 
 
 def load_corpus(folder) -> dict:
@@ -52,9 +53,9 @@ def about(s, rate: int) -> dict:
 
 def setup(p, corpus):
     s = p.speech
-    if spec.MUSIC in s.kinds and not corpus.get("music"):
+    if choices.MUSIC in s.kinds and not corpus.get("music"):
         raise PipelineError("speech.kinds has music but the corpus holds none; run dvc repro -f speech_corpus")
-    if spec.RECORDED in s.kinds and not corpus.get("recorded"):
+    if choices.RECORDED in s.kinds and not corpus.get("recorded"):
         raise PipelineError(f"speech.kinds has recorded but {s.folder}/noise holds no WAVs; add some or drop recorded")
     split = mixer.split_prompts(corpus["speech"], s.test_fraction, s.babble_fraction, s.split_seed)
     mix = mixer.Mix(

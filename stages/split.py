@@ -5,10 +5,10 @@ import sys
 
 import torch
 
-from cnn_denoise import params
-from cnn_denoise.atomic import clean_stale, save_torch
-from cnn_denoise.dataset import split_pairs
-from cnn_denoise.errors import run_stage
+from cnn_denoise.common.atomic import clean_stale, save_torch
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.config import params
+from cnn_denoise.lab.dataset import split_pairs
 
 
 def main(argv=None):

@@ -11,13 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-from cnn_denoise import model as cnn
-from cnn_denoise import params, spec, synth, tracking
-from cnn_denoise.atomic import check_writable, clean_stale, write_text
-from cnn_denoise.dataset import load_split
-from cnn_denoise.errors import run_stage
-from cnn_denoise.metrics import predict
-from cnn_denoise.train import (
+from cnn_denoise.common.atomic import check_writable, clean_stale, write_text
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.common.urls import redact
+from cnn_denoise.config import choices, params
+from cnn_denoise.lab import synth
+from cnn_denoise.lab.dataset import load_split
+from cnn_denoise.lab.warmstart import linear_start
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import model as cnn
+from cnn_denoise.scoring.sets import predict
+from cnn_denoise.training.fit import (
     calibrate_gain,
     close_distributed,
     deterministic,
@@ -27,8 +31,7 @@ from cnn_denoise.train import (
     pick_device,
     si_sdr_db,
 )
-from cnn_denoise.urls import redact
-from cnn_denoise.warmstart import linear_start
+from cnn_denoise.tune.trial import epoch_hook
 
 
 def history_csv(history: list[dict]) -> str:
@@ -75,7 +78,7 @@ def main(argv=None):
     rank = init_distributed(device)  # 0 unless launched by torchrun
     model = cnn.build(m, seed=t.seed)
     train_set = load_split(args.train_set)
-    if t.init == spec.LINEAR:
+    if t.init == choices.LINEAR:
         start = linear_start(model, train_set["x"], train_set["y"])
         if rank == 0:
             print(
@@ -83,11 +86,11 @@ def main(argv=None):
                 f"{start['residual_rms']:.3g})",
                 file=sys.stderr,
             )
-    if t.init == spec.FILTERBANK:
+    if t.init == choices.FILTERBANK:
         model.start_as_filterbank()
     test_set = load_split(args.test_set)
-    history = fit(model, train_set, test_set, t, device, on_epoch=tracking.epoch_hook())
-    if t.loss == spec.SI_SDR and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:
+    history = fit(model, train_set, test_set, t, device, on_epoch=epoch_hook())
+    if t.loss == choices.SI_SDR and (gain := calibrate_gain(model.eval(), train_set["x"], train_set["y"])) is not None:
         print(
             f"train: output level set to the speech's (gain {gain:.3g}; the si_sdr loss leaves it free)",
             file=sys.stderr,
@@ -101,7 +104,7 @@ def main(argv=None):
         "trained_on": trained_on(p, args.train_set),
         **test_si_sdr(model, test_set),
     }
-    cnn.save(model, args.model_out, audio)
+    ckpt.save(model, args.model_out, audio)
     write_text(args.history_out, history_csv(history))
     return 0  # the MLflow run is logged by evaluate, which reads this model and history: one store opened
 

@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from cnn_denoise.atomic import clean_stale, save_torch
-from cnn_denoise.dataset import read_torch_member, to_pairs
-from cnn_denoise.errors import run_stage
+from cnn_denoise.common.atomic import clean_stale, save_torch
+from cnn_denoise.common.errors import run_stage
+from cnn_denoise.lab.dataset import read_torch_member, to_pairs
 
 
 def main(argv=None):

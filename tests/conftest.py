@@ -71,7 +71,7 @@ def team_server():
     import shutil
     import tempfile
 
-    from cnn_denoise.errors import PipelineError
+    from cnn_denoise.common.errors import PipelineError
     from cnn_denoise.tracking import server
 
     try:
@@ -98,7 +98,7 @@ def stage(monkeypatch):
     import importlib.util
     import io
 
-    from cnn_denoise.errors import run_stage
+    from cnn_denoise.common.errors import run_stage
 
     monkeypatch.setenv("CNN_DENOISE_TRACKING", "off")
 

@@ -37,7 +37,7 @@ def g722_bytes(audio: np.ndarray) -> bytes:
 
 def utterance(seed: int, seconds: float, rate: int) -> np.ndarray:
     """Speech-like audio (synth.py's syllables) at about -20 dBFS."""
-    from cnn_denoise import synth
+    from cnn_denoise.lab import synth
 
     y = synth.clean_speech(np.random.default_rng(seed), int(seconds * rate), rate)
     return y / max(np.max(np.abs(y)), 1e-12) * 0.3

@@ -36,7 +36,7 @@ def zip_of(path, members: dict[str, bytes]):
 
 
 def free_port() -> int:
-    from cnn_denoise.procs import free_port as free
+    from cnn_denoise.common.procs import free_port as free
 
     return free()
 
@@ -223,7 +223,7 @@ def assert_runs_complete(client, experiment_id: str, names: dict[str, dict[str, 
 def lab_settings(section: str, **changes):
     """params.yaml's `section` (model or train) as its schema object, with `changes`: what
     model.build and train.fit take whole."""
-    from cnn_denoise import params
+    from cnn_denoise.config import params
 
     lab = params.load(REPO / "params.yaml")
     return getattr(lab, section).model_copy(update=changes)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from cnn_denoise import atomic
-from cnn_denoise.atomic import atomic_path, save_torch, write_json
+from cnn_denoise.common import atomic
+from cnn_denoise.common.atomic import atomic_path, save_torch, write_json
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -50,8 +50,8 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_no_temp(tmp_path):
 
     script = (
         "import time\n"
-        "from cnn_denoise.atomic import atomic_path\n"
-        "from cnn_denoise.errors import run_stage\n"
+        "from cnn_denoise.common.atomic import atomic_path\n"
+        "from cnn_denoise.common.errors import run_stage\n"
         "def main():\n"
         f"    with atomic_path({str(tmp_path / 'out.bin')!r}) as tmp:\n"
         "        tmp.write_bytes(b'partial')\n"

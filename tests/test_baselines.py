@@ -5,7 +5,7 @@ import pytest
 import scipy.signal
 import torch
 
-from cnn_denoise import baselines
+from cnn_denoise.lab import baselines
 
 
 def test_fit_fir_recovers_a_known_filter_and_matches_lstsq():

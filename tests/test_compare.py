@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from cnn_denoise import compare, tracking
+from cnn_denoise import tracking
+from cnn_denoise.views import compare
 
 pytestmark = pytest.mark.slow  # a real MLflow store: its schema takes seconds to create
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from cnn_denoise import MIMOCNN, MIMOFilter
-from cnn_denoise.filters import choose_backend
-from cnn_denoise.spec import BACKENDS
-from cnn_denoise.train import exact_float32
+from cnn_denoise.config.choices import BACKENDS
+from cnn_denoise.lab.filters import choose_backend
+from cnn_denoise.training.fit import exact_float32
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

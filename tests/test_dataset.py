@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import torch_bytes, zip_of
 
-from cnn_denoise.dataset import read_torch_member, split_pairs, to_pairs
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.lab.dataset import read_torch_member, split_pairs, to_pairs
 
 
 def pairs_list(q=5, n=64):
@@ -199,7 +199,7 @@ def test_tensors_that_lie_are_refused_before_stacking(make, message):
 
 
 def test_total_samples_are_bounded(monkeypatch):
-    from cnn_denoise import dataset
+    from cnn_denoise.lab import dataset
 
     monkeypatch.setattr(dataset, "MAX_SAMPLES", 200)  # stands for 2e8: the same check on small data
     with pytest.raises(PipelineError, match="more than 200 samples by pair 3"):

@@ -9,13 +9,13 @@ import torch
 from helpers import REPO, model_settings, write_params_copy
 from test_warmstart import bursts
 
-from cnn_denoise import model as cnn
-from cnn_denoise import recipes
+from cnn_denoise.models import model as cnn
+from cnn_denoise.recipes import book
 
 pytestmark = pytest.mark.slow
 
 # the recipe's file, on small data: shorter filters, three hidden units, 3 epochs
-[(_, GATE)] = recipes.load(
+[(_, GATE)] = book.load(
     "linear-gate", REPO, extra={"model.taps": [9, 1], "model.features": [1, 3, 1], "train.epochs": 3}
 )
 

@@ -5,8 +5,8 @@ import hashlib
 import pytest
 from helpers import free_port
 
-from cnn_denoise.download import fetch
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.download import fetch
+from cnn_denoise.common.errors import PipelineError
 
 BODY = b"PK fake zip bytes " * 5000
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -144,7 +144,7 @@ def test_a_certificate_failure_is_not_retried(monkeypatch, tmp_path, capsys):
 
 
 def test_passwords_and_signed_queries_never_shown(tmp_path):
-    from cnn_denoise.urls import redact
+    from cnn_denoise.common.urls import redact
 
     url = "https://ann:s3cret@example.org/d.zip?X-Amz-Signature=abc123&X-Amz-Credential=key"
     assert redact(url) == "https://ann:***@example.org/d.zip?<query hidden>"

@@ -14,11 +14,15 @@ import soundfile as sf
 import torch
 from helpers import lab_settings, model_settings
 
-from cnn_denoise import cli, enhance, policy, quality, synth
-from cnn_denoise import model as cnn
-from cnn_denoise.enhance import Denoiser, resampled_blocks
-from cnn_denoise.streaming import Stream
-from cnn_denoise.warmstart import linear_start
+from cnn_denoise import cli
+from cnn_denoise.enhance import denoiser, policy
+from cnn_denoise.enhance.denoiser import Denoiser, resampled_blocks
+from cnn_denoise.enhance.stream import Stream
+from cnn_denoise.lab import synth
+from cnn_denoise.lab.warmstart import linear_start
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import model as cnn
+from cnn_denoise.scoring import quality
 
 
 def test_stream_equals_the_whole_signal_at_once():
@@ -75,14 +79,14 @@ def model_path(_denoising_checkpoint, tmp_path):
 
 
 def denoising_model(tmp_path):
-    """The recipe's start (src/cnn_denoise/warmstart.py): the least-squares filter and a gate,
+    """The recipe's start (src/cnn_denoise/lab/warmstart.py): the least-squares filter and a gate,
     fitted on synthetic training data; saved with its rate and level as the train stage does."""
     pairs = synth.make_pairs(8, 8000, seed=1)
     x, y = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
     model = cnn.build(model_settings([31, 1], [1, 3, 1], "linear", input_scale=1000.0), seed=0)
     linear_start(model, x, y)
     path = tmp_path / "model.pt"
-    cnn.save(model, path, {"sample_rate": 32000, "input_rms": x.double().square().mean().sqrt().item()})
+    ckpt.save(model, path, {"sample_rate": 32000, "input_rms": x.double().square().mean().sqrt().item()})
     return path
 
 
@@ -119,7 +123,7 @@ def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch, model_path):
     resample_poly, the model on the whole signal, resample_poly back, the level undone."""
     d = Denoiser.load(model_path)
     noisy, _ = speech_at(48000, 1.3, 2)
-    monkeypatch.setattr(enhance, "BLOCK", 3000)
+    monkeypatch.setattr(denoiser, "BLOCK", 3000)
     got = d(noisy, 48000)
     gain = d.input_rms / np.sqrt(np.mean(noisy**2))
     mid = torch.from_numpy(scipy.signal.resample_poly(noisy * gain, 2, 3, axis=0).T).float()[:, None, :]
@@ -284,7 +288,7 @@ def test_mlflow_uris_load_the_runs_checkpoint(tmp_path, monkeypatch, sqlite_stor
     monkeypatch.setenv("CNN_DENOISE_LOG_MODEL", "0")
     monkeypatch.chdir(tmp_path)
     path = denoising_model(tmp_path)
-    model, _ = cnn.load_checkpoint(path)
+    model, _ = ckpt.load_checkpoint(path)
     tracking.log_training({"train.lr": "1.0"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], path)
     [run] = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     noisy, _ = speech_at(32000, 0.3, 1)
@@ -551,7 +555,7 @@ def test_a_2_kb_wav_at_1_hz_in_bounded_memory(tmp_path):
 @pytest.mark.slow
 def test_1024_channels_in_bounded_memory(tmp_path):
     """64 MiB of 1024 channels at 48 kHz (it took 2 GB; a 256 MiB file 10.5 GB): blocks shrink
-    with the channel count, so a pass holds about enhance.BUDGET samples."""
+    with the channel count, so a pass holds about denoiser.BUDGET samples."""
     src = tmp_path / "array.wav"
     rng = np.random.default_rng(0)
     with sf.SoundFile(src, "w", 48000, 1024, "PCM_16") as f:
@@ -607,7 +611,7 @@ def test_nothing_goes_to_the_temp_folder_and_nothing_stays(tmp_path, monkeypatch
 
 HOLD_WRITER = """
 import os, signal, sys
-from cnn_denoise.atomic import atomic_path
+from cnn_denoise.common.atomic import atomic_path
 with atomic_path(sys.argv[1], "enhance") as tmp:
     tmp.write_bytes(b"half an output")
     print("open", flush=True)
@@ -697,7 +701,7 @@ def test_out_of_memory_and_interrupts_are_told_in_enhance_terms(
     def fail(*args):
         raise raised
 
-    monkeypatch.setattr(enhance.Denoiser, "process", fail)
+    monkeypatch.setattr(denoiser.Denoiser, "process", fail)
     sf.write(tmp_path / "a.wav", np.zeros(100), 16000)
     with pytest.raises(SystemExit):
         cli.main(["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)])
@@ -743,7 +747,7 @@ def test_a_masknet_checkpoint_through_the_command_with_score(tmp_path, capsys, r
             update={"stride": 8, "filters": 8, "width": 8, "dilations": [1, 2]})}
     )  # fmt: skip
     path = tmp_path / "speech.pt"
-    cnn.save(cnn.build(settings, seed=0), path, {"sample_rate": 16000, "input_rms": 0.05})
+    ckpt.save(cnn.build(settings, seed=0), path, {"sample_rate": 16000, "input_rms": 0.05})
     noisy, _ = speech_at(rate, 1.3, channels)
     src = tmp_path / "in" / "rec.wav"
     src.parent.mkdir()

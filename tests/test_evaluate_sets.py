@@ -8,9 +8,10 @@ import torch
 from debs import utterance
 from helpers import model_settings, write_params_copy
 
-from cnn_denoise import model as cnn
-from cnn_denoise import synth
-from cnn_denoise.atomic import save_torch, write_json
+from cnn_denoise.common.atomic import save_torch, write_json
+from cnn_denoise.lab import synth
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import model as cnn
 
 
 def project(tmp_path, **changes):
@@ -28,7 +29,7 @@ def project(tmp_path, **changes):
     )
     sets = {"white_0to10dB": {"kind": "white", "snr_db": [0.0, 10.0], "file": "white_0to10dB.pt", "segments": []}}
     write_json(matrix / "index.json", {"rate": 32000, "seconds": 1.0, "sets": sets})
-    cnn.save(
+    ckpt.save(
         cnn.build(model_settings([4, 4], [1, 2, 1]), seed=0),
         tmp_path / "models/model.pt",
         {"sample_rate": 32000, "input_rms": 1e-3},

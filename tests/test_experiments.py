@@ -75,7 +75,7 @@ def test_workspace_and_four_parallel_experiments_share_the_store(tmp_path):
         assert runs[name].data.metrics["test.l1"] == exps[name]
     md = sh(["dvc", "exp", "show", "--md"], repo, env).stdout
     assert "narrow" in md and "wide" in md
-    table = sh(["python", "-m", "cnn_denoise.compare", "exps"], repo, env).stdout.splitlines()
+    table = sh(["python", "-m", "cnn_denoise.views.compare", "exps"], repo, env).stdout.splitlines()
     assert max(map(len, table)) <= 160
     header = table[0].split()
     assert {"taps", "features", "epochs"} <= set(header) and "train" in header and "test" in header
@@ -131,8 +131,8 @@ def test_temp_experiment_first_in_a_fresh_clone_keeps_its_model(tmp_path):
     import numpy as np
     import torch
 
-    from cnn_denoise import model as cnn
     from cnn_denoise import tracking
+    from cnn_denoise.models import checkpoint as ckpt
 
     repo, env = make_project(tmp_path)
     sh(["dvc", "exp", "run", "--temp", "-n", "first-temp", "-S", "train.epochs=1"], repo, env)
@@ -150,7 +150,7 @@ def test_temp_experiment_first_in_a_fresh_clone_keeps_its_model(tmp_path):
         f"runs:/{run.info.run_id}/checkpoint/model.pt", dst_path=str(tmp_path / "ck")
     )
     with torch.no_grad():
-        expected = cnn.load(checkpoint)(torch.from_numpy(x)).numpy()
+        expected = ckpt.load(checkpoint)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6)
     serve_and_predict(repo, env, f"runs:/{run.info.run_id}/model", x, expected)
 

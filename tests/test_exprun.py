@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from cnn_denoise import exprun
+from cnn_denoise.recipes import exprun
 
 
 def test_refuses_what_is_not_one_named_temporary_run(capsys):
@@ -52,7 +52,7 @@ def _seen(repo, name: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "cnn_denoise.exprun"], ["dvc"]])
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "cnn_denoise.recipes.exprun"], ["dvc"]])
 def test_an_entry_another_process_stashed_is_left_to_it(tmp_path, monkeypatch, command):
     """Another experiment waits in DVC's stash (its process stashed it and has yet to take it):
     exprun runs its own and leaves that one; `dvc exp run --temp` itself runs both."""
@@ -79,7 +79,7 @@ def test_three_started_together_each_hold_their_own_params(tmp_path):
     env = _repo(tmp_path)
     procs = {
         x: subprocess.Popen(
-            [sys.executable, "-m", "cnn_denoise.exprun", "exp", "run", "--temp", "-n", f"e{x}", "-S", f"x={x}"],
+            [sys.executable, "-m", "cnn_denoise.recipes.exprun", "exp", "run", "--temp", "-n", f"e{x}", "-S", f"x={x}"],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,

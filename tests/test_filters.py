@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from cnn_denoise import MIMOFilter
-from cnn_denoise.filters import mimo_shift, shift
-from cnn_denoise.spec import BACKENDS
+from cnn_denoise.config.choices import BACKENDS
+from cnn_denoise.lab.filters import mimo_shift, shift
 
 
 def randn(*shape, **kw):
@@ -149,7 +149,7 @@ def test_toeplitz_any_block_length(block, features):
     torch.manual_seed(block)
     H = randn(9, features, 3)
     X = randn(2, features, 97)  # 97 is no multiple of any block
-    from cnn_denoise.filters import mimo_toeplitz
+    from cnn_denoise.lab.filters import mimo_toeplitz
 
     torch.testing.assert_close(mimo_toeplitz(X, H, block=block), mimo_shift(X, H))
 
@@ -173,7 +173,7 @@ def test_fast_backends_equal_reference_in_float32_with_gradients(backend):
 
 
 def test_auto_picks_by_device_and_taps():
-    from cnn_denoise.filters import choose_backend
+    from cnn_denoise.lab.filters import choose_backend
 
     # the lab's layers (1 -> 5, 5 -> 1 at 40 taps) keep the GEMMs;
     # linear-gate's first layer (1 -> 4 at 79) takes the FFT

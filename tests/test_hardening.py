@@ -110,8 +110,8 @@ def test_unzip_refuses(tmp_path, stage, case, message):
 
 
 def test_zip_bomb_by_declared_size_is_refused_before_reading(tmp_path, monkeypatch):
-    from cnn_denoise import dataset
-    from cnn_denoise.errors import PipelineError
+    from cnn_denoise.common.errors import PipelineError
+    from cnn_denoise.lab import dataset
 
     monkeypatch.setattr(dataset, "MAX_MEMBER_BYTES", 1000)  # stands for 4 GiB: same check, small file
     z = zip_of(tmp_path / "z.zip", {"d.pt": os.urandom(2000)})
@@ -295,7 +295,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, stage):
 
 
 def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
-    from cnn_denoise.errors import run_stage
+    from cnn_denoise.common.errors import run_stage
 
     def broken():
         raise ZeroDivisionError("division by zero\nmore")
@@ -319,7 +319,7 @@ def test_a_stage_exits_fast_with_its_code_its_threads_and_atexit_done(tmp_path, 
     script = (
         "import atexit, concurrent.futures, threading, time\n"
         "from pathlib import Path\n"
-        "from cnn_denoise.errors import PipelineError, run_stage\n"
+        "from cnn_denoise.common.errors import PipelineError, run_stage\n"
         f"out = Path({str(tmp_path)!r})\n"
         "atexit.register(lambda: (out / 'atexit').write_text('ran'))\n"
         "def raise_error():\n"
@@ -353,12 +353,12 @@ def test_a_stage_exits_fast_with_its_code_its_threads_and_atexit_done(tmp_path, 
 def test_an_unwritable_output_folder_is_found_before_the_work(tmp_path, stage, monkeypatch, name, args, blocked):
     """A file where the output folder should be (what a read-only folder is to root): one line
     naming it, before any input is read, so an hour of training is not lost."""
-    import cnn_denoise.dataset
+    import cnn_denoise.lab.dataset
 
     def no_work(*a, **k):
         raise AssertionError("the stage started its work")
 
-    monkeypatch.setattr(cnn_denoise.dataset, "load_split", no_work)
+    monkeypatch.setattr(cnn_denoise.lab.dataset, "load_split", no_work)
     write_params_copy(tmp_path)
     (tmp_path / blocked).write_text("a file, not a folder")
     proc = stage(name, *args, cwd=tmp_path)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnn_denoise.filters import mimo_shift
-from cnn_denoise.masknet import MaskNet, dilated
+from cnn_denoise.lab.filters import mimo_shift
+from cnn_denoise.models.masknet import MaskNet, dilated
 
 
 @pytest.mark.parametrize("d", [1, 2, 5])
@@ -105,7 +105,7 @@ def test_zeros_map_to_zeros_and_scale_passes_through():
 def test_calibrate_gain_brings_the_output_to_the_speechs_level():
     """After the si_sdr loss the output level is free: the least-squares gain folded into the
     synthesis filters makes the output's projection on y equal to y's level."""
-    from cnn_denoise.train import calibrate_gain
+    from cnn_denoise.training.fit import calibrate_gain
 
     net = small().float()
     x = torch.randn(8, 1, 200) * 0.1
@@ -164,7 +164,7 @@ def test_dropout_acts_in_training_steps_only_and_is_seeded():
     same weights give without it; in a training step it draws from torch's generator (two steps
     differ, the same seed gives the same output); the spec keeps it only when set, so a
     checkpoint without it is as before."""
-    from cnn_denoise.model import from_spec
+    from cnn_denoise.models.model import from_spec
 
     net, x = small(), torch.randn(2, 1, 120, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     torch.manual_seed(0)
@@ -185,17 +185,17 @@ def test_dropout_acts_in_training_steps_only_and_is_seeded():
 def test_a_dropout_checkpoint_loads_and_a_bad_dropout_is_refused(tmp_path):
     """A network trained with dropout saves and loads through the checkpoint (its evaluation output
     the same); a spec whose dropout is no share of 1 is refused in one line naming it."""
-    from cnn_denoise import model as cnn
-    from cnn_denoise.errors import PipelineError
+    from cnn_denoise.common.errors import PipelineError
+    from cnn_denoise.models import checkpoint as ckpt
 
     torch.manual_seed(0)
     net = MaskNet(stride=4, filters=6, width=5, taps=3, dilations=[1, 2, 4], dropout=0.25).eval()
-    cnn.save(net, tmp_path / "m.pt")
-    again = cnn.load(tmp_path / "m.pt")
+    ckpt.save(net, tmp_path / "m.pt")
+    again = ckpt.load(tmp_path / "m.pt")
     x = torch.randn(1, 1, 64)
     assert again.dropout == 0.25 and torch.equal(again(x), net(x))
     checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
     checkpoint["spec"]["dropout"] = 1.5
     torch.save(checkpoint, tmp_path / "bad.pt")
     with pytest.raises(PipelineError, match=r"spec dropout is 1\.5, not a number in \[0, 1\); retrain it"):
-        cnn.load(tmp_path / "bad.pt")
+        ckpt.load(tmp_path / "bad.pt")

@@ -11,9 +11,9 @@ import torch
 from helpers import si_sdr_numpy
 from test_enhance import denoising_model
 
-from cnn_denoise import synth
-from cnn_denoise.atomic import save_torch, write_json
-from cnn_denoise.enhance import Denoiser
+from cnn_denoise.common.atomic import save_torch, write_json
+from cnn_denoise.enhance.denoiser import Denoiser
+from cnn_denoise.lab import synth
 
 RATE = 32000
 
@@ -35,7 +35,7 @@ def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
     model = denoising_model(tmp_path)
     out = tmp_path / "scores.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "cnn_denoise.matrix", matrix, tmp_path / "train.pt", out, f"lin={model}"],
+        [sys.executable, "-m", "cnn_denoise.scoring.matrix", matrix, tmp_path / "train.pt", out, f"lin={model}"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -57,7 +57,15 @@ def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
 def test_a_model_not_named_is_one_line_and_no_output(tmp_path):
     out = tmp_path / "scores.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "cnn_denoise.matrix", tmp_path, tmp_path / "train.pt", out, "models:/cnn-denoise@x"],
+        [
+            sys.executable,
+            "-m",
+            "cnn_denoise.scoring.matrix",
+            tmp_path,
+            tmp_path / "train.pt",
+            out,
+            "models:/cnn-denoise@x",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

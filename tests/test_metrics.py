@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_denoise.metrics import model_scores, scores
+from cnn_denoise.scoring.sets import model_scores, scores
 
 
 def test_against_numpy_with_uneven_batches():

@@ -12,9 +12,10 @@ import torch
 from debs import utterance, write_debs
 from helpers import set_params, si_sdr_numpy, write_params_copy
 
-from cnn_denoise import mixer, spec
-from cnn_denoise.dataset import load_split
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.config import choices
+from cnn_denoise.lab.dataset import load_split
+from cnn_denoise.speech import mixer
 
 RATE = 32000
 
@@ -33,7 +34,7 @@ def corpus():
 
 def mix(**kw):
     base = dict(
-        kinds=tuple(spec.NOISE_KINDS[:-1]),
+        kinds=tuple(choices.NOISE_KINDS[:-1]),
         snr_db=(-5.0, 20.0),
         level_db=(-35.0, -15.0),
         babble_talkers=(2, 3),
@@ -72,7 +73,7 @@ def test_segments_hold_the_drawn_snr_and_level_and_the_same_bytes_twice(corpus):
     want = torch.tensor([m["level_db"] for m in meta], dtype=torch.float64)
     assert torch.allclose(level[unscaled], want[unscaled], atol=0.01)
     assert {m["prompt"] for m in meta} <= set(split["train"])
-    assert {m["kind"] for m in meta} == set(spec.NOISE_KINDS[:-1])
+    assert {m["kind"] for m in meta} == set(choices.NOISE_KINDS[:-1])
 
 
 def _slope_db_per_decade(v, rate):
@@ -87,21 +88,21 @@ def test_each_noise_kind_has_its_spectrum(corpus):
     m, n = mix(), RATE
     split = mixer.split_prompts(corpus["speech"], 0.2, 0.2, 0)
     pools = mixer.pools_for(corpus, split, "test", 0.2)
-    white = mixer.noise(spec.WHITE, rng, n, m, pools)
-    pink, brown = mixer.noise(spec.PINK, rng, n, m, pools), mixer.noise(spec.BROWN, rng, n, m, pools)
+    white = mixer.noise(choices.WHITE, rng, n, m, pools)
+    pink, brown = mixer.noise(choices.PINK, rng, n, m, pools), mixer.noise(choices.BROWN, rng, n, m, pools)
     assert abs(_slope_db_per_decade(white, RATE)) < 1
     assert _slope_db_per_decade(pink, RATE) == pytest.approx(-10, abs=1.5)
     assert _slope_db_per_decade(brown, RATE) == pytest.approx(-20, abs=1.5)
     f = np.fft.rfftfreq(n, 1 / RATE)
-    band = np.abs(np.fft.rfft(mixer.noise(spec.BAND, rng, n, m, pools))) ** 2
+    band = np.abs(np.fft.rfft(mixer.noise(choices.BAND, rng, n, m, pools))) ** 2
     assert band[(f > 14000) & (f < 15500)].sum() > 0.9 * band.sum()
-    hum = np.abs(np.fft.rfft(mixer.noise(spec.HUM, rng, n, m, pools))) ** 2
+    hum = np.abs(np.fft.rfft(mixer.noise(choices.HUM, rng, n, m, pools))) ** 2
     peak = f[np.argmax(hum)]
     assert min(abs(peak / 50 - round(peak / 50)), abs(peak / 60 - round(peak / 60))) < 0.05 and peak < 1000
     assert hum[f > 1000].sum() < 1e-3 * hum.sum()  # leakage only: the window holds no whole number of periods
-    music = np.abs(np.fft.rfft(mixer.noise(spec.MUSIC, rng, n, m, pools))) ** 2
+    music = np.abs(np.fft.rfft(mixer.noise(choices.MUSIC, rng, n, m, pools))) ** 2
     assert abs(f[np.argmax(music)] - 330) < 2  # the test part of the track, resampled to 32 kHz
-    babble = mixer.noise(spec.BABBLE, rng, n, m, pools)
+    babble = mixer.noise(choices.BABBLE, rng, n, m, pools)
     assert np.abs(np.fft.rfft(babble))[f > 2000].sum() < 0.05 * np.abs(np.fft.rfft(babble)).sum()  # speech band
 
 
@@ -233,7 +234,7 @@ def test_eq_filters_are_stable_minimum_phase_and_bounded():
     rng = np.random.default_rng(1)
     impulse = np.zeros(4096)
     impulse[0] = 1.0
-    eq = spec.EQ_MAX
+    eq = choices.EQ_MAX
     bound = (1 + 2 * eq) / (1 - 2 * eq)
     tilts = []
     for _ in range(300):

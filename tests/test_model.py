@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnn_denoise import CNN, MIMOCNN, MIMOFilter
-from cnn_denoise import model as cnn
-from cnn_denoise.filters import shift
-from cnn_denoise.spec import BACKENDS
+from cnn_denoise.config.choices import BACKENDS
+from cnn_denoise.lab.filters import shift
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import model as cnn
 
 
 def scipy_cnn(X: np.ndarray, model: MIMOCNN) -> np.ndarray:
@@ -121,8 +122,8 @@ def test_wrong_input_feature_count():
 
 def test_checkpoint_round_trip(tmp_path):
     model = cnn.build(model_settings([5, 3], [1, 2, 1], "linear"), seed=7)
-    cnn.save(model, tmp_path / "m.pt")
-    again = cnn.load(tmp_path / "m.pt")
+    ckpt.save(model, tmp_path / "m.pt")
+    again = ckpt.load(tmp_path / "m.pt")
     assert (again.taps, again.features, again.last_activation) == ([5, 3], [1, 2, 1], "linear")
     x = torch.randn(2, 1, 50)
     torch.testing.assert_close(again(x), model(x))
@@ -135,8 +136,8 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
     model = cnn.build(model_settings([3], [1, 2, 1][:2], "linear", input_scale=250.0), seed=1)
-    cnn.save(model, tmp_path / "m.pt")
-    assert cnn.load(tmp_path / "m.pt").input_scale == 250.0
+    ckpt.save(model, tmp_path / "m.pt")
+    assert ckpt.load(tmp_path / "m.pt").input_scale == 250.0
     with pytest.raises(ValueError, match="input_scale"):
         MIMOCNN([3], [1, 1], input_scale=0.0)
 
@@ -152,7 +153,7 @@ def test_input_scale_round_trips_through_the_checkpoint(tmp_path):
 def test_layers_chained_in_one_layout_equal_the_reference(taps, features, n, last, scale):
     """toeplitz_chain (the Toeplitz layers in one blocked layout) against the shift register,
     outputs and every gradient."""
-    from cnn_denoise.filters import chains
+    from cnn_denoise.lab.filters import chains
 
     torch.manual_seed(0)
     models = [
@@ -174,7 +175,7 @@ def test_layers_chained_in_one_layout_equal_the_reference(taps, features, n, las
 
 
 def test_which_layers_chain():
-    from cnn_denoise.filters import chains
+    from cnn_denoise.lab.filters import chains
 
     assert chains(["toeplitz", "toeplitz"], [40, 40])
     assert not chains(["toeplitz"], [40])  # one layer: nothing to keep

@@ -4,8 +4,8 @@ import pytest
 import yaml
 from helpers import REPO
 
-from cnn_denoise import params
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.config import params
 
 
 def shipped():

@@ -68,9 +68,9 @@ def test_stages_are_quiet_when_piped(project):
 
 def test_metrics_match_an_independent_recomputation(project):
     repo, _, _ = project
-    from cnn_denoise import model as cnn
+    from cnn_denoise.models import checkpoint as ckpt
 
-    model = cnn.load(repo / "models/model.pt", backend="shift")  # the other backend
+    model = ckpt.load(repo / "models/model.pt", backend="shift")  # the other backend
     test = torch.load(repo / "data/split/test.pt", weights_only=True)
     with torch.no_grad():
         err = (model(test["x"]) - test["y"]).double()
@@ -239,7 +239,7 @@ def test_plots_page_renders_offline_in_chromium(project, tmp_path):
 def test_a_zip_replaced_in_sources_is_fetched_again_and_retrained(tmp_path):
     """data.url: sources/course.zip. Replacing that file (same path, new data) makes the next
     `dvc repro` fetch, unzip, split, train and evaluate again on the new data."""
-    from cnn_denoise import synth
+    from cnn_denoise.lab import synth
 
     repo, env = make_project(tmp_path, **{"data.url": "sources/course.zip"})
     (repo / "sources" / "course.zip").write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=1))
@@ -259,7 +259,7 @@ def test_a_zip_replaced_in_sources_is_fetched_again_and_retrained(tmp_path):
 
 
 def test_a_source_outside_sources_says_how_to_refetch(tmp_path):
-    from cnn_denoise import synth
+    from cnn_denoise.lab import synth
 
     outside = tmp_path / "elsewhere.zip"
     outside.write_bytes(synth.make_zip(SMALL["pairs"], SMALL["samples"], seed=1))

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnn_denoise import policy
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.enhance import policy
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_denoise import quality
+from cnn_denoise.scoring import quality
 
 
 def sig(seed, q=3, n=16000):

@@ -12,15 +12,17 @@ import pytest
 import yaml
 from helpers import REPO
 
-from cnn_denoise import params, recipes, spec, urls
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common import urls
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.config import choices, params
+from cnn_denoise.recipes import book
 
 
-@pytest.mark.parametrize("name", recipes.names(REPO))
+@pytest.mark.parametrize("name", book.names(REPO))
 def test_every_recipe_is_valid_params(name):
     base = yaml.safe_load((REPO / "params.yaml").read_text())
-    for variant in recipes.load(name, REPO):
-        p = params.Params.model_validate(recipes.set_dotted(base, variant.overrides))
+    for variant in book.load(name, REPO):
+        p = params.Params.model_validate(book.set_dotted(base, variant.overrides))
         assert p.model_dump() != params.load(REPO / "params.yaml").model_dump()  # it changes something
 
 
@@ -36,10 +38,10 @@ def dvc_reads(args: list[str], params_file: Path) -> dict:
     return params.flatten(yaml.safe_load(params_file.read_text()))
 
 
-@pytest.mark.parametrize("name", recipes.names(REPO))
+@pytest.mark.parametrize("name", book.names(REPO))
 def test_set_args_give_dvc_the_recipes_values(tmp_path, name):
-    for variant in recipes.load(name, REPO):
-        args = recipes.set_args(variant.overrides)
+    for variant in book.load(name, REPO):
+        args = book.set_args(variant.overrides)
         assert args[0::2] == ["-S"] * len(variant.overrides)
         shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
         got = dvc_reads(args, tmp_path / "params.yaml")
@@ -52,7 +54,7 @@ def test_dvc_sets_one_kind_weight_and_keeps_the_others(tmp_path):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     got = dvc_reads(["-S", "speech.kind_weights={babble:2}"], tmp_path / "params.yaml")
     weights = {k.rsplit(".", 1)[1]: v for k, v in got.items() if k.startswith("speech.kind_weights.")}
-    assert weights == {k: 2 if k == "babble" else 1 for k in spec.NOISE_KINDS}
+    assert weights == {k: 2 if k == "babble" else 1 for k in choices.NOISE_KINDS}
     assert params.load(tmp_path / "params.yaml").speech.kind_weights["babble"] == 2.0
 
 
@@ -61,17 +63,17 @@ def test_the_recipes_own_set_reads_values_as_dvc_does(tmp_path):
     (DVC's own code is the oracle): a mapping without spaces, bare words and paths, lists; a comma
     outside quotes (a sweep to DVC) is refused in one line."""
     items = ["train.lr=0.25", "model.taps=[20,20]", "data.train_from=data/speech", "evaluate.sets=[lab,speech]"]
-    mine = recipes._parse_set([*items, "speech.kind_weights={babble:2}"])
+    mine = book._parse_set([*items, "speech.kind_weights={babble:2}"])
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     dvc = dvc_reads([a for item in items for a in ("-S", item)], tmp_path / "params.yaml")
     assert {k: mine[k] for k in dvc if k in mine} == {k: dvc[k] for k in dvc if k in mine}
     assert len([k for k in dvc if k in mine]) == len(items) and mine["speech.kind_weights"] == {"babble": 2}
     with pytest.raises(PipelineError, match=r"-S train.lr=0.1,0.2: a comma makes a sweep .*; quote it"):
-        recipes._parse_set(["train.lr=0.1,0.2"])
+        book._parse_set(["train.lr=0.1,0.2"])
     with pytest.raises(
         PipelineError, match=r"recipe speech, experiment speech: .*; fix .*speech.yaml or the -S values"
     ):
-        recipes.load("speech", REPO, extra=recipes._parse_set(["speech.kind_weights={babble:0}"]))
+        book.load("speech", REPO, extra=book._parse_set(["speech.kind_weights={babble:0}"]))
 
 
 HOSTILE = [
@@ -107,7 +109,7 @@ def test_hostile_strings_reach_dvc_as_one_value_each(tmp_path):
     base = {"data": {f"k{i}": "x" for i in range(len(HOSTILE))}, "model": {"taps": [1]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(base))
     overrides = {f"data.k{i}": v for i, v in enumerate(HOSTILE)} | {"model.taps": [79, 1]}
-    assert dvc_reads(recipes.set_args(overrides), tmp_path / "params.yaml") == overrides
+    assert dvc_reads(book.set_args(overrides), tmp_path / "params.yaml") == overrides
 
 
 @pytest.mark.parametrize(
@@ -121,7 +123,7 @@ def test_hostile_strings_reach_dvc_as_one_value_each(tmp_path):
 )
 def test_values_dvc_cannot_carry_are_refused_in_one_line(value, message):
     with pytest.raises(PipelineError, match=re.escape(message)):
-        recipes.set_args({"data.url": value})
+        book.set_args({"data.url": value})
 
 
 @pytest.mark.slow
@@ -140,7 +142,7 @@ def test_a_real_dvc_exp_run_takes_the_values_and_dollar_name_survives(tmp_path):
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
         subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     name = 'it\'s (a, b) #1 = "x"'
-    args = recipes.set_args({"data.name": name, "train.epochs": 3})
+    args = book.set_args({"data.name": name, "train.epochs": 3})
     ran = subprocess.run(["dvc", "exp", "run", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     seen = yaml.safe_load((tmp_path / "seen.yaml").read_text())
@@ -213,13 +215,13 @@ def test_a_sweep_from_one_warm_process_gives_each_experiment_its_params(tmp_path
 def test_share_cores_splits_the_cores_among_the_jobs_unless_set(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    recipes.share_cores(2)
+    book.share_cores(2)
     assert os.environ["OMP_NUM_THREADS"] == "2"
     monkeypatch.delenv("OMP_NUM_THREADS")
-    recipes.share_cores(8)
+    book.share_cores(8)
     assert os.environ["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    recipes.share_cores(2)
+    book.share_cores(2)
     assert os.environ["OMP_NUM_THREADS"] == "3"
 
 
@@ -229,14 +231,14 @@ def test_a_recipe_run_refuses_dollar_brace_in_params_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text(text)
     (tmp_path / "recipes" / "r.yaml").write_text("description: x\nparams: {train.epochs: 3}\n")
     with pytest.raises(PipelineError, match=re.escape("params.yaml: data.url writes ${...}, which dvc exp run -S")):
-        recipes.load("r", tmp_path)
+        book.load("r", tmp_path)
 
 
 def test_extend_and_sweeps():
-    [gate], [scratch] = recipes.load("linear-gate", REPO), recipes.load("lbfgs-scratch", REPO)
+    [gate], [scratch] = book.load("linear-gate", REPO), book.load("lbfgs-scratch", REPO)
     assert scratch.overrides == {**gate.overrides, "train.init": "xavier"}
-    sweep = recipes.load("sweep", REPO, extra={"train.epochs": 2})
-    cmds = recipes.commands(sweep)
+    sweep = book.load("sweep", REPO, extra={"train.epochs": 2})
+    cmds = book.commands(sweep)
     assert all(c[:4] == ["dvc", "exp", "run", "--temp"] and c[-1] == "train.epochs=2" for c in cmds)
     assert [c[5] for c in cmds] == [v.name for v in sweep] and len(cmds) == len(sweep)
 
@@ -279,9 +281,9 @@ def test_bad_recipes_are_named(tmp_path, text, message):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     (tmp_path / "recipes" / "bad.yaml").write_text(text)
     with pytest.raises(PipelineError, match=re.escape(message)):
-        recipes.load("bad", tmp_path)
+        book.load("bad", tmp_path)
     with pytest.raises(PipelineError, match="no recipe 'nope'.*choose one of bad"):
-        recipes.load("nope", tmp_path)
+        book.load("nope", tmp_path)
 
 
 LAUGHS = "\n".join(
@@ -342,7 +344,7 @@ def test_a_malformed_recipe_through_the_command_is_one_line(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     for argv in (["list"], ["run", "bad", "--dry-run"]):
         with pytest.raises(SystemExit) as exited:
-            recipes.cli(argv)
+            book.cli(argv)
         err = capsys.readouterr().err
         assert exited.value.code == 1 and err == (
             f"error: {tmp_path / 'recipes' / 'bad.yaml'}: variant 1 params must map params.yaml's dotted names to "
@@ -354,10 +356,10 @@ def test_out_of_memory_is_told_in_recipe_terms(tmp_path, monkeypatch, capsys):
     def fail(*args):
         raise MemoryError
 
-    monkeypatch.setattr(recipes.safeyaml, "read", fail)
+    monkeypatch.setattr(book.safeyaml, "read", fail)
     monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit):
-        recipes.cli(["run", "linear-gate", "--dry-run"])
+        book.cli(["run", "linear-gate", "--dry-run"])
     err = capsys.readouterr().err
     assert (
         err == "error: out of memory; a recipe or params.yaml may be too large to read; check the files in recipes/\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_denoise import runcache
+from cnn_denoise.recipes import runcache
 
 HALF = "cmd: python train.py\nouts:\n- path: 'model"  # cut mid-string, as a write in progress
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from helpers import assert_runs_complete, make_project, rest, run_queue, sh
 
-from cnn_denoise.procs import pid_alive
+from cnn_denoise.common.procs import pid_alive
 from cnn_denoise.tracking import server
 
 

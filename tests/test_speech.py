@@ -11,8 +11,8 @@ import torch
 from debs import music_deb, sha256, utterance, voice_deb, wav_bytes, write_debs
 from helpers import write_params_copy
 
-from cnn_denoise import speech
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.speech import corpus
 
 G722 = ("asterisk-core-sounds-en-g722", "1.6.1-1")
 
@@ -26,27 +26,27 @@ def packages(tmp_path_factory):
 
 def test_the_english_voice_only_decoded_at_its_rate(packages):
     folder, _ = packages
-    clips = speech.voice_from_deb(folder / speech.deb_name(*G722), 0.5)
+    clips = corpus.voice_from_deb(folder / corpus.deb_name(*G722), 0.5)
     assert sorted(clips) == sorted([f"prompt-{i:02d}" for i in range(12)] + ["digits/1", "digits/2"])
     clip = clips["prompt-00"]
     assert clip["rate"] == 16000 and clip["audio"].dtype == torch.int16
     assert abs(len(clip["audio"]) - 1.2 * 16000) <= 160  # G.722 frames: the length within 10 ms
     want = utterance(0, 1.2, 16000)[:16000]
-    got = speech.as_float(clip["audio"].numpy())
+    got = corpus.as_float(clip["audio"].numpy())
     best = max(np.corrcoef(got[lag : lag + 16000], want)[0, 1] for lag in range(64))  # the codec's delay: samples
     assert best > 0.9
 
 
 def test_wav_prompts_and_min_seconds(tmp_path):
     (tmp_path / "v.deb").write_bytes(voice_deb(g722=False, prompts=["long", "short"], seconds=0.4))
-    assert sorted(speech.voice_from_deb(tmp_path / "v.deb", 0.45)) == ["short"]  # 0.5 s kept, 0.4 s left out
+    assert sorted(corpus.voice_from_deb(tmp_path / "v.deb", 0.45)) == ["short"]  # 0.5 s kept, 0.4 s left out
 
 
 def test_music_and_copyright(packages):
     folder, _ = packages
-    music = speech.music_from_deb(folder / "asterisk-moh-opsound-wav_2.03-1.1_all.deb")
+    music = corpus.music_from_deb(folder / "asterisk-moh-opsound-wav_2.03-1.1_all.deb")
     assert sorted(music) == ["track-0", "track-1"] and music["track-0"]["rate"] == 8000
-    assert "CC-BY-SA-3.0" in speech.copyright_of(folder / speech.deb_name(*G722))
+    assert "CC-BY-SA-3.0" in corpus.copyright_of(folder / corpus.deb_name(*G722))
 
 
 def fake_apt(bin_dir, script: str):
@@ -64,11 +64,11 @@ def test_apt_get_download_is_run_and_checked(packages, tmp_path, monkeypatch):
     monkeypatch.setenv(
         "PATH", fake_apt(tmp_path / "bin", f'echo "$@" >> {log}; cp {folder}/"$(echo $2 | cut -d= -f1)"_*.deb .\n')
     )
-    got = speech.fetch_deb(*G722, shas["speech.voice.sha256"], "apt", tmp_path / "out")
-    assert got.read_bytes() == (folder / speech.deb_name(*G722)).read_bytes()
+    got = corpus.fetch_deb(*G722, shas["speech.voice.sha256"], "apt", tmp_path / "out")
+    assert got.read_bytes() == (folder / corpus.deb_name(*G722)).read_bytes()
     assert log.read_text() == "download asterisk-core-sounds-en-g722=1.6.1-1\n"
     with pytest.raises(PipelineError, match=r"SHA-256 [0-9a-f]{64}, expected 0{64}; a corrupt or different"):
-        speech.fetch_deb(*G722, "0" * 64, "apt", tmp_path / "out2")
+        corpus.fetch_deb(*G722, "0" * 64, "apt", tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
 
 
@@ -76,25 +76,25 @@ def test_apt_get_that_cannot_find_the_package_says_update(tmp_path, monkeypatch)
     script = 'echo "E: Unable to locate package $2" >&2; exit 100\n'
     monkeypatch.setenv("PATH", fake_apt(tmp_path / "bin", script))
     with pytest.raises(PipelineError, match=r"failed \(E: Unable to locate package .*\); run `apt-get update`"):
-        speech.fetch_deb(*G722, "0" * 64, "apt", tmp_path / "out")
+        corpus.fetch_deb(*G722, "0" * 64, "apt", tmp_path / "out")
 
 
 def test_fetch_from_a_loopback_server_and_a_folder(packages, http_server, tmp_path):
     folder, shas = packages
     root, url = http_server
-    name = speech.deb_name(*G722)
+    name = corpus.deb_name(*G722)
     (root / name).write_bytes((folder / name).read_bytes())
-    got = speech.fetch_deb(*G722, shas["speech.voice.sha256"], f"{url}/files", tmp_path / "http")
+    got = corpus.fetch_deb(*G722, shas["speech.voice.sha256"], f"{url}/files", tmp_path / "http")
     assert sha256(got.read_bytes()) == shas["speech.voice.sha256"]
     with pytest.raises(PipelineError, match=r"asterisk-core-sounds-en-g722's sha256 mismatch"):
-        speech.fetch_deb(*G722, "1" * 64, f"{url}/files", tmp_path / "bad")
+        corpus.fetch_deb(*G722, "1" * 64, f"{url}/files", tmp_path / "bad")
     with pytest.raises(PipelineError, match=r"HTTP 404.*check speech.source"):
-        speech.fetch_deb(*G722, "1" * 64, f"{url}/status/404/x", tmp_path / "bad")
-    assert speech.fetch_deb(*G722, shas["speech.voice.sha256"], str(folder), tmp_path / "dir").is_file()
+        corpus.fetch_deb(*G722, "1" * 64, f"{url}/status/404/x", tmp_path / "bad")
+    assert corpus.fetch_deb(*G722, shas["speech.voice.sha256"], str(folder), tmp_path / "dir").is_file()
     with pytest.raises(
         PipelineError, match=r"^speech.source: no asterisk-core-sounds-en-g722_1.6.1-1_all.deb in .*; put it"
     ):
-        speech.fetch_deb(*G722, "1" * 64, str(tmp_path), tmp_path / "none")
+        corpus.fetch_deb(*G722, "1" * 64, str(tmp_path), tmp_path / "none")
 
 
 def _bad_member_deb(name: str) -> bytes:
@@ -115,7 +115,7 @@ def _bad_member_deb(name: str) -> bytes:
 def test_corrupt_packages_are_one_line(tmp_path, blob, message):
     (tmp_path / "x.deb").write_bytes(blob)
     with pytest.raises(PipelineError, match=message):
-        speech.voice_from_deb(tmp_path / "x.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "x.deb", 0.5)
 
 
 def test_a_package_with_an_escaping_member_or_no_data_is_refused(tmp_path):
@@ -123,19 +123,19 @@ def test_a_package_with_an_escaping_member_or_no_data_is_refused(tmp_path):
 
     (tmp_path / "slip.deb").write_bytes(_bad_member_deb("../../etc/evil"))
     with pytest.raises(PipelineError, match=r"member '../../etc/evil' points outside its folder; refusing"):
-        speech.voice_from_deb(tmp_path / "slip.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "slip.deb", 0.5)
     (tmp_path / "empty.deb").write_bytes(ar({"debian-binary": b"2.0\n"}))
     with pytest.raises(PipelineError, match=r"holds no data.tar"):
-        speech.voice_from_deb(tmp_path / "empty.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "empty.deb", 0.5)
     good = voice_deb()
     (tmp_path / "cut.deb").write_bytes(good[: len(good) // 2])
     with pytest.raises(PipelineError, match=r"truncated|corrupt"):
-        speech.voice_from_deb(tmp_path / "cut.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "cut.deb", 0.5)
     (tmp_path / "none.deb").write_bytes(music_deb())
     with pytest.raises(PipelineError, match=r"holds no prompts of the English voice"):
-        speech.voice_from_deb(tmp_path / "none.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "none.deb", 0.5)
     with pytest.raises(PipelineError, match=r"no such package; run dvc repro"):
-        speech.voice_from_deb(tmp_path / "missing.deb", 0.5)
+        corpus.voice_from_deb(tmp_path / "missing.deb", 0.5)
 
 
 def user_folder(root, files: dict[str, bytes]):
@@ -157,10 +157,10 @@ def test_a_folder_of_your_own(tmp_path):
             "noise/fan.wav": wav_bytes(0.1 * np.random.default_rng(0).standard_normal(16000), 16000),
         },
     )
-    corpus = speech.from_folder(folder, 0.5)
-    assert sorted(corpus["speech"]) == ["a", "b", "c"] and sorted(corpus["recorded"]) == ["fan"]
-    assert corpus["speech"]["b"]["rate"] == 44100 and corpus["speech"]["b"]["audio"].ndim == 1
-    assert corpus["speech"]["c"]["audio"].dtype == torch.float32
+    clips = corpus.from_folder(folder, 0.5)
+    assert sorted(clips["speech"]) == ["a", "b", "c"] and sorted(clips["recorded"]) == ["fan"]
+    assert clips["speech"]["b"]["rate"] == 44100 and clips["speech"]["b"]["audio"].ndim == 1
+    assert clips["speech"]["c"]["audio"].dtype == torch.float32
 
 
 @pytest.mark.parametrize(
@@ -176,15 +176,15 @@ def test_a_folder_of_your_own(tmp_path):
 def test_bad_wavs_in_a_folder_are_one_line(tmp_path, name, data, message):
     user_folder(tmp_path, {f"speech/{name}": data})
     with pytest.raises(PipelineError, match=message):
-        speech.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5)
 
 
 def test_a_folder_without_speech(tmp_path):
     with pytest.raises(PipelineError, match=r"^speech.folder: no folder .*speech; put your clean utterances"):
-        speech.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5)
     (tmp_path / "speech").mkdir()
     with pytest.raises(PipelineError, match=r"holds no .wav or .flac files; put your clean utterances there"):
-        speech.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5)
 
 
 def test_the_fetch_and_corpus_stages(packages, tmp_path, stage):

@@ -1,6 +1,6 @@
 import json
 
-from cnn_denoise import summary
+from cnn_denoise.views import summary
 
 MEASURES = {
     "test": {"l1": 2.54e-4, "si_sdr_db": -14.72, "stoi": 0.907},

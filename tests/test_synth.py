@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnn_denoise import synth
+from cnn_denoise.lab import synth
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import pytest
 import torch
 from helpers import model_settings
 
-from cnn_denoise import model as cnn
 from cnn_denoise import tracking
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import model as cnn
 from cnn_denoise.tracking import provenance, runs
 from cnn_denoise.tracking import store as stores
 
@@ -53,7 +54,7 @@ def test_train_then_evaluate_share_one_run(store, tmp_path, monkeypatch):
 
     model = cnn.build(model_settings([3, 2], [1, 2, 1]), seed=0)
     path = tmp_path / "model.pt"
-    cnn.save(model, path)
+    ckpt.save(model, path)
     history = [{"epoch": e, "train_l1": 1.0 / (e + 1), "test_l1": 2.0 / (e + 1)} for e in range(3)]
     (tmp_path / "history.csv").write_text("epoch,train_l1,test_l1\n0,1,2\n")
     checked = []  # MLflow's check of the requirements against the installed distributions (slow, and moot here)
@@ -106,7 +107,7 @@ def test_a_rerun_that_trains_a_known_model_is_what_its_name_promotes(store, tmp_
     for name, seed in (("speech", 0), ("speech-2", 1), ("speech", 1)):  # trial, the recipe, the recipe again
         monkeypatch.setenv("DVC_EXP_NAME", name)
         paths[name, seed] = tmp_path / f"{name}-{seed}.pt"
-        cnn.save(cnn.build(model_settings([3, 2], [1, 2, 1]), seed=seed), paths[name, seed])
+        ckpt.save(cnn.build(model_settings([3, 2], [1, 2, 1]), seed=seed), paths[name, seed])
         tracking.log_training({"train.lr": "0.5"}, history, paths[name, seed])
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
@@ -226,7 +227,7 @@ def test_a_locked_store_is_one_warning_and_the_stage_goes_on(store, tmp_path, mo
 
     model = cnn.build(model_settings([3], [1, 1]), seed=0)
     path = tmp_path / "model.pt"
-    cnn.save(model, path)
+    ckpt.save(model, path)
     tracking.log_training({"train.lr": "0.5"}, [{"epoch": 0, "train_l1": 1.0, "test_l1": 1.0}], path)
     capsys.readouterr()
     holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)

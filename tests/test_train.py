@@ -6,11 +6,11 @@ import pytest
 import torch
 from helpers import model_settings, train_settings
 
-from cnn_denoise import model as cnn
-from cnn_denoise.errors import PipelineError
-from cnn_denoise.filters import shift
-from cnn_denoise.quality import snr_db
-from cnn_denoise.train import fit, loss_of, pick_device
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.lab.filters import shift
+from cnn_denoise.models import model as cnn
+from cnn_denoise.scoring.quality import snr_db
+from cnn_denoise.training.fit import fit, loss_of, pick_device
 
 
 def toy(q=24, n=200, seed=0):
@@ -112,16 +112,16 @@ def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
 def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, monkeypatch):
     """A full batch goes through the network CHUNK recordings at a time (memory a CPU allocator
     reuses); the sums are added before the loss: the same loss and gradient as one pass."""
-    from cnn_denoise import train
+    from cnn_denoise.training import fit
 
-    monkeypatch.setattr(train, "CHUNK", 5)
+    monkeypatch.setattr(fit, "CHUNK", 5)
     data = toy(q=23)
     idx = torch.randperm(23, generator=torch.Generator().manual_seed(1))
     grads = []
     for chunked in (False, True):
         model = cnn.build(model_settings([7, 3], [1, 3, 1], "linear"), seed=0)
         value = (
-            train._chunked_loss(model, data["x"], data["y"], idx, loss)
+            fit._chunked_loss(model, data["x"], data["y"], idx, loss)
             if chunked
             else loss_of(loss, model(data["x"][idx]), data["y"][idx])
         )
@@ -134,7 +134,7 @@ def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, mon
 
 
 def test_plain_sgd_is_torch_sgd_bit_for_bit():
-    from cnn_denoise.train import PlainSGD
+    from cnn_denoise.training.fit import PlainSGD
 
     data = toy()
     models = [cnn.build(model_settings([4, 3], [1, 3, 1]), seed=2) for _ in range(2)]
@@ -162,7 +162,7 @@ def test_a_cosine_schedule_steps_as_torchs_cosine_annealing():
     loss; the constant schedule ends elsewhere, and lr_at follows torch's curve step by step."""
     from torch.optim.lr_scheduler import CosineAnnealingLR
 
-    from cnn_denoise.train import lr_at
+    from cnn_denoise.training.fit import lr_at
 
     data, epochs = toy(), 6
     fitted = {}
@@ -240,7 +240,7 @@ def test_freed_memory_is_kept_for_the_next_step():
         pytest.skip("no mallopt here (not glibc): keep_freed_memory does nothing")
     script = (
         "import resource, sys, torch\n"
-        "from cnn_denoise.train import keep_freed_memory\n"
+        "from cnn_denoise.training.fit import keep_freed_memory\n"
         "if sys.argv[1] == 'keep': keep_freed_memory()\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
         "for _ in range(60): torch.empty(16 << 20).fill_(1.0)\n"
@@ -266,7 +266,7 @@ def test_a_moving_average_of_the_weights_is_torchs_ema():
     history's last row measures those weights; ema 0 ends at the last step's."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from cnn_denoise.metrics import model_scores
+    from cnn_denoise.scoring.sets import model_scores
 
     data, test, epochs = toy(), toy(seed=1), 6
     fitted = {}

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from helpers import REPO, free_port, make_project, sh
 
-from cnn_denoise import tune
-from cnn_denoise.errors import PipelineError
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.tune import report, space, storage, worker
 
 RECIPE = {  # two epochs on helpers.SMALL data, nothing to listen to, no model registered: seconds of work
     "description": "a test search",
@@ -72,7 +72,7 @@ def test_a_search_the_schema_refuses_is_refused_before_any_trial(tmp_path, searc
     (tmp_path / "metrics" / "eval.json").write_text((REPO / "metrics" / "eval.json").read_text())
     write_recipe(tmp_path, "bad", {"description": "x", "params": {}, "search": {"trials": 2, **search}})
     with pytest.raises(PipelineError, match=message):
-        tune.load("bad", tmp_path)
+        space.load("bad", tmp_path)
 
 
 def test_the_cli_says_one_line_and_runs_nothing(tmp_path):
@@ -110,7 +110,7 @@ def test_the_train_stage_reports_each_epoch_and_is_pruned(tmp_path, monkeypatch)
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     prune = {"startup_trials": 1, "warmup_epochs": 0}
-    study = optuna.create_study(study_name="s", storage=url, pruner=tune.make_pruner(prune))
+    study = optuna.create_study(study_name="s", storage=url, pruner=space.make_pruner(prune))
     first = study.ask()
     for epoch, value in ((1, 1.0), (2, 0.5)):
         first.report(value, epoch)
@@ -120,7 +120,7 @@ def test_the_train_stage_reports_each_epoch_and_is_pruned(tmp_path, monkeypatch)
         spec = {"storage": url, "study": "s", "trial_id": trial._trial_id, "number": trial.number,
                 "worker_pid": worker_pid or os.getpid(), "prune": prune, "maximize": False}  # fmt: skip
         monkeypatch.setenv("CNN_DENOISE_TRIAL", json.dumps(spec))
-        from cnn_denoise.tracking import epoch_hook
+        from cnn_denoise.tune.trial import epoch_hook
 
         return epoch_hook()
 
@@ -142,7 +142,7 @@ def test_the_train_stage_reports_each_epoch_and_is_pruned(tmp_path, monkeypatch)
     with pytest.raises(PipelineError, match=rf"its tune worker \(pid {dead.pid}\) is gone"):
         hook_for(study.ask(), worker_pid=dead.pid)({"epoch": 1, "train_l1": 1.0, "test_l1": 1.0})
     monkeypatch.delenv("CNN_DENOISE_TRIAL")
-    from cnn_denoise.tracking import epoch_hook
+    from cnn_denoise.tune.trial import epoch_hook
 
     assert epoch_hook() is None
 
@@ -153,9 +153,9 @@ def test_a_failed_trial_says_its_stages_own_error_not_dvcs_wrapper(tmp_path):
         "Running stage 'train':\n> python stages/train.py ...\nerror: trial 2 is FAIL in the study already; stopping\n"
         "ERROR: failed to reproduce 'train': failed to run: python stages/train.py ..., exited with 1\n"
     )
-    assert tune._log_tail(log) == "error: trial 2 is FAIL in the study already; stopping"
+    assert worker.log_tail(log) == "error: trial 2 is FAIL in the study already; stopping"
     log.write_text("Running stage 'train':\nERROR: failed to reproduce 'train': exited with -9\n")
-    assert tune._log_tail(log) == "ERROR: failed to reproduce 'train': exited with -9"
+    assert worker.log_tail(log) == "ERROR: failed to reproduce 'train': exited with -9"
 
 
 def test_a_trial_whose_worker_fell_silent_elsewhere_is_failed(tmp_path, monkeypatch):
@@ -163,21 +163,21 @@ def test_a_trial_whose_worker_fell_silent_elsewhere_is_failed(tmp_path, monkeypa
     heartbeat: the next reap (any worker's, or make tune-report's) marks the trial FAILED."""
     import optuna
 
-    monkeypatch.setattr(tune, "HEARTBEAT_S", 1)
-    monkeypatch.setattr(tune, "GRACE_S", 2)
+    monkeypatch.setattr(storage, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(storage, "GRACE_S", 2)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    study = optuna.create_study(study_name="s", storage=tune.open_storage(url))
+    study = optuna.create_study(study_name="s", storage=storage.open_storage(url))
     here, there = study.ask(), study.ask()
-    here.set_user_attr("host", tune.socket.gethostname())
+    here.set_user_attr("host", storage.socket.gethostname())
     here.set_user_attr("pid", os.getpid())  # alive: left alone
     there.set_user_attr("host", "another-machine")
     there.set_user_attr("pid", os.getpid())  # a PID of another machine: not judged here
     for trial in (here, there):
         study._storage.record_heartbeat(trial._trial_id)
-    assert tune.reap(study) == []
+    assert storage.reap(study) == []
     time.sleep(3)
     study._storage.record_heartbeat(here._trial_id)  # still beating
-    tune.reap(study)
+    storage.reap(study)
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {0: optuna.trial.TrialState.RUNNING, 1: optuna.trial.TrialState.FAIL}
 
@@ -193,13 +193,13 @@ def _kill_a_worker_mid_trial(url: str, logs: list[Path], procs, deadline: float)
     # one storage, not one per poll: each load_study(url) makes an RDBStorage whose connection stays open
     # until the garbage collector runs (40 polls: 24 more connections on the server), and polling every
     # 0.3 s ran PostgreSQL out of its 100 ("too many clients"), failing the workers' trials too
-    storage = None
+    store = None
     while time.monotonic() < deadline:
         ended = [p.stdout.read() for p in procs if p.poll() is not None]
         assert not ended, f"a search ended before any trial trained: {ended}"
-        storage = storage or tune.open_storage(url, heartbeat=False)  # waits out the workers' creating the tables
+        store = store or storage.open_storage(url, heartbeat=False)  # waits out the workers' creating the tables
         try:
-            study = optuna.load_study(study_name="t", storage=storage)
+            study = optuna.load_study(study_name="t", storage=store)
         except KeyError:
             time.sleep(0.5)
             continue
@@ -263,7 +263,7 @@ def _check_study(url: str, mlflow_uri: str, shown: list, killed: int, killed_pid
     best = min(r.data.metrics["test.l1"] for r in children)
     # two trials can tie (nearby learning rates, two epochs, the L1 kept to six digits): either is best
     best_runs = {r.info.run_name for r in children if r.data.metrics["test.l1"] == best}
-    assert best == study.best_value and f"t-{study.best_trial.number}" in best_runs
+    assert best == study.best_value and f"t-{report.best_trial.number}" in best_runs
     assert parent.data.tags.get("best_trial") in {None, *best_runs}
 
 
@@ -356,7 +356,7 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     sh(["dvc", "exp", "pull", "origin", *names], home, env)
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], home, env).stdout)
     _check_study(url, team_server["url"], shown, killed, killed_pid)
-    sh(["dvc", "exp", "apply", f"t-{study.best_trial.number}"], home, env)
+    sh(["dvc", "exp", "apply", f"t-{report.best_trial.number}"], home, env)
     assert json.loads((home / "metrics" / "eval.json").read_text())["test"]["l1"] == study.best_value
 
 
@@ -368,7 +368,7 @@ def test_machines_starting_together_on_an_empty_database_all_open_it(tmp_path):
     code = (
         "import os, sys, time\n"
         f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
-        "from cnn_denoise.tune import open_storage\n"
+        "from cnn_denoise.tune.storage import open_storage\n"
         f"open_storage({url!r}, heartbeat=False).get_all_studies()\n"
         "print('ok')\n"
     )

@@ -1,12 +1,12 @@
-"""data.url and its secrets (cnn_denoise.urls): a password or signed query written into
+"""data.url and its secrets (cnn_denoise.common.urls): a password or signed query written into
 params.yaml is refused (params.yaml and dvc.lock would record it); ${NAME} takes it from the
 environment at fetch time, through the real fetch stage against a loopback server."""
 
 import pytest
 from helpers import write_params_copy
 
-from cnn_denoise.errors import PipelineError
-from cnn_denoise.urls import expand, secret_in
+from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.common.urls import expand, secret_in
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import make_project, sh
 
-from cnn_denoise import warm
+from cnn_denoise.recipes import sweep
 
 
 def here() -> dict:
@@ -24,7 +24,7 @@ def here() -> dict:
 
 
 def test_a_plain_python_script_runs_warm():
-    assert warm.script_argv("python stages/train.py a.pt b.pt", here()) == ["stages/train.py", "a.pt", "b.pt"]
+    assert sweep.script_argv("python stages/train.py a.pt b.pt", here()) == ["stages/train.py", "a.pt", "b.pt"]
 
 
 @pytest.mark.parametrize(
@@ -41,21 +41,21 @@ def test_a_plain_python_script_runs_warm():
     ],
 )
 def test_other_commands_run_as_processes_of_their_own(cmd):
-    assert warm.script_argv(cmd, here()) is None
+    assert sweep.script_argv(cmd, here()) is None
 
 
 def test_another_python_on_the_path_or_other_start_up_variables_run_cold(tmp_path):
     other = tmp_path / "python"
     other.symlink_to(Path(sys.executable).resolve())  # the same interpreter, another folder (venv): other packages
-    assert warm.script_argv("python s.py", dict(here(), PATH=f"{tmp_path}{os.pathsep}{here()['PATH']}")) is None
+    assert sweep.script_argv("python s.py", dict(here(), PATH=f"{tmp_path}{os.pathsep}{here()['PATH']}")) is None
     threads = str(int(os.environ.get("OMP_NUM_THREADS", "1")) + 1)
-    assert warm.script_argv("python s.py", dict(here(), OMP_NUM_THREADS=threads)) is None
-    assert warm.script_argv("python s.py", dict(here(), PYTHONHASHSEED="123")) is None
+    assert sweep.script_argv("python s.py", dict(here(), OMP_NUM_THREADS=threads)) is None
+    assert sweep.script_argv("python s.py", dict(here(), PYTHONHASHSEED="123")) is None
 
 
 def test_a_bad_jobs_count_is_refused_before_anything_runs():
-    with pytest.raises(warm.PipelineError, match="--jobs 0: give at least 1"):
-        warm.sweep([("a", ["-n", "a"])], jobs=0)
+    with pytest.raises(sweep.PipelineError, match="--jobs 0: give at least 1"):
+        sweep.sweep([("a", ["-n", "a"])], jobs=0)
 
 
 @pytest.mark.slow

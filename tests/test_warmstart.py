@@ -7,11 +7,11 @@ import scipy.signal
 import torch
 from helpers import model_settings, train_settings
 
-from cnn_denoise import model as cnn
-from cnn_denoise.metrics import predict
-from cnn_denoise.spec import linear_start_problem as problem
-from cnn_denoise.train import fit
-from cnn_denoise.warmstart import linear_start
+from cnn_denoise.config.choices import linear_start_problem as problem
+from cnn_denoise.lab.warmstart import linear_start
+from cnn_denoise.models import model as cnn
+from cnn_denoise.scoring.sets import predict
+from cnn_denoise.training.fit import fit
 
 
 def bursts(q=6, n=3000, seed=0):

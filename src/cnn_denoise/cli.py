@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import policy
-from .errors import PipelineError, first_line, run_stage
+from cnn_denoise.common.errors import PipelineError, first_line, run_stage
+from cnn_denoise.enhance import policy
 
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")  # what soundfile calls the RIFF WAV family
 TEMP_TAG = "enhance"  # temp files beside an output are .<name>.enhance-<random>.tmp
@@ -205,8 +205,8 @@ def enhance_file(denoiser, src: Path, dst: Path) -> dict:
     length, "scaled": the factor applied to avoid clipping, "subtype": the output's format}."""
     import soundfile as sf
 
-    from .atomic import atomic_path
-    from .enhance import READ
+    from cnn_denoise.common.atomic import atomic_path
+    from cnn_denoise.enhance.denoiser import READ
 
     info = _info(src)
     subtype, source = output_subtype(info), FileSource(src, info)
@@ -248,8 +248,8 @@ def enhance(argv) -> int:
     args = parser.parse_args(argv)
     from tqdm import tqdm
 
-    from .atomic import clean_abandoned
-    from .enhance import Denoiser
+    from cnn_denoise.common.atomic import clean_abandoned
+    from cnn_denoise.enhance.denoiser import Denoiser
 
     files = wav_files(args.inputs)
     infos = [_info(src) for src in files]  # every input readable before any work
@@ -293,7 +293,7 @@ SCORED_SECONDS = 600  # --score rates at most a recording's first ten minutes (D
 def default_model() -> str:
     """models:/cnn-denoise@speech or @best when the project's store holds one, else the
     pipeline's models/model.pt. A store that does not exist yet is not created to find out."""
-    from . import tracking
+    from cnn_denoise import tracking
 
     uri = tracking.tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -340,7 +340,7 @@ def score_line(src: Path, dst: Path) -> str:
     """DNSMOS before and after, for one file (its first SCORED_SECONDS, channels averaged)."""
     import soundfile as sf
 
-    from .measures import dnsmos
+    from cnn_denoise.scoring.perceptual import dnsmos
 
     def rate(path):
         info = sf.info(str(path))
@@ -356,7 +356,7 @@ def info(argv) -> int:
     parser = argparse.ArgumentParser(prog="cnn-denoise info", description="What a model is and what it heard.")
     parser.add_argument("model", nargs="?", help="a checkpoint or an MLflow URI (default: what enhance would use)")
     args = parser.parse_args(argv)
-    from .enhance import Denoiser
+    from cnn_denoise.enhance.denoiser import Denoiser
 
     model = args.model or default_model()
     d = Denoiser.load(model)
@@ -400,7 +400,7 @@ def promote(argv) -> int:
         raise PipelineError(
             f"alias {args.alias!r} is not one MLflow accepts; use letters, digits, _ and - (not latest or v<number>)"
         )
-    from . import tracking
+    from cnn_denoise import tracking
 
     version = tracking.promote(args.name, args.alias)
     print(

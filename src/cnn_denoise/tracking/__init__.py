@@ -5,24 +5,21 @@
     runs.py        the runs of training, evaluation and the baselines; reading them back
     registry.py    registered model versions: promote one, load a checkpoint by URI
     server.py      the team's server: `mlflow server` on PostgreSQL
-    trial.py       a search trial's train stage: per-epoch test L1 to Optuna, pruning
     mlflow_model.py  the model a run logs ("models from code")
 
 Only this package imports MLflow, and only inside functions: the stages import it for
 free and pay for MLflow when they log. The names below are what the rest of the project uses.
 """
 
-from .provenance import file_sha256
-from .registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
-from .runs import log_baselines, log_evaluation, log_training, search
-from .store import EXPERIMENT, guarded, tracking_uri
-from .trial import epoch_hook
+from cnn_denoise.tracking.provenance import file_sha256
+from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
+from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_training, search
+from cnn_denoise.tracking.store import EXPERIMENT, guarded, tracking_uri
 
 __all__ = [
     "EXPERIMENT",
     "REGISTERED_MODEL",
     "checkpoint_path",
-    "epoch_hook",
     "file_sha256",
     "guarded",
     "log_baselines",

@@ -9,9 +9,9 @@ from mlflow.pyfunc import PythonModel
 
 class CheckpointModel(PythonModel):
     def load_context(self, context):
-        from cnn_denoise import model as cnn
+        from cnn_denoise.models import checkpoint as ckpt
 
-        self.model = cnn.load(context.artifacts["checkpoint"])
+        self.model = ckpt.load(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch

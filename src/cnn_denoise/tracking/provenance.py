@@ -10,9 +10,9 @@ import subprocess
 
 import yaml
 
-from ..params import flatten
-from ..urls import redact
-from .store import project_root
+from cnn_denoise.common.urls import redact
+from cnn_denoise.config.params import flatten
+from cnn_denoise.tracking.store import project_root
 
 
 def _git(*args) -> str | None:

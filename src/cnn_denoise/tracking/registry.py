@@ -1,8 +1,8 @@
 """Registered model versions: every CNN run's model is a version of REGISTERED_MODEL, an
 alias (`best`, a recipe's name) points at one, and a checkpoint loads by MLflow URI."""
 
-from ..errors import PipelineError, first_line
-from .store import open_store, tracking_uri
+from cnn_denoise.common.errors import PipelineError, first_line
+from cnn_denoise.tracking.store import open_store, tracking_uri
 
 REGISTERED_MODEL = "cnn-denoise"
 NAMED_AT = "named_at"  # tag: when (ms since 1970) a later experiment that trained a run's model named it

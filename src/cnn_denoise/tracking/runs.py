@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..params import flatten
-from ..procs import pid_alive
-from .provenance import committed_params, file_sha256, run_name, run_tags, upstream_lock
-from .registry import NAMED_AT, REGISTERED_MODEL
-from .store import EXPERIMENT, open_store, tracking_uri
+from cnn_denoise.common.procs import pid_alive
+from cnn_denoise.config.params import flatten
+from cnn_denoise.tracking.provenance import committed_params, file_sha256, run_name, run_tags, upstream_lock
+from cnn_denoise.tracking.registry import NAMED_AT, REGISTERED_MODEL
+from cnn_denoise.tracking.store import EXPERIMENT, open_store, tracking_uri
 
 
 def reap(client, exp_id: str) -> None:
@@ -172,7 +172,7 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
     mlflow = _open()
     from mlflow.entities import Metric
 
-    from ..report import history_png
+    from cnn_denoise.scoring.figures import history_png
 
     sha = file_sha256(model_path)
     seen = mlflow.search_runs(

@@ -26,9 +26,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..atomic import write_json
-from ..errors import PipelineError, run_stage
-from ..procs import answers, free_port, pid_alive, same_process, started
+from cnn_denoise.common.atomic import write_json
+from cnn_denoise.common.errors import PipelineError, run_stage
+from cnn_denoise.common.procs import answers, free_port, pid_alive, same_process, started
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import PipelineError, first_line
+from cnn_denoise.common.errors import PipelineError, first_line
 
 EXPERIMENT = "lab2b-cnn-denoise"
 # MLflow 3's UI opens an experiment on the view its kind names; without it, on an empty

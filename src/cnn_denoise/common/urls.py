@@ -1,0 +1,68 @@
+"""URLs and the secrets they may carry: data.url is recorded in params.yaml, dvc.lock and
+MLflow, and printed in messages, so a password or a signed query must never be written in it.
+It may name environment variables as $NAME, filled in only when fetch downloads ($$ is a
+literal $). ${NAME} works too with `dvc repro`, but `dvc exp run -S` (recipes, sweeps) reads
+params.yaml through OmegaConf, for which ${NAME} is an interpolation it fails on, so $NAME
+is the form to write."""
+
+import os
+import re
+import urllib.parse
+
+from cnn_denoise.common.errors import PipelineError
+
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
+
+
+def redact(url: str) -> str:
+    """The URL without its password and query (signed URLs carry their credentials there)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
+
+
+SIGNED_QUERY_KEYS = {
+    "signature",
+    "sig",
+    "token",
+    "access_token",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+}  # what signed URLs (S3, GCS, Azure SAS) authenticate with
+
+
+def _names(text: str) -> list[str]:
+    """The environment variables text names, as $NAME or ${NAME}."""
+    return [m.group(1) or m.group(2) for m in VARIABLE.finditer(text) if m.group(0) != "$$"]
+
+
+def secret_in(url: str) -> str | None:
+    """What in a URL written literally would be a secret (a password, a signing query key), or None.
+    $NAME and ${NAME} references do not count: they are filled in from the environment at fetch time."""
+    parts = urllib.parse.urlsplit(url)
+    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    if ":" in user and not _names(user.partition(":")[2]):
+        return "a password"
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() in SIGNED_QUERY_KEYS and not _names(value):
+            return f"a signed query ({key}=...)"
+    return None
+
+
+def expand(url: str) -> str:
+    """data.url with each $NAME (or ${NAME}) replaced by the environment variable NAME, and $$ by
+    $: credentials stay in the environment, out of params.yaml, dvc.lock and MLflow (which
+    record the template)."""
+    for m in VARIABLE.finditer(url):
+        name = m.group(1) or m.group(2)
+        if name and name not in os.environ:
+            raise PipelineError(f"data.url names {m.group(0)}, which is not set; export {name}=... before dvc repro")
+    return VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else os.environ[m.group(1) or m.group(2)], url)

@@ -1,0 +1,7 @@
+"""Denoising a user's recordings: arrays, files, and audio that arrives in blocks.
+
+denoiser.py  Denoiser: any rate, channel count, level or length in, the same out
+stream.py    Stream: a trained CNN stepping through a signal block by block
+files.py     WAV/FLAC files in and out: FileSource, FileStore, enhance_file, format tags
+policy.py    the rules enhance applies (rate, channels, level, clipping) and their text
+"""

@@ -1,0 +1,7 @@
+"""Experiments: recipes (params overrides kept as data) run as DVC experiments.
+
+book.py      the recipe book: list, show, run (`python -m cnn_denoise.recipes`)
+sweep.py     a sweep's experiments from one warm process
+exprun.py    `dvc exp run --temp` that runs its own experiment
+runcache.py  DVC's run cache, sparing another process's unfinished entries
+"""

@@ -1,0 +1,76 @@
+"""`dvc exp run --temp -n NAME ...` that runs its own experiment, whatever runs beside it.
+
+DVC's temporary runs share one stash: each `dvc exp run --temp` pushes its experiment there,
+then reproduces entries until the stash is empty, taking the first each time
+(TempDirQueue.get in dvc/repo/experiments/queue/tempdir.py). Started together, two such
+commands can both take one entry, or one can run the other's params under its own name and
+environment: a search's trial would then report another trial's numbers. Here DVC's own
+command runs (its -S parsing, messages and exit codes) with that one method replaced: it
+takes the entry named NAME, once. The search's workers run their trials this way.
+
+    python -m cnn_denoise.recipes.exprun exp run --temp -n NAME [-S key=value ...]
+"""
+
+import sys
+
+from cnn_denoise.recipes import runcache
+
+
+def _name(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in ("-n", "--name") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--name="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def own_entry_only(name: str) -> None:
+    """Make TempDirQueue.get take the stash entry named `name` (once), not the first one."""
+    from dvc.repo.experiments.exceptions import ExpQueueEmptyError
+    from dvc.repo.experiments.executor.local import TempDirExecutor
+    from dvc.repo.experiments.queue.base import QueueEntry, QueueGetResult
+    from dvc.repo.experiments.queue.tempdir import TempDirQueue
+
+    taken = []
+
+    def get(self) -> QueueGetResult:
+        if taken:
+            raise ExpQueueEmptyError(f"experiment {name} has run")
+        mine = [(rev, entry) for rev, entry in self.stash.stash_revs.items() if entry.name == name]
+        if not mine:
+            raise ExpQueueEmptyError(f"no stashed experiment named {name}")
+        stash_rev, entry = mine[0]
+        taken.append(stash_rev)
+        queued = QueueEntry(
+            self.repo.root_dir,
+            self.scm.root_dir,
+            self.ref,
+            stash_rev,
+            entry.baseline_rev,
+            entry.branch,
+            entry.name,
+            entry.head_rev,
+        )
+        # init_executor drops the entry by its own rev (under DVC's lock), so others' stay
+        executor = self.init_executor(self.repo.experiments, queued, TempDirExecutor, wdir=self._standalone_tmp_dir)
+        return QueueGetResult(queued, executor)
+
+    TempDirQueue.get = get
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = _name(argv)
+    if argv[:2] != ["exp", "run"] or "--temp" not in argv or not name:
+        print("error: give dvc's arguments for one named temporary run: exp run --temp -n NAME ...", file=sys.stderr)
+        return 2
+    own_entry_only(name)
+    runcache.install()  # as the .pth does, for an environment set up without it
+    from dvc.cli import main as dvc
+
+    return dvc(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
