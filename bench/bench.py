@@ -287,15 +287,15 @@ def enhance_rtf(seconds: int = 60) -> dict:
     import numpy as np
     import soundfile as sf
 
-    from cnn_denoise import cli
     from cnn_denoise.enhance.denoiser import Denoiser
+    from cnn_denoise.enhance.files import enhance_file
 
     denoiser = Denoiser(cnn.build(model_settings(SPEC["taps"], SPEC["features"]), seed=0), 32000, 2e-4)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.wav"
         sf.write(src, np.random.default_rng(0).standard_normal((48000 * seconds, 2)) * 0.05, 48000, subtype="PCM_16")
         start = time.perf_counter()
-        cli.enhance_file(denoiser, src, Path(tmp) / "out.wav")
+        enhance_file(denoiser, src, Path(tmp) / "out.wav")
         took = time.perf_counter() - start
     return {
         "audio_seconds": seconds,

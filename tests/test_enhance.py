@@ -15,7 +15,7 @@ import torch
 from helpers import lab_settings, model_settings
 
 from cnn_denoise import cli
-from cnn_denoise.enhance import denoiser, policy
+from cnn_denoise.enhance import denoiser, policy, which
 from cnn_denoise.enhance.denoiser import Denoiser, resampled_blocks
 from cnn_denoise.enhance.stream import Stream
 from cnn_denoise.lab import synth
@@ -765,10 +765,10 @@ def test_info_says_how_the_training_mix_was_drawn():
     weights a speech model heard (kinds of weight 1 not named), and say nothing of them when the
     mix had none (speed 1, all kinds alike)."""
     about = {"speech": "Debian pkg", "kinds": ["white", "babble"], "snr_db": [-5.0, 20.0], "speed": [1.0, 1.0]}
-    assert cli.heard({"trained_on": about}) == "Debian pkg with white, babble noise at -5 to 20 dB SNR"
+    assert which.heard({"trained_on": about}) == "Debian pkg with white, babble noise at -5 to 20 dB SNR"
     drawn = {**about, "speed": [0.85, 1.15], "formant": [0.9, 1.1], "eq": 0.375}
     drawn["kind_weights"] = {"white": 1.0, "babble": 2.0}
-    assert cli.heard({"trained_on": drawn}).endswith(
+    assert which.heard({"trained_on": drawn}).endswith(
         ", played at 0.85 to 1.15 x speed, formants moved 0.9 to 1.1 x, through random filters (eq 0.375),"
         " drawn babble x2 as often"
     )
