@@ -54,7 +54,7 @@ def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 
     """The recipe's network from `init`, centred up to `centred`, Adam at `lr` on the si_sdr
     loss for `seconds`."""
     from cnn_denoise.models import model as cnn
-    from cnn_denoise.training.fit import loss_of
+    from cnn_denoise.training.losses import loss_of
 
     m = p.model.model_copy(update={"masknet": p.model.masknet.model_copy(update={"centred": centred})})
     net = cnn.build(m, seed=p.train.seed)
@@ -77,7 +77,7 @@ def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 
 @torch.no_grad()
 def scores(net, folder: Path) -> dict:
     """Mean SI-SDR change (dB) over the noisy input per matrix set."""
-    from cnn_denoise.training.fit import si_sdr_db
+    from cnn_denoise.training.losses import si_sdr_db
 
     index = json.loads((folder / "matrix" / "index.json").read_text())
     out = {}

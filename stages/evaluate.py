@@ -21,6 +21,7 @@ import torch
 from cnn_denoise import tracking
 from cnn_denoise.common.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
+from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.config import choices, params
 from cnn_denoise.lab import baselines
 from cnn_denoise.lab.dataset import load_split
@@ -219,7 +220,7 @@ def main(argv=None):
         tracking.log_baselines(
             full["baselines"],
             settings,
-            tracking.file_sha256(args.train_set)[:16] + tracking.file_sha256(args.test_set)[:16],
+            sha256_file(args.train_set)[:16] + sha256_file(args.test_set)[:16],
         )
 
     return tracking.guarded("logging evaluation" if history is None else "logging training and evaluation", log)

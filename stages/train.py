@@ -29,8 +29,8 @@ from cnn_denoise.training.fit import (
     fit,
     init_distributed,
     pick_device,
-    si_sdr_db,
 )
+from cnn_denoise.training.losses import si_sdr_db
 from cnn_denoise.tune.trial import epoch_hook
 
 

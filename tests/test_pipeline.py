@@ -12,6 +12,8 @@ import pytest
 import torch
 from helpers import SMALL, make_project, ran, set_params, sh
 
+from cnn_denoise.common.hashing import sha256_file
+
 pytestmark = pytest.mark.slow
 
 
@@ -92,14 +94,14 @@ def test_mlflow_run_holds_params_history_and_final_metrics(project):
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
-    sha = tracking.file_sha256(repo / "models/model.pt")
+    sha = sha256_file(repo / "models/model.pt")
     run = next(r for r in runs if r.data.tags.get("model_sha256") == sha)
     metrics = json.loads((repo / "reports/measures.json").read_text())
     assert run.data.metrics["test.l1"] == metrics["test"]["l1"] and run.info.status == "FINISHED"
     commit = sh(["git", "rev-parse", "HEAD"], repo, env).stdout.strip()
     assert run.info.run_name == f"workspace@{commit[:7]}"
     inputs = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
-    assert inputs == {name: tracking.file_sha256(repo / f"data/split/{name}.pt", "md5") for name in ("train", "test")}
+    assert inputs == {name: sha256_file(repo / f"data/split/{name}.pt", "md5") for name in ("train", "test")}
     assert run.data.params["model.taps"] == "[40, 40]" and run.data.params["train.epochs"] == "2"
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "epoch.train_l1")

@@ -9,6 +9,7 @@ import torch
 from helpers import model_settings
 
 from cnn_denoise import tracking
+from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.models import checkpoint as ckpt
 from cnn_denoise.models import model as cnn
 from cnn_denoise.tracking import provenance, runs
@@ -77,7 +78,7 @@ def test_train_then_evaluate_share_one_run(store, tmp_path, monkeypatch):
         "data.test_size": "4",
     }
     tags = run.data.tags
-    assert tags["model_sha256"] == tracking.file_sha256(path)
+    assert tags["model_sha256"] == sha256_file(path)
     assert tags["dataset_md5"] == "0123456789abcdef0123456789abcdef" and tags["dvc_exp_name"] == "brisk-lamb"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/history.csv", "plots/history.png"}
@@ -117,7 +118,7 @@ def test_a_rerun_that_trains_a_known_model_is_what_its_name_promotes(store, tmp_
     def sha_of(version):
         return client.get_model_version(tracking.REGISTERED_MODEL, version).tags["model_sha256"]
 
-    recipe = tracking.file_sha256(paths["speech-2", 1])
+    recipe = sha256_file(paths["speech-2", 1])
     assert sha_of(tracking.promote("speech", "speech")) == recipe
     assert sha_of(tracking.promote("speech-2", "x")) == recipe
     assert client.get_model_version_by_alias(tracking.REGISTERED_MODEL, "speech").tags["model_sha256"] == recipe
@@ -296,5 +297,5 @@ def test_two_runs_logging_one_dataset_at_once_both_keep_it(store, tmp_path):
     assert sorted(r.info.run_name for r in found) == ["first", "second"]
     for r in found:
         assert [(d.dataset.name, d.dataset.digest) for d in r.inputs.dataset_inputs] == [
-            ("train", runs.file_sha256(split, "md5"))
+            ("train", sha256_file(split, "md5"))
         ]

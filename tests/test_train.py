@@ -10,7 +10,8 @@ from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.lab.filters import shift
 from cnn_denoise.models import model as cnn
 from cnn_denoise.scoring.quality import snr_db
-from cnn_denoise.training.fit import fit, loss_of, pick_device
+from cnn_denoise.training.fit import fit, pick_device
+from cnn_denoise.training.losses import loss_of
 
 
 def toy(q=24, n=200, seed=0):

@@ -4,4 +4,6 @@ denoiser.py  Denoiser: any rate, channel count, level or length in, the same out
 stream.py    Stream: a trained CNN stepping through a signal block by block
 files.py     WAV/FLAC files in and out: FileSource, FileStore, enhance_file, format tags
 policy.py    the rules enhance applies (rate, channels, level, clipping) and their text
+which.py     the model enhance takes when none is named; what a checkpoint heard
+score.py     --score: DNSMOS of a file before and after
 """

@@ -6,8 +6,7 @@
 - si_sdr_db: scale-invariant SDR (Le Roux et al., 2019), blind to the output's gain;
   undefined (null) for an all-zero output;
 - stoi: short-time objective intelligibility (0..1), from pystoi, which resamples to its
-  own 10 kHz internally. PESQ is not reported: it needs 8/16 kHz and the only package for
-  it has had no release since 2022.
+  own 10 kHz internally. PESQ and DNSMOS, for recorded speech, are in perceptual.py.
 """
 
 import math
@@ -18,6 +17,7 @@ import torch
 
 from cnn_denoise.lab.baselines import model_free
 from cnn_denoise.scoring.sets import scores
+from cnn_denoise.training import losses
 
 EPS = 1e-30
 PYSTOI_TOO_SHORT = 1e-5  # what pystoi returns, with a warning, when a recording has fewer than 30 speech frames
@@ -44,9 +44,7 @@ def si_sdr_db(pred: torch.Tensor, y: torch.Tensor) -> float | None:
     p, t = _per_recording(pred, y)
     if not p.numel() or ((p**2).sum(1) == 0).any():
         return None
-    alpha = (p * t).sum(1) / (t**2).sum(1)
-    target = alpha[:, None] * t
-    return _mean(10 * torch.log10((target**2).sum(1) / ((target - p) ** 2).sum(1).clamp_min(EPS)))
+    return _mean(losses.si_sdr_db(p, t, floor=EPS))
 
 
 def stoi(pred: torch.Tensor, y: torch.Tensor, sample_rate: int) -> float | None:

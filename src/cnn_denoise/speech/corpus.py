@@ -14,7 +14,6 @@ resamples what it uses. Names are prompts ("digits/1") or file names, so a split
 split by utterance.
 """
 
-import hashlib
 import io
 import lzma
 import os
@@ -29,6 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.common.hashing import sha256_file
 
 DEB_MAGIC = b"!<arch>\n"
 AR_HEADER = 60  # bytes of each ar member's header
@@ -61,14 +61,6 @@ sets made from them (data/speech/) are mixes of them with noise, i.e. adaptation
 
 The packages' own copyright files are beside this one (copyright-<package>).
 """
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def deb_name(package: str, version: str) -> str:

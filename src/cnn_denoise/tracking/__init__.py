@@ -11,7 +11,6 @@ Only this package imports MLflow, and only inside functions: the stages import i
 free and pay for MLflow when they log. The names below are what the rest of the project uses.
 """
 
-from cnn_denoise.tracking.provenance import file_sha256
 from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
 from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_training, search
 from cnn_denoise.tracking.store import EXPERIMENT, guarded, tracking_uri
@@ -20,7 +19,6 @@ __all__ = [
     "EXPERIMENT",
     "REGISTERED_MODEL",
     "checkpoint_path",
-    "file_sha256",
     "guarded",
     "log_baselines",
     "log_evaluation",

@@ -4,7 +4,6 @@ Read from git and dvc.lock as DVC recorded them before the stage ran, so a run's
 which code and which data made its model; nothing from MLflow goes back into a DVC output.
 """
 
-import hashlib
 import os
 import subprocess
 
@@ -75,12 +74,3 @@ def run_name(tags: dict) -> str:
         return tags["dvc_exp_name"]
     commit = tags.get("git_commit", "")[:7]
     return f"workspace@{commit}{'+changes' if tags.get('git_dirty') == 'True' else ''}" if commit else "workspace"
-
-
-def file_sha256(path, algorithm: str = "sha256") -> str:
-    """The file's hash (hex); with "md5", DVC's hash of a file."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.common.procs import pid_alive
 from cnn_denoise.config.params import flatten
-from cnn_denoise.tracking.provenance import committed_params, file_sha256, run_name, run_tags, upstream_lock
+from cnn_denoise.tracking.provenance import committed_params, run_name, run_tags, upstream_lock
 from cnn_denoise.tracking.registry import NAMED_AT, REGISTERED_MODEL
 from cnn_denoise.tracking.store import EXPERIMENT, open_store, tracking_uri
 
@@ -72,7 +73,7 @@ def _log_datasets(mlflow, splits: dict) -> None:
     local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
     for name, path in splits.items():
         source = local.from_dict({"uri": str(Path(path).resolve())})
-        dataset = MetaDataset(source=source, name=name, digest=file_sha256(path, "md5"))
+        dataset = MetaDataset(source=source, name=name, digest=sha256_file(path, "md5"))
         context = "training" if name == "train" else "testing"
         try:
             mlflow.log_input(dataset, context=context)
@@ -174,7 +175,7 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
 
     from cnn_denoise.scoring.figures import history_png
 
-    sha = file_sha256(model_path)
+    sha = sha256_file(model_path)
     seen = mlflow.search_runs(
         filter_string=f"tags.model_sha256 = '{sha}' and tags.kind = 'cnn'", max_results=1, output_format="list"
     )
@@ -248,7 +249,7 @@ def log_evaluation(model_path, metrics: dict, reports=None, baselines: dict | No
     mlflow = _open()
     from mlflow.entities import RunTag
 
-    sha = file_sha256(model_path)
+    sha = sha256_file(model_path)
     runs = mlflow.search_runs(
         filter_string=f"tags.model_sha256 = '{sha}'", order_by=["start_time DESC"], max_results=1, output_format="list"
     )

@@ -1,4 +1,5 @@
-"""Training a network: the loop, its optimisers, schedules and losses, one or many processes.
+"""Training a network: the loop, its optimisers and schedules, its losses, one or many processes.
 
-fit.py  fit, make_optimizer, the losses (L1, MSE, SI-SDR), DistributedDataParallel
+fit.py     fit, the optimisers (plain SGD, Adam, L-BFGS), schedules, weight averaging, DDP
+losses.py  LOSSES (L1, SNR, SI-SDR) and si_sdr_db, the project's one SI-SDR
 """

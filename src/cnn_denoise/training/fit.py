@@ -14,8 +14,6 @@ import ctypes
 import math
 import os
 import sys
-from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.config import choices
 from cnn_denoise.scoring.sets import model_scores
+from cnn_denoise.training.losses import LOSSES
 
 
 def pick_device(name: str) -> torch.device:
@@ -142,46 +141,6 @@ def set_lr(opt, lr: float) -> None:
     else:
         for group in opt.param_groups:
             group["lr"] = lr
-
-
-def si_sdr_db(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each recording's SI-SDR in dB (pred and y: (batch, 1, n)); finite for silence either side."""
-    p, t = pred.flatten(1), y.flatten(1)
-    target = (p * t).sum(1, keepdim=True) / t.square().sum(1, keepdim=True).clamp_min(1e-20) * t
-    return 10 * torch.log10(target.square().sum(1).clamp_min(1e-20) / (p - target).square().sum(1).clamp_min(1e-20))
-
-
-class Loss(NamedTuple):
-    """A loss as a function of sums over a batch, so that ranks under torchrun can add their
-    sums before the loss is taken: the same loss in one process or many.
-    sums(pred, y) -> 1-D tensor of sums; value(sums, count) -> the loss (count: samples)."""
-
-    sums: Callable
-    value: Callable
-
-
-LOSSES = {
-    # the mean absolute error (PyTorch's L1Loss, what the course trained with)
-    choices.L1: Loss(lambda pred, y: (pred - y).abs().sum()[None], lambda s, count: s[0] / count),
-    # minus the batch's SNR in dB: 10 log10(sum |pred - y|^2 / sum |y|^2); a silent batch: large, finite
-    choices.SNR: Loss(
-        lambda pred, y: torch.stack([(pred - y).square().sum(), y.square().sum()]),
-        lambda s, count: 10 * torch.log10(s[0] / s[1].clamp_min(1e-30)),
-    ),
-    # minus the mean scale-invariant SDR of the recordings in dB (Le Roux et al., 2019): blind to the
-    # output's gain, every recording weighs alike whatever its level; sums: (SI-SDR total, recordings)
-    choices.SI_SDR: Loss(
-        lambda pred, y: torch.stack([si_sdr_db(pred, y).sum(), torch.tensor(float(len(y)), device=y.device)]),
-        lambda s, count: -s[0] / s[1],
-    ),
-}
-choices.check_table(LOSSES, choices.LOSSES, "train.LOSSES")
-
-
-def loss_of(name: str, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The loss `name` of one batch, in one process."""
-    loss = LOSSES[name]
-    return loss.value(loss.sums(pred, y), y.numel())
 
 
 # training recordings whose L1 the history records each epoch: all of the lab's 250; of a larger

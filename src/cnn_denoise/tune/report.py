@@ -6,21 +6,15 @@ import warnings
 from pathlib import Path
 
 from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.common.tables import WIDTH, cell
 from cnn_denoise.tracking.store import main_root
 from cnn_denoise.tune.space import redact
 from cnn_denoise.tune.storage import load_study, reap, storage_url
 
-WIDTH = 160
 REPORTS = "tuning"  # tuning/<study>/: the report's table and plots, in the main clone
 
 
 # ---- the report ----
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
 
 
 def table(study, width: int = WIDTH) -> list[str]:
@@ -39,8 +33,8 @@ def table(study, width: int = WIDTH) -> list[str]:
             [
                 f"{study.study_name}-{t.number}",
                 t.state.name,
-                _cell(t.value),
-                *(_cell(t.params.get(k)) for k in keys),
+                cell(t.value),
+                *(cell(t.params.get(k)) for k in keys),
                 f"{took.total_seconds() / 60:.1f}" if took else "-",
                 note,
             ]
@@ -68,7 +62,7 @@ def report(args) -> int:
     best = best_trial(study)
     if best:
         exp = exp_name(study, best)
-        print(f"best: trial {best.number} ({exp}), {_cell(best.value)}: make tune-promote NAME={args.name}, or "
+        print(f"best: trial {best.number} ({exp}), {cell(best.value)}: make tune-promote NAME={args.name}, or "
               f"make promote EXP={exp}; dvc exp apply {exp}")  # fmt: skip
     return 0
 
@@ -113,7 +107,7 @@ def promote(args) -> int:
         raise PipelineError(f"study {study.study_name} has no finished trial yet; run make tune first")
     exp = exp_name(study, best)
     version = promote_run(exp, args.alias)
-    print(f"models:/cnn-denoise@{args.alias} is version {version}: trial {best.number} ({exp}), {_cell(best.value)}")
+    print(f"models:/cnn-denoise@{args.alias} is version {version}: trial {best.number} ({exp}), {cell(best.value)}")
     return 0
 
 

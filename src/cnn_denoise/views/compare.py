@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cnn_denoise import tracking
+from cnn_denoise.common.tables import WIDTH, cell
 
 # the headline of a run, as a person compares runs first; a test matrix adds its own columns
 RUN_METRICS = {"test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "test.stoi": "STOI"}
@@ -45,7 +46,6 @@ EXP_METRICS = {
     "test.si_sdr_db": "SI-SDR dB",
     "linear.si_sdr_db": "linear SI-SDR",
 }
-WIDTH = 160
 
 
 def _flat_rows(shown: list) -> list[dict]:
@@ -68,14 +68,6 @@ def _flat_rows(shown: list) -> list[dict]:
     return rows
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return ",".join(map(str, v))
-    return "-" if v is None else str(v)
-
-
 def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, width: int = WIDTH) -> list[str]:
     """Lines of a table within `width`: name (and kind, when rows have one), the params that
     differ between the rows that have params, then `metric_cols` [(dotted key, label)]. Params
@@ -83,7 +75,7 @@ def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, widt
     order = {"model": 0, "train": 1, "data": 2}  # what a person varies most comes first; the rest is cut first
     with_params = [r for r in rows if r["params"]]
     keys = sorted({k for r in with_params for k in r["params"]}, key=lambda k: (order.get(k.split(".")[0], 3), k))
-    differ = [k for k in keys if len({_cell(r["params"].get(k)) for r in with_params}) > 1]
+    differ = [k for k in keys if len({cell(r["params"].get(k)) for r in with_params}) > 1]
     param_cols = [(f"p:{k}", k.split(".", 1)[1]) for k in differ]
     metric_cols = [(f"m:{k}", label) for k, label in metric_cols]
     kinds = any("kind" in r for r in rows)
@@ -91,8 +83,8 @@ def table(rows: list[dict], metric_cols: list[tuple[str, str]], first: str, widt
     def value(r, col):
         kind, key = col.split(":", 1)
         if kind == "m":
-            return _cell(r["metrics"].get(key, r["metrics"].get(f"baselines.{key}")))  # older eval.json
-        return _cell(r["params"].get(key)) if r["params"] else ""
+            return cell(r["metrics"].get(key, r["metrics"].get(f"baselines.{key}")))  # older eval.json
+        return cell(r["params"].get(key)) if r["params"] else ""
 
     def render(cols):
         head = [first, *(["kind"] if kinds else []), *(label for _, label in cols)]

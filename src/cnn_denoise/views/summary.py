@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from cnn_denoise.common.tables import cell
+
 # (name in reports/measures.json, label, what it means): the order a reader climbs
 BASELINES = (
     ("zeros", "zeros (silence)", "outputting nothing: the floor"),
@@ -13,10 +15,6 @@ BASELINES = (
     ("linear", "least-squares filter", "the best causal linear filter of the CNN's receptive field: the bar to beat"),
     ("lowpass", "ideal low-pass", "non-causal, told the noise band: an upper reference, not a competitor"),
 )
-
-
-def _cell(v, fmt: str) -> str:
-    return "-" if v is None else format(v, fmt)
 
 
 def table(measures: dict) -> list[str]:
@@ -29,7 +27,7 @@ def table(measures: dict) -> list[str]:
     ]
     lines = [f"{'on the test set':22} {'L1':>10} {'SI-SDR dB':>9} {'STOI':>6}"]
     for label, m, meaning in rows:
-        l1, sdr, stoi = _cell(m.get("l1"), ".3e"), _cell(m.get("si_sdr_db"), ".2f"), _cell(m.get("stoi"), ".3f")
+        l1, sdr, stoi = cell(m.get("l1"), ".3e"), cell(m.get("si_sdr_db"), ".2f"), cell(m.get("stoi"), ".3f")
         lines.append(f"{label:22} {l1:>10} {sdr:>9} {stoi:>6}  {meaning}".rstrip())
     return lines
 
