@@ -34,6 +34,7 @@ and the other workers go on.
     storage.py  the study's storage and the study: open_storage, open_study, load_study, reap
     parents.py  the MLflow run of the study and of each trial
     worker.py   Worker: trials one after another, BudgetLock, TrialFailed
+    exps.py     the git refs of the study's DVC experiments
     search.py   run: workers started, watched, stopped; the best trial recorded
     report.py   table, plots, report, promote
     trial.py    the train stage's side of a trial: per-epoch test L1 to Optuna, pruning
