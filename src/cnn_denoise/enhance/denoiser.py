@@ -152,6 +152,11 @@ class Denoiser:
 
     d = Denoiser.load("models/model.pt")          # or "runs:/<run id>", "models:/name@alias"
     clean = d(noisy, sample_rate)                  # NumPy or torch; (n,) or (n, channels)
+
+    model: a network taking (batch, 1, n) float32 and returning the same shape
+    sample_rate: Hz, the rate it was trained at; other rates are resampled to it and back
+    input_rms: RMS (full scale 1) of its training inputs; a recording is brought to it and back
+    name: what messages call the model
     """
 
     def __init__(self, model, sample_rate: int, input_rms: float, name: str = "the model"):

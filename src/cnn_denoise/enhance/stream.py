@@ -19,7 +19,11 @@ class Stream:
     A network that works in frames of S samples (masknet: `stride`) gets whole frames, so its
     frames fall where the whole signal's do; one whose output lags (`latency`, computed by
     `causal`) has the lag dropped at the start and made up with zeros past the end, as its
-    forward does. The lab's CNN has S = 1 and no lag: each block comes back as long as it went in."""
+    forward does. The lab's CNN has S = 1 and no lag: each block comes back as long as it went in.
+
+    model: MIMOCNN or MaskNet (anything with features, receptive_field; stride, latency, causal if framed)
+    channels: recordings stepped through side by side, the first axis of each block
+    """
 
     def __init__(self, model, channels: int):
         self.run = getattr(model, "causal", model)

@@ -14,7 +14,14 @@ from cnn_denoise.lab.filters import MIMOFilter, chains, toeplitz_chain
 
 
 class MIMOCNN(nn.Module):
-    """Task 3: L layers with taps [K_1..K_L] and features [F_0..F_L]."""
+    """Task 3: X_l = tanh(sum_k S^k X_{l-1} H_{lk}); X (batch, F_0, n) -> (batch, F_L, n), float32.
+
+    taps: [K_1..K_L], taps of each layer's MIMO filter
+    features: [F_0..F_L], features in, between the layers, and out
+    last_activation: tanh (the lab's text) or linear (the course's code) after the last layer
+    backend: the MIMO filters' backend (auto picks by size)
+    input_scale: s, the network sees s x and returns Phi(s x) / s, so tanh sees signals of order 1
+    """
 
     def __init__(
         self, taps, features, last_activation: str = choices.TANH, backend: str = choices.AUTO, input_scale: float = 1.0

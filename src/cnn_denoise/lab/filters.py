@@ -202,7 +202,14 @@ choices.check_table(IMPLEMENTATIONS, choices.BACKENDS, "filters.IMPLEMENTATIONS"
 
 
 class MIMOFilter(nn.Module):
-    """Task 2: a K-tap MIMO filter with F input and G output features; H has shape (K, F, G)."""
+    """Task 2: Y = sum_k S^k X H_k, a K-tap MIMO filter, no bias; X (batch, F, n) -> Y (batch, G, n).
+
+    taps: K, taps of the filter (samples of the delay line)
+    in_features: F, features of X
+    out_features: G, features of Y
+    backend: how Y is computed (shift, conv1d, toeplitz, fft, or auto), the same numbers each
+    The weights H have shape (K, F, G): H[k] is the lab's F x G matrix H_k.
+    """
 
     def __init__(self, taps: int, in_features: int, out_features: int, backend: str = choices.AUTO):
         super().__init__()

@@ -1,42 +1,9 @@
 """A masking CNN for recorded speech, built from the lab's MIMO filters (the `speech` recipe).
 
-The lab's CNN filters the waveform at the full rate: its receptive field is a few ms and
-it cannot tell speech from a noise that shares its band. This network keeps the lab's
-building block, Y = sum_k S^k X H_k with no bias, and arranges it the way Conv-TasNet
-(Luo and Mesgarani, 2019) does, with everything causal:
-
-    E   = relu(every S-th sample of sum_k S^k x H^enc_k)     analysis: 1 -> N features, frames of S samples
-    Z_0 = E H^in,  Z_l = Z_{l-1} + tanh(sum_k S^(k d_l) Z_{l-1} H_lk)   dilated MIMO layers, skips
-    M   = sigmoid(Z_L H^mask)                                a mask per feature and frame
-    y   = overlap-add of (E * M) H^dec, frame t at samples tS + S .. tS + S + L - 1   synthesis
-
-Frame t sees the input up to sample tS + S - 1 and writes from sample tS + S on, so the
-output is causal and lags the speech by L samples (the analysis filter's length), plus
-the lookahead's: the `latency`. `causal(x)` is that lagged output, what a stream produces block by block;
-`forward(x)` is the same shifted back into step with x (the last L samples from zeros
-past the end), what training and evaluation compare with the clean signal.
-
-The untrained network starts from random filters, or (train.init filterbank) with its
-analysis and synthesis as a perfect-reconstruction filter bank: frames under a square-root
-Hann window, the orthonormal DCT of each, every coefficient split into its positive and
-negative part (N = 2L features, so the ReLU loses nothing), and synthesis the transpose.
-Then the untrained network, whose mask starts near 1/2, passes its input through at half
-gain: its SI-SDR is the input's from the first step, and training only has to learn what to
-take away. Started from random filters it must first learn to pass speech at all, and in
-the same minutes of training it ends well behind (bench/README.md).
-
-Dilated layers whose dilation d is at most `centred` are centred: their taps reach as far
-ahead as back ((K - 1) // 2 taps ahead, d frames apart), so each frame's mask also hears what
-follows it (a voice or a tune that goes on, or stops), at no cost in arithmetic. Such a layer
-is computed as a causal one whose output, and the skip beside it, run `ahead` frames late; the
-analysis features wait as long, and the output lags by the sum, `lookahead` frames, more.
-
-Working at one frame per S samples makes the dilated layers S times cheaper than at the
-full rate, so they can reach back about a second. Input and output are (batch, 1, n).
-
-`dropout` zeroes that share of each dilated layer's output at random in training steps (and
-scales the rest up, Srivastava et al., 2014), so no one feature can carry the one training
-voice alone; in evaluation, enhancing and streaming it does nothing.
+The lab's filter arranged as Conv-TasNet does, all causal: an analysis filter bank in strided
+frames, dilated MIMO layers with skips, a sigmoid mask, overlap-add synthesis. docs/speech.md
+("The masking CNN") tells the design: the equations, the latency, the filter-bank start,
+centred layers and dropout.
 """
 
 import torch
@@ -57,8 +24,17 @@ def late(X: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 class MaskNet(nn.Module):
-    """stride S, analysis taps L = 2 S, `filters` N, `width` H, one layer of `taps` K per
-    entry of `dilations`; `input_scale` as MIMOCNN's (the network sees s x, returns y / s)."""
+    """The masking CNN: input and output (batch, 1, n) float32, the output `latency` samples late in `causal`.
+
+    stride: S, samples per frame; the analysis filter has L = 2 S taps
+    filters: N, analysis features per frame
+    width: H, features of each dilated layer
+    taps: K, taps of each dilated layer, in frames
+    dilations: d_l, one dilated layer per entry, its taps d_l frames apart
+    input_scale: s, the network sees s x and returns y / s (as MIMOCNN's)
+    centred: layers whose dilation is at most this hear (K - 1) // 2 taps ahead
+    dropout: share of each dilated layer's output zeroed in training steps
+    """
 
     def __init__(
         self,
