@@ -99,6 +99,10 @@ def info(argv) -> int:
         print(
             f"own test set SI-SDR {d.audio['test_si_sdr_db']:.2f} dB (noisy input {d.audio['noisy_si_sdr_db']:.2f} dB)"
         )
+    from cnn_denoise.models import shipped
+
+    if shipped.available() and Path(model).resolve() == shipped.WEIGHTS.resolve():
+        print("\n".join(shipped.lines(shipped.card())))
     if line := verdict(model, d.audio):
         print(line)
     return 0

@@ -6,15 +6,18 @@ DEFAULT_ALIASES = ("speech", "best")  # what enhance takes when no -m is given, 
 
 
 def default_model() -> str:
-    """models:/cnn-denoise@speech or @best when the project's store holds one, else the
+    """models:/cnn-denoise@speech or @best when the project's store holds one (a model you
+    trained), else the speech model shipped with the project (models/shipped.py), else the
     pipeline's models/model.pt. A store that does not exist yet is not created to find out."""
     from cnn_denoise import tracking
+    from cnn_denoise.models import shipped
 
+    fallback = str(shipped.WEIGHTS) if shipped.available() else "models/model.pt"
     uri = tracking.tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return "models/model.pt"
+        return fallback
     found = tracking.registered_alias(DEFAULT_ALIASES)
-    return f"models:/{tracking.REGISTERED_MODEL}@{found}" if found else "models/model.pt"
+    return f"models:/{tracking.REGISTERED_MODEL}@{found}" if found else fallback
 
 
 def heard(audio: dict) -> str:

@@ -1,0 +1,67 @@
+"""The shipped speech model: its card says what it is, `info` prints it, and `enhance` takes it
+when no model of the user's is registered."""
+
+import json
+
+import pytest
+
+from cnn_denoise import cli
+from cnn_denoise.enhance import which
+from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.models import shipped
+from cnn_denoise.models.masknet import MaskNet
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """shipped/ in a temporary folder, so the test never touches the project's."""
+    where = tmp_path / "shipped"
+    monkeypatch.setattr(shipped, "FOLDER", where)
+    monkeypatch.setattr(shipped, "WEIGHTS", where / "speech.pt")
+    monkeypatch.setattr(shipped, "CARD", where / "speech.json")
+    return where
+
+
+def small_checkpoint(path):
+    net = MaskNet(stride=4, filters=16, width=5, taps=3, dilations=[1, 2], input_scale=30.0)
+    audio = {"sample_rate": 16000, "input_rms": 0.01, "trained_on": {"packages": ["a-voice 1.0"], "kinds": ["white"]}}
+    ckpt.save(net, path, audio)
+    return net
+
+
+def test_ship_copies_the_weights_and_writes_a_card(folder, tmp_path):
+    net = small_checkpoint(tmp_path / "m.pt")
+    scores = tmp_path / "bench.json"
+    scores.write_text(json.dumps({"headline": ["+6.1 dB SI-SDR over the noisy input"]}))
+    card = shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s here", str(scores))
+    assert shipped.WEIGHTS.read_bytes() == (tmp_path / "m.pt").read_bytes()
+    assert json.loads(shipped.CARD.read_text()) == card == shipped.card()
+    assert card["weights"] == sum(p.numel() for p in net.parameters())
+    assert card["latency_ms"] == pytest.approx(1000 * net.latency / 16000)
+    assert card["trained_on"]["packages"] == ["a-voice 1.0"] and card["recipe"] == "speech"
+    assert any("+6.1 dB" in line for line in shipped.lines(card))
+
+
+def test_info_prints_the_card_of_the_shipped_model(folder, tmp_path, capsys):
+    small_checkpoint(tmp_path / "m.pt")
+    shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s here")
+    cli.info([str(shipped.WEIGHTS)])
+    out = capsys.readouterr().out
+    assert "shipped      speech recipe" in out and "a-voice 1.0" in out
+
+
+def test_enhance_takes_the_shipped_model_when_nothing_is_registered(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}")
+    assert which.default_model() == "models/model.pt"  # nothing shipped yet: the pipeline's
+    small_checkpoint(tmp_path / "m.pt")
+    shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s here")
+    assert which.default_model() == str(shipped.WEIGHTS)
+    assert not (tmp_path / "none").exists()  # no store made to find out
+
+
+def test_a_bad_scores_file_is_refused_in_one_line(folder, tmp_path):
+    small_checkpoint(tmp_path / "m.pt")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(cli.PipelineError, match="not a bench JSON"):
+        shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s", str(tmp_path / "bad.json"))
+    assert not shipped.WEIGHTS.exists()
