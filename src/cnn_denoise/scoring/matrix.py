@@ -1,7 +1,8 @@
 """The test matrix for any model: each noise kind and SNR band of data/speech/matrix, every
 model run as `cnn-denoise enhance` runs it (its own rate and level through Denoiser), beside
-the noisy input, the least-squares filter and spectral gating, in SI-SDR, wide-band PESQ and
-DNSMOS. Models trained at other rates (the lab's at 32 kHz) meet the same recordings.
+the systems of systems.py (the noisy input, the least-squares filter, spectral gating and the
+neural peers that can run here), in SI-SDR (and its gain), wide-band PESQ, DNSMOS, STOI and the
+real-time factor. Models trained at other rates (the lab's at 32 kHz) meet the same recordings.
 
     python -m cnn_denoise.scoring.matrix MATRIX_DIR TRAIN_PT OUT.json NAME=MODEL...
 
@@ -21,7 +22,7 @@ from cnn_denoise.common.atomic import write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
 from cnn_denoise.lab import baselines
 from cnn_denoise.lab.dataset import load_split
-from cnn_denoise.scoring import perceptual, quality
+from cnn_denoise.scoring import systems as compared
 
 LINEAR_TAPS = 256  # the least-squares filter's length here (16 ms at 16 kHz)
 
@@ -38,12 +39,6 @@ def load(folder) -> tuple[int, dict]:
     return index["rate"], {name: (info, load_split(folder / info["file"])) for name, info in index["sets"].items()}
 
 
-def scores(pred: torch.Tensor, x: torch.Tensor, y: torch.Tensor, rate: int) -> dict:
-    """SI-SDR (and its gain over the input), PESQ-WB and DNSMOS of one system on one set."""
-    q = quality.measures(pred, x, y, rate)
-    return {"si_sdr_db": q["si_sdr_db"], **perceptual.perceptual(pred, y, rate)}
-
-
 def enhanced(denoiser, x: torch.Tensor, rate: int) -> torch.Tensor:
     """Each recording of x [Q, 1, N] (at `rate`) through a Denoiser, as `cnn-denoise enhance` runs it."""
     with warnings.catch_warnings():  # an output past full scale is scaled down as a whole, as enhance does
@@ -51,16 +46,11 @@ def enhanced(denoiser, x: torch.Tensor, rate: int) -> torch.Tensor:
         return torch.stack([torch.from_numpy(denoiser(r[0].double().numpy(), rate)).float()[None] for r in x])
 
 
-def systems(models: dict, train: dict, rate: int) -> dict:
-    """{name: f(x [Q, 1, N]) -> [Q, 1, N]}: the baselines and each model through Denoiser."""
+def systems(models: dict, train: dict, rate: int, peers: list[str]) -> dict:
+    """{name: f(x [Q, 1, N]) -> [Q, 1, N]}: the listed baselines and peers, then each model through Denoiser."""
     from cnn_denoise.enhance.denoiser import Denoiser
 
-    h = baselines.fit_fir(train["x"], train["y"], LINEAR_TAPS)
-    out = {
-        "noisy": lambda x: x,
-        "least-squares": lambda x: baselines.apply_fir(h, x),
-        "gating": lambda x: torch.from_numpy(perceptual.spectral_gating(x.numpy(), rate)).float(),
-    }
+    out = compared.baselines(baselines.fit_fir(train["x"], train["y"], LINEAR_TAPS), rate, peers)
     for name, source in models.items():
         denoiser = Denoiser.load(source)
         out[name] = lambda x, d=denoiser: enhanced(d, x, rate)
@@ -68,15 +58,20 @@ def systems(models: dict, train: dict, rate: int) -> dict:
 
 
 def score(folder, train_path, models: dict) -> dict:
+    """Every set of the matrix in `folder`, every system: {"rate", "systems": {"baselines",
+    "peers", "models"}: names, "peers_missing": {name: why}, "sets": {set: {"kind", "snr_db",
+    system: measures}}}."""
+    from cnn_denoise import peers as installed
+
     rate, sets = load(folder)
     train = load_split(train_path)
-    runs = systems(models, train, rate)
-    out = {"rate": rate, "sets": {}}
+    peers = compared.peer_names()
+    runs = systems(models, train, rate, peers)
+    kinds = {"baselines": [s for s in runs if s not in peers and s not in models], "peers": peers, "models": list(models)}
+    missing = {name: why for name, why in installed.available().items() if why}
+    out = {"rate": rate, "systems": kinds, "peers_missing": missing, "sets": {}}
     for name, (info, pairs) in sets.items():
-        x, y = pairs["x"], pairs["y"]
-        row = {"kind": info["kind"], "snr_db": info["snr_db"]}
-        for system, run in runs.items():
-            row[system] = scores(run(x), x, y, rate)
+        row = {"kind": info["kind"], "snr_db": info["snr_db"], **compared.score(runs, pairs["x"], pairs["y"], rate)}
         out["sets"][name] = row
         print(f"matrix: {name}: " + ", ".join(f"{s} {row[s]['si_sdr_db']:.1f}" for s in runs), file=sys.stderr)
     return out
