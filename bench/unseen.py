@@ -4,8 +4,11 @@ The speech recipe trains on one English speaker (asterisk-core-sounds-en: Alliso
 French-Canadian prompts (asterisk-core-sounds-fr-g722: June, a different speaker in another
 language) are mixed here with the same noise kinds, SNR bands and test-side noise pools as the
 matrix (the speech_mix stage's mixer and params), and every model is scored as
-`cnn-denoise enhance` runs it, beside the noisy input, the least-squares filter and spectral
-gating (src/cnn_denoise/scoring/matrix.py). Writes bench/unseen.json and prints the table.
+`cnn-denoise enhance` runs it, beside the noisy input, the least-squares filter, spectral
+gating and the neural peers that can run here (src/cnn_denoise/scoring/systems.py), each with
+its real-time factor on one thread. Writes bench/unseen.json, with a "headline": three lines on
+the first model against the noisy input and the best peer (scoring/summary.py), which the shipped
+model's card and docs/results.md quote; prints the table.
 
 With --babble unseen the babble is the unseen voice too: a share of its prompts
 (speech.babble_fraction, drawn with speech.split_seed) only ever babbles and the rest are the
@@ -104,7 +107,7 @@ def main(argv) -> int:
 
     from cnn_denoise.common.atomic import save_torch, write_json
     from cnn_denoise.config import choices
-    from cnn_denoise.scoring import matrix
+    from cnn_denoise.scoring import matrix, summary
     from cnn_denoise.speech import mixer
 
     cli = parser(__doc__)
@@ -134,12 +137,16 @@ def main(argv) -> int:
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)
     scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE})"
     scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
+    scores["headline"] = summary.headline(scores, next(iter(models)))  # the first model's: the card quotes it
     write_json(out, scores)
-    systems = [k for k in next(iter(scores["sets"].values())) if k not in ("kind", "snr_db")]
+    systems = summary.systems(scores)
     print(f"{'set':16}" + "".join(f"{s:>15}" for s in systems) + "   (SI-SDR improvement over the noisy input, dB)")
     for name, row in scores["sets"].items():
         base = row["noisy"]["si_sdr_db"]
         print(f"{name:16}" + "".join(f"{row[s]['si_sdr_db'] - base:>15.2f}" for s in systems))
+    rtf = {s: summary.by_kind(scores, s, summary.RTF)["mean"] for s in systems}
+    print(f"{'real-time factor':16}" + "".join(f"{rtf[s]:>15.3f}" for s in systems))
+    print("\n".join(scores["headline"]))
     return 0
 
 

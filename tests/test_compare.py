@@ -47,3 +47,40 @@ def test_empty_store_says_so(sqlite_store, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
     assert compare.main([]) == 1
     assert "no runs" in capsys.readouterr().err
+
+
+def test_peers_are_baseline_runs_under_the_cnn_runs_names_once_per_matrix(sqlite_store, monkeypatch, capsys):
+    """evaluate.sets' peers (tracking.log_set_baselines): a run each, tagged baseline, with its
+    own scores under the CNN run's per-set names, logged once per matrix and version; make compare
+    shows its per-set SI-SDR in the CNN runs' columns."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+    monkeypatch.delenv("CNN_DENOISE_TRACKING", raising=False)
+    row = {"noise": "white", "snr_db": [0.0, 10.0], "cnn": {"si_sdr_db": 3.5}, "noisy": {"si_sdr_db": 1.0}}
+    row["rnnoise"] = {"si_sdr_db": 8.25, "pesq_wb": 1.9, "rtf": 0.01, "stoi": None}
+    row["dtln"] = {"si_sdr_db": 9.5, "dnsmos_ovrl": 2.7, "rtf": 0.2}
+    sets = {"white_0to10dB": row}
+    settings = {"rnnoise": {"version": "0.4.5"}, "dtln": {"version": "0.1.6"}}
+    for _ in range(2):  # the second time: the same matrix and versions, nothing new
+        tracking.log_set_baselines(sets, settings, "matrix-a")
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    logged = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    runs = {r.info.run_name: r for r in logged}
+    assert sorted(runs) == ["baseline: dtln (version 0.1.6)", "baseline: rnnoise (version 0.4.5)"]
+    rnnoise = runs["baseline: rnnoise (version 0.4.5)"]
+    assert rnnoise.data.tags["kind"] == "baseline" and rnnoise.data.params == {"version": "0.4.5"}
+    assert rnnoise.data.metrics == {
+        "sets.white_0to10dB.cnn.si_sdr_db": 8.25,
+        "sets.white_0to10dB.cnn.pesq_wb": 1.9,
+        "sets.white_0to10dB.cnn.rtf": 0.01,
+    }
+    tracking.log_set_baselines(sets, {"rnnoise": {"version": "0.4.6"}}, "matrix-a")  # a new version: a new run
+    tracking.log_set_baselines(sets, settings, "matrix-b")  # another matrix: new runs
+    assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")) == 5
+    assert compare.main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "white_0to10dB dB" in lines[1]
+    column = lines[1].index("white_0to10dB dB")
+    dtln = next(line for line in lines if line.startswith("baseline: dtln (version 0.1.6)"))
+    assert dtln[column:].split()[0] == "9.5" and dtln.split()[-1] == "9.5"

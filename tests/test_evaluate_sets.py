@@ -8,6 +8,7 @@ import torch
 from debs import utterance
 from helpers import model_settings, write_params_copy
 
+from cnn_denoise import peers
 from cnn_denoise.common.atomic import save_torch, write_json
 from cnn_denoise.lab import synth
 from cnn_denoise.models import checkpoint as ckpt
@@ -49,10 +50,18 @@ def test_sets_are_scored_with_their_baselines(tmp_path, stage):
     assert sorted(sets) == ["lab", "white_0to10dB"]
     white = sets["white_0to10dB"]
     assert white["noise"] == "white" and white["snr_db"] == [0.0, 10.0]
-    assert sorted(k for k in white if isinstance(white[k], dict)) == ["cnn", "gating", "linear", "noisy"]
-    assert {"pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "si_sdr_db", "stoi"} <= set(white["noisy"])
+    ready = [name for name, why in peers.available().items() if why is None]  # make setup installs them all
+    systems = ["cnn", "noisy", "linear", "gating", *ready]
+    assert sorted(k for k in white if isinstance(white[k], dict)) == sorted(systems)  # scoring/systems.py's list
+    measures = {"pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "si_sdr_db", "si_sdr_gain_db", "stoi", "rtf"}
+    for system in systems:
+        assert measures <= set(white[system]), system
+        gain = white[system]["si_sdr_db"] - white["noisy"]["si_sdr_db"]
+        assert abs(white[system]["si_sdr_gain_db"] - gain) < 1e-4, system
+    assert all(white[p]["rtf"] > 0 for p in ["cnn", "gating", *ready])
     assert white["gating"]["dnsmos_bak"] > white["noisy"]["dnsmos_bak"]  # gating quiets the white noise
     assert "pesq_wb" not in sets["lab"]["noisy"]  # PESQ-WB cannot hear the lab's 14-15.5 kHz noise
+    assert sorted(k for k in sets["lab"] if isinstance(sets["lab"][k], dict)) == ["cnn", "gating", "linear", "noisy"]
     full = json.loads((tmp_path / "reports/measures.json").read_text())
     assert full["sets"]["white_0to10dB"]["noisy"]["mse"] > 0
 

@@ -17,6 +17,7 @@ Public names:
     run(name, audio, rate, threads=1)   denoise float audio [channels, n] or [n]; same shape, rate, dtype
     delay(name)     the peer's delay in samples at its own rate
     latency_ms(name)  that delay in milliseconds
+    version(name)   the installed version of the peer's distribution (None if not installed)
     measure_delay(x, y, max_lag)      lag of y relative to x by cross-correlation
 """
 
@@ -28,7 +29,7 @@ from scipy.signal import resample_poly
 from cnn_denoise.peers import deepfilter, dtln, rnnoise
 from cnn_denoise.peers.align import measure_delay
 
-__all__ = ["PEERS", "available", "run", "delay", "latency_ms", "measure_delay"]
+__all__ = ["PEERS", "available", "run", "delay", "latency_ms", "version", "measure_delay"]
 
 PEERS = {"rnnoise": rnnoise, "dtln": dtln, "deepfilternet3": deepfilter}
 MAX_CHANNELS = 8  # more rows than this is almost surely [n, channels] passed by mistake
@@ -54,6 +55,16 @@ def latency_ms(name: str) -> float:
     """The peer's delay in milliseconds."""
     mod = _peer(name)
     return 1000.0 * mod.DELAY / mod.RATE
+
+
+def version(name: str) -> str | None:
+    """The installed version of the peer's distribution (what a baseline run records), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(_peer(name).DIST)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def run(name: str, audio: np.ndarray, rate: int, threads: int = 1) -> np.ndarray:

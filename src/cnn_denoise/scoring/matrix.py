@@ -67,7 +67,8 @@ def score(folder, train_path, models: dict) -> dict:
     train = load_split(train_path)
     peers = compared.peer_names()
     runs = systems(models, train, rate, peers)
-    kinds = {"baselines": [s for s in runs if s not in peers and s not in models], "peers": peers, "models": list(models)}
+    listed = [s for s in runs if s not in peers and s not in models]
+    kinds = {"baselines": listed, "peers": peers, "models": list(models)}
     missing = {name: why for name, why in installed.available().items() if why}
     out = {"rate": rate, "systems": kinds, "peers_missing": missing, "sets": {}}
     for name, (info, pairs) in sets.items():

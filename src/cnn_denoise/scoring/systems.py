@@ -19,6 +19,7 @@ import torch
 from cnn_denoise.lab import baselines as lab
 from cnn_denoise.scoring import perceptual, quality
 
+
 def peer_names(note=True) -> list[str]:
     """The peers that can run here, in peers.PEERS' order; with `note`, one line on stderr for
     each that cannot (why, and how to install it)."""

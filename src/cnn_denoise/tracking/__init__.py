@@ -12,7 +12,7 @@ free and pay for MLflow when they log. The names below are what the rest of the 
 """
 
 from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
-from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_training, search
+from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_set_baselines, log_training, search
 from cnn_denoise.tracking.store import EXPERIMENT, guarded, tracking_uri
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "guarded",
     "log_baselines",
     "log_evaluation",
+    "log_set_baselines",
     "log_training",
     "promote",
     "registered_alias",

@@ -4,10 +4,10 @@ log_training opens the run, named after the DVC experiment (or `workspace@<commi
 it with the SHA-256 of the model file; log_evaluation finds that run by the same hash and adds
 the final metrics to it. The evaluate stage calls both, from the train stage's model and
 history, so a pipeline opens the store in one process. The baselines (zeros, the noisy input,
-the least-squares filter, the ideal low-pass) are runs of their own, tagged kind=baseline,
-logged once per dataset and setting and reused, under the same metric names as the CNN runs,
-so charts put them side by side. A run whose process died (killed, machine restarted) is marked KILLED by
-the next process on the same machine that opens the store.
+the least-squares filter, the ideal low-pass; on a test matrix the neural peers) are runs of
+their own, tagged kind=baseline, logged once per dataset and setting and reused, under the same
+metric names as the CNN runs, so charts put them side by side. A run whose process died (killed,
+machine restarted) is marked KILLED by the next process on the same machine that opens the store.
 """
 
 import contextlib
@@ -271,21 +271,40 @@ def log_evaluation(model_path, metrics: dict, reports=None, baselines: dict | No
         print(f"MLflow: final metrics added to run {run.info.run_id} ({run.info.run_name})", file=sys.stderr)
 
 
+def _baseline_run(mlflow, name: str, setting: dict, dataset: str, metrics: dict) -> None:
+    """A baseline's run, unless one of this name, dataset and setting is logged already."""
+    items = sorted(setting.items())
+    key = hashlib.sha256(f"{name}|{dataset}|{items}".encode()).hexdigest()[:16]
+    if mlflow.search_runs(filter_string=f"tags.baseline_key = '{key}'", max_results=1, output_format="list"):
+        return
+    tags = {"kind": "baseline", "baseline": name, "baseline_key": key, "dataset_md5": dataset}
+    label = f" ({', '.join(f'{k} {v}' for k, v in items)})" if items else ""  # two linear filters: two names
+    with mlflow.start_run(run_name=f"baseline: {name}{label}", tags=tags):
+        mlflow.log_params({k: str(v) for k, v in setting.items()})
+        mlflow.log_metrics(metrics)
+
+
 def log_baselines(baselines: dict[str, dict], settings: dict[str, dict], dataset_md5: str) -> None:
     """One run per baseline, dataset and setting (e.g. the linear filter's taps), logged once
     and reused: metrics under the CNN runs' names (test.l1, test.si_sdr_db, ...)."""
     mlflow = _open()
     for name, measures in baselines.items():
-        setting = sorted(settings.get(name, {}).items())
-        key = hashlib.sha256(f"{name}|{dataset_md5}|{setting}".encode()).hexdigest()[:16]
-        if mlflow.search_runs(filter_string=f"tags.baseline_key = '{key}'", max_results=1, output_format="list"):
-            continue
-        tags = {"kind": "baseline", "baseline": name, "baseline_key": key, "dataset_md5": dataset_md5}
-        label = f" ({', '.join(f'{k} {v}' for k, v in setting)})" if setting else ""  # two linear filters: two names
-        with mlflow.start_run(run_name=f"baseline: {name}{label}", tags=tags):
-            mlflow.log_params({k: str(v) for k, v in settings.get(name, {}).items()})
-            mlflow.log_metrics({k: v for k, v in flatten({"test": measures}).items() if v is not None})
-            mlflow.log_metrics(chart_units({"test": measures}, baselines))
+        metrics = {k: v for k, v in flatten({"test": measures}).items() if v is not None}
+        metrics.update(chart_units({"test": measures}, baselines))
+        _baseline_run(mlflow, name, settings.get(name, {}), dataset_md5, metrics)
+
+
+def log_set_baselines(sets: dict, settings: dict[str, dict], dataset: str) -> None:
+    """One run per system scored beside the CNN on a test matrix (evaluate.sets: the neural peers),
+    `settings`' keys, with its version: logged once per matrix and setting and reused, like the
+    baselines'. Its measures on each set go under the CNN run's names for its own
+    (sets.<set>.cnn.si_sdr_db, ...), so MLflow's charts and make compare's per-set columns put
+    the peers beside the CNN runs, as the baselines' test.* do."""
+    mlflow = _open()
+    for name, setting in settings.items():
+        own = {s: {"cnn": row[name]} for s, row in sets.items() if isinstance(row.get(name), dict)}
+        if own:
+            _baseline_run(mlflow, name, setting, dataset, numbers({"sets": own}))
 
 
 def search(max_runs: int = 20):

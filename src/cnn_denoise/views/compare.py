@@ -1,7 +1,8 @@
 """Runs side by side, so a sweep reads at a glance: a name, the params that differ, the headline.
 
-- make compare: MLflow's runs, newest first: CNN runs and baselines (blank params), the params
-  that differ among the CNN runs, test L1, SI-SDR, STOI and a test matrix's per-set SI-SDR;
+- make compare: MLflow's runs, newest first: CNN runs and baselines (blank params; the neural
+  peers are baselines with a test matrix's scores only), the params that differ among the CNN
+  runs, test L1, SI-SDR, STOI and a test matrix's per-set SI-SDR;
 - make exps: DVC's experiments (`dvc exp show --json`).
 Both fit in 160 columns, piped or not: params are dropped from the right, and named, first.
 """
@@ -15,7 +16,8 @@ from cnn_denoise.common.tables import WIDTH, cell
 # the headline of a run, as a person compares runs first; a test matrix adds its own columns
 RUN_METRICS = {"test.l1": "test L1", "test.si_sdr_db": "SI-SDR dB", "test.stoi": "STOI"}
 HEADLINE = 3  # metric columns always shown (the first of RUN_METRICS or EXP_METRICS); the rest give way
-MATRIX = ("sets.", ".cnn.si_sdr_db")  # a test matrix (evaluate.sets): the CNN's SI-SDR per set, one column each
+# a test matrix (evaluate.sets): the CNN's SI-SDR per set, one column each; a peer's run logs its own under these names
+MATRIX = ("sets.", ".cnn.si_sdr_db")
 
 
 def _missing(v) -> bool:
