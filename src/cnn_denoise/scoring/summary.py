@@ -77,9 +77,9 @@ def best_peer(scores: dict, measure: str) -> tuple[str, float] | None:
     return max(means, key=lambda pv: pv[1]) if means else None
 
 
-def headline(scores: dict, model: str) -> list[str]:
-    """Three lines: `model`'s mean SI-SDR gain, PESQ-WB and DNSMOS OVRL over every set, against the
-    noisy input's and the best peer's on that measure."""
+def headline(scores: dict, model: str, where: str = "") -> list[str]:
+    """Three lines: `model`'s mean SI-SDR gain, PESQ-WB and DNSMOS OVRL over every set (`where`:
+    what the sets are, after the measure's name), against the noisy input's and the best peer's."""
     lines = []
     for measure, (label, form) in HEADLINE.items():
         ours, noisy = by_kind(scores, model, measure)["mean"], by_kind(scores, "noisy", measure)["mean"]
@@ -92,5 +92,11 @@ def headline(scores: dict, model: str) -> list[str]:
             by = form.format(abs(lead)).lstrip("+") if lead is not None else ""
             side = "-" if lead is None else f"{model} {by} {'ahead' if lead >= 0 else 'behind'}"
             against = f"best peer {best[0]} {form.format(best[1])} ({side})"
-        lines.append(f"{label}: {model} {shown[0]}, noisy input {shown[1]}; {against}")
+        lines.append(f"{label}{where}: {model} {shown[0]}, noisy input {shown[1]}; {against}")
     return lines
+
+
+def rows(scores: dict, shown: list[str], measure: str) -> list[list]:
+    """[[noise kind, each system's mean over its sets], ..., ["mean", over every set]]: a table's body."""
+    means = {s: by_kind(scores, s, measure) for s in shown}
+    return [[k, *(means[s][k] for s in shown)] for k in means[shown[0]]] if shown else []
