@@ -143,10 +143,10 @@ def main(argv) -> int:
     systems = summary.systems(scores)
     print(f"{'set':16}" + "".join(f"{s:>15}" for s in systems) + "   (SI-SDR improvement over the noisy input, dB)")
     for name, row in scores["sets"].items():
-        base = row["noisy"]["si_sdr_db"]
-        print(f"{name:16}" + "".join(f"{row[s]['si_sdr_db'] - base:>15.2f}" for s in systems))
-    rtf = {s: summary.by_kind(scores, s, summary.RTF)["mean"] for s in systems}
-    print(f"{'real-time factor':16}" + "".join(f"{rtf[s]:>15.3f}" for s in systems))
+        gains = [summary.value(row, s, "si_sdr_gain_db") for s in systems]  # None: a recording silenced
+        print(f"{name:16}" + "".join(f"{v:>15.2f}" if v is not None else f"{'-':>15}" for v in gains))
+    rtf = [summary.by_kind(scores, s, summary.RTF)["mean"] for s in systems]
+    print(f"{'real-time factor':16}" + "".join(f"{v:>15.3f}" for v in rtf))
     print("\n".join(scores["headline"]))
     return 0
 

@@ -4,6 +4,7 @@ with the baselines and (speech only) PESQ-WB and DNSMOS; none of it without the 
 import json
 
 import numpy as np
+import pytest
 import torch
 from debs import utterance
 from helpers import model_settings, write_params_copy
@@ -82,3 +83,36 @@ def test_a_matrix_at_another_rate_is_one_line(tmp_path, stage):
         "error: data/speech/matrix is at 16000 Hz but data.sample_rate is 32000; run dvc repro (speech_matrix mixes "
         "at data.sample_rate)\n"
     )
+
+
+@pytest.mark.slow  # a real MLflow store
+def test_each_peer_is_a_baseline_run_with_its_scores_on_the_matrix(tmp_path, stage, sqlite_store, monkeypatch):
+    """With the speech sets, evaluate logs each peer that ran as a baseline run of its own (its
+    version a param), its per-set scores under the CNN run's names, equal to eval.json's (but the
+    real-time factor, timed each time); a second evaluate of the same matrix adds no peer run."""
+    import mlflow
+
+    from cnn_denoise import tracking
+
+    ready = [name for name, why in peers.available().items() if why is None]
+    if not ready:
+        pytest.skip("no peer installed: pip install '.[peers]'")
+    project(tmp_path, **{"evaluate.sets": ["speech"]})
+    for _ in range(2):
+        monkeypatch.setenv("CNN_DENOISE_TRACKING", "require")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_store)
+        monkeypatch.setenv("CNN_DENOISE_LOG_MODEL", "0")
+        proc = run(stage, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    white = json.loads((tmp_path / "metrics/eval.json").read_text())["sets"]["white_0to10dB"]
+    mlflow.set_tracking_uri(sqlite_store)
+    logged = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
+    mine = [r for r in logged if r.data.tags.get("kind") == "baseline" and r.data.tags["baseline"] in peers.PEERS]
+    assert sorted(r.data.tags["baseline"] for r in mine) == sorted(ready)  # once each, though evaluate ran twice
+    runs = {r.data.tags["baseline"]: r for r in mine}
+    for name, r in runs.items():
+        assert r.data.params == {"version": peers.version(name)}
+        assert r.info.run_name == f"baseline: {name} (version {peers.version(name)})"
+        for measure in ("si_sdr_db", "si_sdr_gain_db", "pesq_wb", "dnsmos_ovrl", "stoi"):
+            assert r.data.metrics[f"sets.white_0to10dB.cnn.{measure}"] == pytest.approx(white[name][measure], rel=1e-5)
+        assert r.data.metrics["sets.white_0to10dB.cnn.rtf"] > 0  # timed: the first evaluate's, kept

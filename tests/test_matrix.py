@@ -48,7 +48,7 @@ def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
     denoiser = Denoiser.load(model)
     for name, pairs in sets.items():
         row = scores["sets"][name]
-        assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating", "lin"}
+        assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating", *scores["systems"]["peers"], "lin"}
         x, y = pairs["x"][:, 0].double().numpy(), pairs["y"][:, 0].double().numpy()
         enhanced = np.stack([denoiser(r, RATE) for r in x])
         assert abs(row["noisy"]["si_sdr_db"] - si_sdr_numpy(x, y)) < 1e-3

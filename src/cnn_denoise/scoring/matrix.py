@@ -74,7 +74,9 @@ def score(folder, train_path, models: dict) -> dict:
     for name, (info, pairs) in sets.items():
         row = {"kind": info["kind"], "snr_db": info["snr_db"], **compared.score(runs, pairs["x"], pairs["y"], rate)}
         out["sets"][name] = row
-        print(f"matrix: {name}: " + ", ".join(f"{s} {row[s]['si_sdr_db']:.1f}" for s in runs), file=sys.stderr)
+        shown = {s: row[s]["si_sdr_db"] for s in runs}  # None where a system silenced a recording
+        print(f"matrix: {name}: " + ", ".join(f"{s} {v:.1f}" if v is not None else f"{s} -" for s, v in shown.items()),
+              file=sys.stderr)  # fmt: skip
     return out
 
 
