@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnn_denoise import peers, tracking
+from cnn_denoise import tracking
 from cnn_denoise.common.atomic import atomic_dir, check_writable, clean_stale, write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
 from cnn_denoise.common.hashing import sha256_file
@@ -151,6 +151,16 @@ def read_history(path) -> list[dict]:
         raise PipelineError(f"{path} is not the train stage's history ({exc}); run dvc repro train") from None
 
 
+def log_peers(scored: dict, sets: dict) -> None:
+    """Each peer that ran on the sets as a baseline run, once per test matrix (the sets' files) and version."""
+    from cnn_denoise import peers  # here: the lab's evaluate (no sets) does not load them
+
+    ran = [name for name in peers.PEERS if any(name in row for row in scored.values())]
+    if ran:
+        matrix = hashlib.sha256("".join(sha256_file(path) for _, path in sets.values()).encode()).hexdigest()[:32]
+        tracking.log_set_baselines(scored, {name: {"version": peers.version(name)} for name in ran}, matrix)
+
+
 # the least-squares filter has the CNN's receptive field up to this many taps: a masknet reaches
 # back a second, and its normal equations would grow with the square of that
 LINEAR_MAX_TAPS = 1024
@@ -218,11 +228,8 @@ def main(argv=None):
             settings,
             sha256_file(args.train_set)[:16] + sha256_file(args.test_set)[:16],
         )
-        ran = [name for name in peers.PEERS if any(name in row for row in full.get("sets", {}).values())]
-        if ran:  # the peers' own runs, once per test matrix and version
-            matrix = "".join(sha256_file(path)[:8] for _, path in named_sets(ev.sets, rate).values())
-            versions = {name: {"version": peers.version(name)} for name in ran}
-            tracking.log_set_baselines(full["sets"], versions, hashlib.sha256(matrix.encode()).hexdigest()[:32])
+        if "sets" in full:
+            log_peers(full["sets"], named_sets(ev.sets, rate))
 
     return tracking.guarded("logging evaluation" if history is None else "logging training and evaluation", log)
 
