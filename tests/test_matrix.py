@@ -139,3 +139,31 @@ def test_a_peer_that_cannot_run_is_one_note_and_the_rest_are_scored(tmp_path, ca
     for row in scores["sets"].values():
         assert set(row) == {"kind", "snr_db", "noisy", "least-squares", "gating"}
         assert row["gating"]["rtf"] > 0
+
+
+def test_a_system_is_timed_on_one_thread_and_the_setting_comes_back():
+    """systems.timed: the call sees one torch thread, the caller's setting is restored (also when the
+    call fails), and the real-time factor is the call's seconds over the audio's."""
+    import time
+
+    from cnn_denoise.scoring import systems
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+
+        def run(x):
+            seen.append(torch.get_num_threads())
+            time.sleep(0.2)
+            return x
+
+        x = torch.zeros(4, 1, 4000)  # four recordings of a second at 4 kHz
+        pred, rtf = systems.timed(run, x, 4000)
+        assert pred is x and seen == [1] and torch.get_num_threads() == 2
+        assert 0.05 <= rtf < 0.5  # at least 0.2 s of compute for 4 s of audio; a busy machine adds some
+        with pytest.raises(ZeroDivisionError):
+            systems.timed(lambda x: 1 / 0, x, 4000)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
