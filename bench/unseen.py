@@ -7,7 +7,7 @@ matrix (the speech_mix stage's mixer and params), and every model is scored as
 `cnn-denoise enhance` runs it, beside the noisy input, the least-squares filter, spectral
 gating and the neural peers that can run here (src/cnn_denoise/scoring/systems.py), each with
 its real-time factor on one thread. Writes bench/unseen.json, with a "headline": three lines on
-the first model against the noisy input and the best peer (scoring/summary.py), which the shipped
+the first model against the noisy input and the best peer (scoring/headline.py), which the shipped
 model's card and docs/results.md quote; prints the table.
 
 With --babble unseen the babble is the unseen voice too: a share of its prompts
@@ -107,7 +107,7 @@ def main(argv) -> int:
 
     from cnn_denoise.common.atomic import save_torch, write_json
     from cnn_denoise.config import choices
-    from cnn_denoise.scoring import matrix, summary
+    from cnn_denoise.scoring import headline, matrix
     from cnn_denoise.speech import mixer
 
     cli = parser(__doc__)
@@ -138,14 +138,14 @@ def main(argv) -> int:
     scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE})"
     scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
     # the first model's, which the shipped model's card and docs/results.md's top quote
-    scores["headline"] = summary.headline(scores, next(iter(models)), " on an unseen voice")
+    scores["headline"] = headline.headline(scores, next(iter(models)), " on an unseen voice")
     write_json(out, scores)
-    systems = summary.systems(scores)
+    systems = headline.systems(scores)
     print(f"{'set':16}" + "".join(f"{s:>15}" for s in systems) + "   (SI-SDR improvement over the noisy input, dB)")
     for name, row in scores["sets"].items():
-        gains = [summary.value(row, s, "si_sdr_gain_db") for s in systems]  # None: a recording silenced
+        gains = [headline.value(row, s, "si_sdr_gain_db") for s in systems]  # None: a recording silenced
         print(f"{name:16}" + "".join(f"{v:>15.2f}" if v is not None else f"{'-':>15}" for v in gains))
-    rtf = [summary.by_kind(scores, s, summary.RTF)["mean"] for s in systems]
+    rtf = [headline.by_kind(scores, s, headline.RTF)["mean"] for s in systems]
     print(f"{'real-time factor':16}" + "".join(f"{v:>15.3f}" for v in rtf))
     print("\n".join(scores["headline"]))
     return 0

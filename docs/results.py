@@ -484,15 +484,15 @@ def peer_tables(scores: dict) -> list[str]:
     """Every system, every noise kind and the mean, one table per measure, then each system's
     real-time factor; a line for each peer that did not run."""
     from cnn_denoise.peers import PEERS
-    from cnn_denoise.scoring import summary
+    from cnn_denoise.scoring import headline
 
-    shown = summary.systems(scores)
-    missing = scores.get("peers_missing") or {p: "not in its rows" for p in PEERS if p not in summary.peers(scores)}
+    shown = headline.systems(scores)
+    missing = scores.get("peers_missing") or {p: "not in its rows" for p in PEERS if p not in headline.peers(scores)}
     out = [f"\nNot scored in this source: {p} ({why})." for p, why in missing.items()]
-    for measure, label in summary.MEASURES.items():
-        body = summary.rows(scores, shown, measure)
+    for measure, label in headline.MEASURES.items():
+        body = headline.rows(scores, shown, measure)
         out += [f"\n{label}, per noise kind (the mean of its SNR bands):\n", table(["kind", *shown], body)]
-    rtf = summary.rows(scores, shown, summary.RTF)[-1][1:]
+    rtf = headline.rows(scores, shown, headline.RTF)[-1][1:]
     if any(v is not None for v in rtf):
         out.append(
             "\nReal-time factor (seconds of compute per second of audio, one thread), the mean over every set:\n"

