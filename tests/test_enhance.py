@@ -772,3 +772,53 @@ def test_info_says_how_the_training_mix_was_drawn():
         ", played at 0.85 to 1.15 x speed, formants moved 0.9 to 1.1 x, through random filters (eq 0.375),"
         " drawn babble x2 as often"
     )
+
+
+# ---- issue 38: what a checkpoint may ask of a stream ----
+
+
+def masknet_checkpoint(path: Path, stride, filters, width, taps, dilations, rate=16000) -> Path:
+    from cnn_denoise.models.masknet import MaskNet
+
+    torch.manual_seed(0)
+    model = MaskNet(stride, filters, width, taps, dilations, input_scale=30.0)
+    ckpt.save(model, path, {"sample_rate": rate, "input_rms": 0.05})
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        # a few KB inside every bound of the spec: (1 + 63 x 2048 + 1 frames, 2 of lag) x 16 samples of
+        # context (it ran, recomputing twice that with each block)
+        ((16, 4, 4, 64, [1024, 1024]), f"its receptive field is {(1 + 63 * 2048 + 1 + 2) * 16} samples (129 s at"),
+        # the corner of the bounds: 10^12 samples of context (it ended in "unexpected RuntimeError")
+        ((4096, 1, 1, 64, [1 << 16] * 64), f"its receptive field is {(1 + 63 * 64 * 65536 + 1 + 2) * 4096} samples"),
+        # 4 s of context, but 64 filters a sample: 21 million activations a call per channel
+        ((1, 64, 1, 64, [1024]), "holds about 2.14e+07 activations per channel, more than the 16777216"),
+    ],
+)
+def test_a_checkpoint_asking_a_huge_context_is_refused_at_load(tmp_path, shape, message):
+    """A masknet's dilations, taps and stride set how much of the past a stream keeps and
+    recomputes with each block: bounded (stream.MAX_CONTEXT, MAX_CONTEXT_FLOATS), refused in one
+    line before any audio is read, in little memory and time, with nothing written."""
+    path = masknet_checkpoint(tmp_path / "wide.pt", *shape)
+    assert path.stat().st_size < 20_000_000
+    sf.write(tmp_path / "a.wav", speech_at(16000, 1.0, 1)[0], 16000, subtype="PCM_16")
+    proc, peak = enhanced(tmp_path, tmp_path / "a.wav", path)
+    line = one_error_line(proc, message)
+    assert "give a" in line and peak < 1024
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_the_speech_recipes_model_is_within_what_a_stream_allows():
+    """The bounds leave room: the recipe's masknet (params.yaml with the speech recipe's centred
+    layers) keeps a tenth of MAX_CONTEXT, and its calls are sized by its own activations."""
+    from cnn_denoise.enhance import stream
+
+    m = lab_settings("model").masknet.model_copy(update={"centred": 8})
+    model = cnn.build(model_settings([40, 40], [1, 5, 1]).model_copy(update={"arch": "masknet", "masknet": m}))
+    assert stream.demand_problem(model, 16000) is None
+    assert model.receptive_field * 10 < stream.MAX_CONTEXT
+    p = denoiser.plan(model, 2, 1, 3)
+    assert p.chunk * p.group * stream.floats_per_sample(model) <= 2 * denoiser.MODEL_FLOATS

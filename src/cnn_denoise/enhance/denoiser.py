@@ -25,7 +25,7 @@ import torch
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.enhance import policy
-from cnn_denoise.enhance.stream import Stream
+from cnn_denoise.enhance.stream import Stream, demand_problem, floats_per_sample
 from cnn_denoise.models import checkpoint as ckpt
 
 BLOCK = 1 << 16  # samples of one channel per block, at most, on either side of a resampler
@@ -116,9 +116,9 @@ def plan(model, channels: int, up: int, down: int) -> Plan:
     step_back = block_step(down, up, max(1, span * up // wide))[0]
     longest = max(step_in, -(-step_in * up // down), step_back, -(-step_back * down // up))
     group = max(1, min(channels, BUDGET // (HOLD * longest)))
-    layers = list(zip(model.features[:-1], model.features[1:], strict=True))
-    width = sum(f + g for f, g in layers) + max(f * g for f, g in layers)  # activations, and the FFT's spectra
-    chunk = max(model.receptive_field, MODEL_FLOATS // (group * width))
+    width, field = floats_per_sample(model), model.receptive_field
+    group = max(1, min(group, int(MODEL_FLOATS // (field * width))))  # each channel's context in one call
+    chunk = max(field, int(MODEL_FLOATS // (group * width)))
     return Plan(group, step_in, step_back, chunk, max(1, READ // channels))
 
 
@@ -167,6 +167,8 @@ class Denoiser:
                 f"{name} cannot denoise recordings: it maps {model.features[0]} features to {model.features[-1]}, "
                 "not one channel to one; give a model trained by this pipeline"
             )
+        if why := demand_problem(model, int(sample_rate)):
+            raise PipelineError(f"{name} cannot denoise recordings: {why}")
         self.model, self.sample_rate, self.input_rms = model.eval(), int(sample_rate), float(input_rms)
         self.name, self.audio = name, {"sample_rate": sample_rate, "input_rms": input_rms}
 

@@ -86,6 +86,14 @@ class MaskNet(nn.Module):
         frames = 1 + sum((self.taps - 1) * d for d in self.dilations)
         return (frames + 1) * self.stride + self.latency
 
+    @property
+    def floats_per_sample(self) -> float:
+        """Activations one call of `causal` holds at once per input sample, roughly: at the
+        peak of a dilated layer its input, padded input, output and tanh beside the features E
+        and the mask's (about 4 width and 5 filters per frame), and the samples' own frames
+        and fold. What enhance sizes its calls by (enhance/stream.py)."""
+        return (5 * self.filters + 4 * self.width) / self.stride + 8
+
     @torch.no_grad()
     def start_as_filterbank(self) -> None:
         """Analysis and synthesis as the perfect-reconstruction filter bank of the module's
