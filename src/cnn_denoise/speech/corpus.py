@@ -3,8 +3,8 @@ speaker, Allison Smith) and opsound's hold music, or a folder of the user's own 
 
 The packages come with `apt-get download NAME=VERSION` (or from a folder or URL holding
 NAME_VERSION_all.deb), their SHA-256 is checked, and they are unpacked in memory: a .deb is an
-`ar` archive whose data.tar.* holds the files; nothing is extracted to disk, and members with
-unsafe names (absolute, `..`, links) or sizes refuse the package. Only the English voice's
+`ar` archive whose data.tar.* holds the files (deb.py reads them); nothing is extracted to disk, and
+members with unsafe names (absolute, `..`, links) or sizes refuse the package. Only the English voice's
 prompts are kept (its folder in the package; other voices and languages, tones and silences
 are left out); G.722 files are decoded with PyAV (FFmpeg), WAVs with soundfile.
 
@@ -15,26 +15,19 @@ split by utterance.
 """
 
 import io
-import lzma
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import urllib.parse
-import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.common.hashing import sha256_file
+from cnn_denoise.speech.deb import MAX_DEB_BYTES, deb_files
 
-DEB_MAGIC = b"!<arch>\n"
-AR_HEADER = 60  # bytes of each ar member's header
-MAX_DEB_BYTES = 512 << 20  # refuse a package larger than this
-MAX_FILE_BYTES = 64 << 20  # refuse a member of data.tar larger than this (the prompts are KiB, the tracks MiB)
-MAX_FILES = 20_000
 APT_TIMEOUT = 900  # seconds apt-get download may take
 # The voice's folder inside the package (Asterisk's sounds for en_US, female, Allison Smith).
 VOICE_DIR = "usr/share/asterisk/sounds/en_US_f_Allison/"
@@ -150,69 +143,6 @@ def fetch_deb(package: str, version: str, sha256: str, source: str, dest) -> Pat
         with atomic_path(dest / name) as out:
             shutil.copyfile(got, out)
     return dest / name
-
-
-def ar_members(blob: bytes, what) -> dict[str, bytes]:
-    """The members of an `ar` archive (a .deb), by name."""
-    if not blob.startswith(DEB_MAGIC):
-        raise PipelineError(f"{what} is not a Debian package (no ar header); delete it and download it again")
-    out, pos = {}, len(DEB_MAGIC)
-    while pos < len(blob):
-        header = blob[pos : pos + AR_HEADER]
-        if len(header) < AR_HEADER or header[58:60] != b"`\n":
-            raise PipelineError(f"{what}: a corrupt ar header at byte {pos}; delete it and download it again")
-        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError:
-            raise PipelineError(f"{what}: a corrupt ar header at byte {pos}; delete it and download it again") from None
-        start = pos + AR_HEADER
-        if start + size > len(blob):
-            raise PipelineError(f"{what} is truncated (member {name!r}); delete it and download it again")
-        out[name] = blob[start : start + size]
-        pos = start + size + (size & 1)  # members are padded to an even offset
-    return out
-
-
-def _safe(name: str) -> bool:
-    path = PurePosixPath(name)
-    return not path.is_absolute() and ".." not in path.parts and "\\" not in name
-
-
-def deb_files(path, keep) -> dict[str, bytes]:
-    """{path inside the package: bytes} of the regular files of the .deb at `path` whose
-    (normalised, "usr/...") path `keep` accepts, read in memory."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: no such package; run dvc repro (the speech_fetch stage fetches it)") from None
-    if size > MAX_DEB_BYTES:
-        raise PipelineError(f"{path} is {size} bytes (limit {MAX_DEB_BYTES}); this is not one of the speech packages")
-    members = ar_members(path.read_bytes(), path)
-    data = [n for n in members if n.startswith("data.tar")]
-    if len(data) != 1:
-        raise PipelineError(f"{path} holds no data.tar (members: {sorted(members)}); delete it and download it again")
-    out, total = {}, 0
-    try:
-        with tarfile.open(fileobj=io.BytesIO(members[data[0]]), mode="r:*") as tar:
-            for count, info in enumerate(tar):
-                if count > MAX_FILES:
-                    raise PipelineError(f"{path} holds more than {MAX_FILES} files; not one of the speech packages")
-                name = info.name.removeprefix("./")
-                if not _safe(info.name):
-                    raise PipelineError(
-                        f"{path}: member {info.name!r} points outside its folder; refusing this package"
-                    )
-                if not info.isfile() or not keep(name):
-                    continue  # folders, links and files we do not use are never read
-                if info.size > MAX_FILE_BYTES:
-                    raise PipelineError(f"{path}: member {name!r} is {info.size} bytes (limit {MAX_FILE_BYTES})")
-                total += info.size
-                out[name] = tar.extractfile(info).read()
-    except (tarfile.TarError, EOFError, OSError, ValueError, lzma.LZMAError, zlib.error) as exc:
-        raise PipelineError(f"{path}: corrupt {data[0]} ({exc}); delete it and download it again") from None
-    return out
 
 
 def _decode_g722(blob: bytes, what) -> tuple[np.ndarray, int]:

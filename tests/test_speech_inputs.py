@@ -1,0 +1,117 @@
+"""The speech_corpus stage against inputs nobody here wrote (issue 38): hostile .debs and odd
+folders of recordings, each through `python stages/speech_corpus.py` as its own process, with
+its peak memory and a time limit; a refusal is one line, exit 1, nothing written."""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from debs import VOICE, ar, music_deb, utterance, voice_deb, wav_bytes, write_debs
+from helpers import REPO, write_params_copy
+
+from cnn_denoise.speech import deb
+
+
+def corpus_stage(tmp_path, timeout=120):
+    """`python stages/speech_corpus.py data/debs data/corpus` in tmp_path: (process, peak RSS in
+    MiB, VmHWM read at exit; ru_maxrss of a child would also count the pytest it forked from)."""
+    script = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: print('VmHWM', "
+        "open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr))\n"
+        f"sys.argv = [{str(REPO / 'stages' / 'speech_corpus.py')!r}, 'data/debs', 'data/corpus']\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    env = dict(os.environ, CNN_DENOISE_TRACKING="off")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    text, _, peak = proc.stderr.rpartition("VmHWM")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, text), int(peak.split()[0]) / 1024
+
+
+def refused(proc, message):
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0], lines[0]
+    return lines[0]
+
+
+def with_voice(tmp_path, voice: bytes, **changes) -> None:
+    shas = write_debs(tmp_path / "data/debs", voice=voice, music=music_deb())
+    write_params_copy(tmp_path, **shas, **changes)
+
+
+def raw_tar_xz(members) -> bytes:
+    """data.tar.xz of (name, bytes or a declared size with no data) members, xz at preset 0."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz", preset=0) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+# ---- hostile packages ----
+
+
+def test_an_ar_member_of_negative_size_is_refused_not_looped_on(tmp_path):
+    """A header declaring -60 bytes once sent the parser back to the same header forever."""
+    good = voice_deb(prompts=["a"])
+    first = good.index(b"debian-binary/")
+    bad = good[: first + 48] + b"-60       " + good[first + 58 :]
+    with_voice(tmp_path, bad)
+    proc, _ = corpus_stage(tmp_path, timeout=60)
+    refused(proc, "a corrupt ar header at byte 8; delete it and download it again")
+    assert not (tmp_path / "data/corpus").exists()
+
+
+@pytest.mark.slow
+def test_an_xz_bomb_of_members_each_under_the_file_limit_is_refused_in_bounded_memory(tmp_path):
+    """Five 60 MiB members (each under MAX_FILE_BYTES) in 50 KB: they summed to gigabytes in
+    memory; refused at the member that passes MAX_TOTAL_BYTES, before it is read."""
+    assert 5 * (60 << 20) > deb.MAX_TOTAL_BYTES and 60 << 20 < deb.MAX_FILE_BYTES
+    zeros = bytes(60 << 20)
+    data = raw_tar_xz([(f"{VOICE}bomb-{i}.wav", zeros) for i in range(5)])
+    blob = ar({"debian-binary": b"2.0\n", "control.tar.xz": raw_tar_xz([]), "data.tar.xz": data})
+    assert len(blob) < 100_000
+    with_voice(tmp_path, blob)
+    proc, peak = corpus_stage(tmp_path)
+    print(f"{len(blob)} bytes declaring 300 MiB: peak RSS {peak:.0f} MiB")
+    refused(proc, f"the files used from it pass {deb.MAX_TOTAL_BYTES} bytes together (at member '{VOICE}bomb-4.wav')")
+    assert peak < (deb.MAX_TOTAL_BYTES >> 20) + 160 and not (tmp_path / "data/corpus").exists()
+
+
+def test_a_member_that_would_inflate_past_the_bound_is_refused_before_it_is_inflated(tmp_path):
+    """A member the stage does not use (another language) declaring 3 GiB: passing over it
+    means inflating it (xz has no index to skip by), so what it declares is counted first."""
+    info = tarfile.TarInfo("./usr/share/asterisk/sounds/fr_FR_f_June/huge.wav")
+    info.size = 3 << 30
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz", preset=0) as tar:
+        tar.addfile(info)  # the header alone: the stage must refuse on it
+    blob = ar({"debian-binary": b"2.0\n", "control.tar.xz": raw_tar_xz([]), "data.tar.xz": buffer.getvalue()})
+    with_voice(tmp_path, blob)
+    proc, _ = corpus_stage(tmp_path)
+    refused(proc, f"its data.tar inflates past {deb.MAX_INFLATED_BYTES} bytes (at member 'usr/share/asterisk")
+
+
+def test_members_the_stage_does_not_use_are_never_held(tmp_path):
+    """A 60 MiB member of another voice is passed over as the stream goes by: the stage's
+    peak is that of the small package it is beside, not 60 MiB more."""
+    base = voice_deb(prompts=["a", "b"])
+    with_voice(tmp_path, base)
+    _, small = corpus_stage(tmp_path)
+    files = {f"{VOICE}{n}.wav": wav_bytes(utterance(i, 1.2, 16000), 16000) for i, n in enumerate(["a", "b"])}
+    files["usr/share/doc/asterisk-core-sounds-en-g722/copyright"] = b"License: CC-BY-SA-3.0\n"
+    other = [("usr/share/asterisk/sounds/fr_FR_f_June/long.wav", bytes(60 << 20)), *files.items()]
+    blob = ar({"debian-binary": b"2.0\n", "control.tar.xz": raw_tar_xz([]), "data.tar.xz": raw_tar_xz(other)})
+    with_voice(tmp_path, blob)
+    proc, big = corpus_stage(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    print(f"peak RSS {small:.0f} MiB, with a 60 MiB member passed over {big:.0f} MiB")
+    assert big < small + 30
