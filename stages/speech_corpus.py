@@ -17,7 +17,8 @@ def main(argv=None):
     parser.add_argument("out", help="folder for corpus.pt and the attribution")
     args = parser.parse_args(argv)
     clean_stale(args.out)
-    s = params.load().speech
+    p = params.load()
+    s = p.speech
     debs = Path(args.debs)
     music_deb = debs / corpus.deb_name(s.music.package, s.music.version)
     if s.folder is None:
@@ -26,7 +27,7 @@ def main(argv=None):
         packages = [voice_deb, music_deb]
         voice = f"{voice_deb.name} (sha256 {s.voice.sha256.lower()})"
     else:
-        clips = corpus.from_folder(s.folder, s.min_seconds)
+        clips = corpus.from_folder(s.folder, s.min_seconds, p.data.sample_rate)
         packages = [music_deb]
         voice = f"your own recordings in {s.folder} (not from a package: their terms are yours to keep)"
     clips["music"] = corpus.music_from_deb(music_deb)

@@ -157,7 +157,7 @@ def test_a_folder_of_your_own(tmp_path):
             "noise/fan.wav": wav_bytes(0.1 * np.random.default_rng(0).standard_normal(16000), 16000),
         },
     )
-    clips = corpus.from_folder(folder, 0.5)
+    clips = corpus.from_folder(folder, 0.5, 16000)
     assert sorted(clips["speech"]) == ["a", "b", "c"] and sorted(clips["recorded"]) == ["fan"]
     assert clips["speech"]["b"]["rate"] == 44100 and clips["speech"]["b"]["audio"].ndim == 1
     assert clips["speech"]["c"]["audio"].dtype == torch.float32
@@ -176,15 +176,15 @@ def test_a_folder_of_your_own(tmp_path):
 def test_bad_wavs_in_a_folder_are_one_line(tmp_path, name, data, message):
     user_folder(tmp_path, {f"speech/{name}": data})
     with pytest.raises(PipelineError, match=message):
-        corpus.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5, 16000)
 
 
 def test_a_folder_without_speech(tmp_path):
     with pytest.raises(PipelineError, match=r"^speech.folder: no folder .*speech; put your clean utterances"):
-        corpus.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5, 16000)
     (tmp_path / "speech").mkdir()
     with pytest.raises(PipelineError, match=r"holds no .wav or .flac files; put your clean utterances there"):
-        corpus.from_folder(tmp_path, 0.5)
+        corpus.from_folder(tmp_path, 0.5, 16000)
 
 
 def test_the_fetch_and_corpus_stages(packages, tmp_path, stage):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 from debs import VOICE, ar, music_deb, utterance, voice_deb, wav_bytes, write_debs
@@ -115,3 +116,81 @@ def test_members_the_stage_does_not_use_are_never_held(tmp_path):
     assert proc.returncode == 0, proc.stderr
     print(f"peak RSS {small:.0f} MiB, with a 60 MiB member passed over {big:.0f} MiB")
     assert big < small + 30
+
+
+# ---- speech.folder: every recording, at a rate the mixer can reach ----
+
+
+def own_folder(tmp_path, files: dict[str, bytes], **changes) -> Path:
+    """tmp_path/mine/speech holding files (and the packages the stage also reads); params set."""
+    speech = tmp_path / "mine" / "speech"
+    speech.mkdir(parents=True)
+    for name, data in files.items():
+        (speech / name).write_bytes(data)
+    with_voice(tmp_path, voice_deb(prompts=["a"]), **{"speech.folder": "mine", **changes})
+    return speech
+
+
+def test_an_odd_rate_is_refused_when_the_corpus_is_read(tmp_path):
+    """0.6 s at 199,999 Hz against data.sample_rate 32000 is 32000/199999: the mixer designed a
+    4-million-tap filter for each segment (speech_train 40x slower). Refused in one line at
+    corpus time; 44.1 kHz beside it (320/441) is not."""
+    own_folder(
+        tmp_path,
+        {
+            "cd.wav": wav_bytes(utterance(0, 1.0, 44100), 44100),
+            "odd.wav": wav_bytes(utterance(1, 0.6, 199_999), 199_999),
+        },
+        **{"speech.min_seconds": 0.5},
+    )
+    proc, _ = corpus_stage(tmp_path, timeout=60)
+    refused(
+        proc,
+        "mine/speech/odd.wav is at 199999 Hz, 32000/199999 of data.sample_rate (32000 Hz): mixing would design "
+        "a 3999981-tap filter for every segment; resample it to a common rate first",
+    )
+    assert not (tmp_path / "data/corpus").exists()
+
+
+def test_recordings_of_one_name_are_refused_by_name_not_dropped(tmp_path):
+    """u1.wav, u1.flac and u1.WAV are three files; one was kept, two dropped without a word."""
+    files = {
+        "u1.wav": wav_bytes(utterance(0, 1.0, 16000), 16000),
+        "u1.flac": wav_bytes(utterance(1, 1.0, 16000), 16000, fmt="FLAC"),
+        "u1.WAV": wav_bytes(utterance(2, 1.0, 16000), 16000),
+        "u2.wav": wav_bytes(utterance(3, 1.0, 16000), 16000),
+    }
+    own_folder(tmp_path, files)
+    proc, _ = corpus_stage(tmp_path, timeout=60)
+    refused(proc, "u1.WAV, u1.flac, u1.wav are one name (u1) for 3 files")
+    assert not (tmp_path / "data/corpus").exists()
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("loop", "x.wav is a symbolic link that loops; remove it from"),
+        ("dangling", "x.wav is a symbolic link to gone.wav, which does not exist; remove it"),
+        ("fifo", "x.wav is a FIFO (named pipe), not a recording; remove it"),
+        ("device", "x.wav is a device file, not a recording; remove it"),
+        ("folder", "x.wav is a folder, not a recording; remove it"),
+    ],
+)
+def test_an_entry_named_like_a_recording_that_is_none_stops_the_stage(tmp_path, kind, message):
+    """docs/speech.md: unreadable files stop the stage with one line naming the file. These were
+    skipped without a word (a FIFO is never opened: that would wait for a writer)."""
+    speech = own_folder(tmp_path, {"ok.wav": wav_bytes(utterance(0, 1.0, 16000), 16000)})
+    x = speech / "x.wav"
+    if kind == "loop":
+        x.symlink_to("x.wav")
+    elif kind == "dangling":
+        x.symlink_to("gone.wav")
+    elif kind == "fifo":
+        os.mkfifo(x)
+    elif kind == "device":
+        x.symlink_to("/dev/null")
+    else:
+        x.mkdir()
+    proc, _ = corpus_stage(tmp_path, timeout=60)
+    refused(proc, f"mine/speech/{message}")
+    assert not (tmp_path / "data/corpus").exists()

@@ -14,9 +14,12 @@ resamples what it uses. Names are prompts ("digits/1") or file names, so a split
 split by utterance.
 """
 
+import errno
 import io
+import math
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import urllib.parse
@@ -38,6 +41,11 @@ NOT_SPEECH_DIRS = ("silence/",)
 AUDIO_SUFFIXES = (".wav", ".flac", ".g722")
 SILENT_RMS = 1e-3  # an utterance quieter than this (RMS, full scale 1) is silent: -60 dBFS
 MIN_RATE = 8000  # Hz: below it there is no speech band to speak of
+AUDIO_FILES = (".wav", ".flac")  # what speech.folder's recordings are named (any case)
+# The mixer resamples a clip by up/down in lowest terms to data.sample_rate with resample_poly,
+# which designs a filter of 20 max(up, down) + 1 taps for every segment it mixes: the standard
+# rates' terms are a few hundred (44100 to 16000 is 160/441); an odd rate's (199999) millions.
+MAX_RATIO_TERM = 1 << 12
 CREDITS = """\
 # Attribution
 
@@ -271,22 +279,70 @@ def copyright_of(path) -> str:
     return next(iter(files.values()), b"").decode("utf-8", "replace")
 
 
-def folder_clips(folder: Path, what: str, min_seconds: float) -> dict:
-    """{file name without suffix: clip} of the WAV/FLAC files directly in folder."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".wav", ".flac"))
+def _entry_problem(p: Path) -> str | None:
+    """Why a folder entry named like a recording is not a file we can read as one, or None.
+    Asked of os.stat, which follows links, never of open(): opening a FIFO waits for a writer."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops"
+        if not p.exists() and p.is_symlink():
+            return f"a symbolic link to {os.readlink(p)}, which does not exist"
+        return f"not readable ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "a device file")
+    return f"{kind}, not a recording"
+
+
+def _rate_problem(rate: int, target: int) -> str | None:
+    g = math.gcd(int(rate), int(target))
+    up, down = target // g, int(rate) // g
+    if max(up, down) <= MAX_RATIO_TERM:
+        return None
+    return (
+        f"is at {rate} Hz, {up}/{down} of data.sample_rate ({target} Hz): mixing would design a "
+        f"{20 * max(up, down) + 1}-tap filter for every segment; resample it to a common rate first "
+        "(sox in.wav -r 48000 out.wav)"
+    )
+
+
+def folder_clips(folder: Path, what: str, min_seconds: float, sample_rate: int) -> dict:
+    """{file name without suffix: clip} of the WAV/FLAC files directly in folder. Every entry
+    named .wav or .flac (any case) is a recording, or stops the stage with one line: a link
+    that leads nowhere, a FIFO or a folder so named, two files of one name (u1.wav and
+    u1.flac: the split is by name, so one utterance twice could land in both splits), a rate
+    whose ratio to data.sample_rate needs a filter past MAX_RATIO_TERM."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_FILES)
+    for p in files:
+        if why := _entry_problem(p):
+            raise PipelineError(f"{p} is {why}; remove it from {folder} or put the recording there")
+    stems: dict[str, list[str]] = {}
+    for p in files:
+        stems.setdefault(p.stem, []).append(p.name)
+    if clash := next((names for names in stems.values() if len(names) > 1), None):
+        raise PipelineError(
+            f"{folder}: {', '.join(clash)} are one name ({Path(clash[0]).stem}) for {len(clash)} files, and a "
+            "recording is named by its file name without the suffix; rename or remove all but one"
+        )
     out = {}
     for p in files:
         audio, rate = read_audio(p, p)
+        if why := _rate_problem(rate, sample_rate):
+            raise PipelineError(f"{p} {why}")
         check_clip(audio, rate, p, min_seconds)
         out[p.stem] = _clip(audio, rate)
-    if not out and files == []:
+    if not out:
         raise PipelineError(f"{folder} holds no .wav or .flac files; put your {what} there")
     return out
 
 
-def from_folder(folder, min_seconds: float) -> dict:
+def from_folder(folder, min_seconds: float, sample_rate: int) -> dict:
     """The user's corpus: folder/speech/*.wav (clean utterances, one each) and, if present,
-    folder/noise/*.wav (their own noise, the kind "recorded")."""
+    folder/noise/*.wav (their own noise, the kind "recorded"), each at a rate the mixer can
+    bring to data.sample_rate (`sample_rate`) with a filter of bounded length."""
     folder = Path(folder).expanduser()
     if not folder.is_absolute() and os.environ.get("DVC_ROOT"):
         folder = Path(os.environ["DVC_ROOT"]) / folder
@@ -295,8 +351,9 @@ def from_folder(folder, min_seconds: float) -> dict:
             f"speech.folder: no folder {folder / 'speech'}; put your clean utterances (WAV, one each) there, or set "
             "speech.folder: null"
         )
-    corpus = {"speech": folder_clips(folder / "speech", "clean utterances", min_seconds)}
-    corpus["recorded"] = folder_clips(folder / "noise", "noise recordings", 1.0) if (folder / "noise").is_dir() else {}
+    corpus = {"speech": folder_clips(folder / "speech", "clean utterances", min_seconds, sample_rate)}
+    noise = folder / "noise"
+    corpus["recorded"] = folder_clips(noise, "noise recordings", 1.0, sample_rate) if noise.is_dir() else {}
     return corpus
 
 
