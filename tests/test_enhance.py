@@ -822,3 +822,49 @@ def test_the_speech_recipes_model_is_within_what_a_stream_allows():
     assert model.receptive_field * 10 < stream.MAX_CONTEXT
     p = denoiser.plan(model, 2, 1, 3)
     assert p.chunk * p.group * stream.floats_per_sample(model) <= 2 * denoiser.MODEL_FLOATS
+
+
+# ---- issue 38: --score in bounded memory, and only where there is speech ----
+
+
+@pytest.mark.slow
+def test_score_of_a_96k_8_channel_file_in_memory_that_does_not_grow_with_it(tmp_path):
+    """--score read the whole file at its rate and channels in float64, and DNSMOS stacked its
+    windows, nine times overlapping (96 kHz 8 channels: 30 s took 782 MB, without --score 400):
+    now blocks, channels averaged, 16 kHz mono, one window at a time. (The model is told it
+    was trained at 96 kHz, so enhance itself resamples nothing and takes little time.)"""
+    model = tampered(denoising_model(tmp_path), _set("audio", "sample_rate", 96000))
+    rng, peaks = np.random.default_rng(0), {}
+    for seconds in (1, 12):
+        src = tmp_path / f"array{seconds}.wav"
+        sf.write(src, rng.standard_normal((96000 * seconds, 8)) * 0.05, 96000, subtype="PCM_16")
+        proc, peaks[seconds] = enhanced(tmp_path, src, model, "--score")
+        assert proc.returncode == 0, proc.stderr
+        assert re.search(rf"array{seconds}\.wav: DNSMOS SIG \d\.\d\d -> \d\.\d\d", proc.stderr), proc.stderr
+    print(f"96 kHz x 8 channels with --score: peak RSS {peaks[1]:.0f} MiB for 1 s, {peaks[12]:.0f} MiB for 12 s")
+    assert peaks[12] < peaks[1] + 24
+
+
+def test_score_says_why_there_is_none_for_no_speech_and_keeps_to_the_scale(tmp_path, capsys, monkeypatch):
+    """One sample was tiled into 9 s of DC and scored, and silence too: no score, and the line
+    says why; a score past DNSMOS's 1-5 scale is printed at its end and named with its value."""
+    model = denoising_model(tmp_path)
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "one.wav", np.array([0.5]), 32000, subtype="PCM_16")
+    sf.write(tmp_path / "in" / "quiet.wav", np.zeros(64000), 32000, subtype="PCM_16")
+    sf.write(tmp_path / "in" / "talk.wav", speech_at(32000, 1.5, 1)[0], 32000, subtype="PCM_16")
+    ins = [str(tmp_path / "in" / n) for n in ("one.wav", "quiet.wav")]
+    assert cli.enhance([*ins, "-o", str(tmp_path / "out"), "-m", str(model), "--score"]) == 0
+    err = capsys.readouterr().err
+    assert "one.wav: no DNSMOS score: the input lasts 0.000 s, shorter than the 1 s scored" in err
+    assert "quiet.wav: no DNSMOS score: the input is silent (RMS 0 of full scale)" in err
+    assert "DNSMOS SIG" not in err and sf.info(str(tmp_path / "out" / "one.wav")).frames == 1
+    from cnn_denoise.scoring import perceptual
+
+    monkeypatch.setattr(perceptual, "dnsmos", lambda audio, rate: {"sig": 3.2, "bak": 5.3, "ovrl": 0.87})
+    cli.enhance([str(tmp_path / "in" / "talk.wav"), "-o", str(tmp_path / "out2"), "-m", str(model), "--score"])
+    line = [x for x in capsys.readouterr().err.splitlines() if "DNSMOS" in x][0]
+    assert line == (
+        "talk.wav: DNSMOS SIG 3.20 -> 3.20  BAK 5.00 -> 5.00  OVRL 1.00 -> 1.00; outside DNSMOS's 1-5 scale, "
+        "shown at its end: BAK before 5.30, BAK after 5.30, OVRL before 0.87, OVRL after 0.87"
+    )

@@ -1,21 +1,95 @@
-"""`enhance --score`: DNSMOS of a file before and after."""
+"""`enhance --score`: DNSMOS of a file before and after, in memory bounded whatever its rate,
+channel count or length, and only where there is speech to score.
 
+A file is read in blocks, each block's channels averaged, and resampled to DNSMOS's 16 kHz in
+blocks (denoiser.resampled_blocks: the same samples as the whole at once), so what is held is
+its first SCORED_SECONDS as 16 kHz mono float32, never the file at its own rate and channels
+(a 96 kHz 8-channel file once took 48 times that, twice over); DNSMOS then scores its windows
+one at a time.
+
+DNSMOS fills its 9.01 s window by repeating a shorter signal, so a file of one sample was
+scored as 9 s of DC, and a silent one as if it were speech: a file under MIN_SECONDS or quieter
+than SILENT_RMS gets no score, and the line says why. DNSMOS's scale is 1-5 but its calibration
+polynomial can land outside it: a score past an end is printed at that end and the line says
+which scores were, and their values.
+"""
+
+import math
 from pathlib import Path
 
-SCORED_SECONDS = 600  # --score rates at most a recording's first ten minutes (DNSMOS holds them in memory)
+import numpy as np
+
+from cnn_denoise.common.errors import PipelineError
+
+SCORED_SECONDS = 600  # --score rates at most a recording's first ten minutes
+MIN_SECONDS = 1.0  # shorter files are not scored: DNSMOS would hear them repeated to 9 s
+SILENT_RMS = 1e-3  # quieter files (RMS, full scale 1: -60 dBFS) are not scored: no speech in them
+READ = 1 << 16  # frames read at once
+RATE = 16000  # Hz: DNSMOS's
+
+
+def mono_16k(path: Path) -> np.ndarray:
+    """The file's first SCORED_SECONDS, channels averaged, at 16 kHz (float32), read in blocks."""
+    import soundfile as sf
+
+    from cnn_denoise.enhance import policy
+    from cnn_denoise.enhance.denoiser import Window, resampled_blocks
+
+    info = sf.info(str(path))
+    total = min(info.frames, SCORED_SECONDS * info.samplerate)
+    up, down = policy.ratio(info.samplerate, RATE, str(path))
+
+    def blocks():
+        done = 0
+        with sf.SoundFile(str(path)) as f:
+            while done < total:
+                block = f.read(min(READ, total - done), dtype="float64", always_2d=True)
+                if len(block) == 0:  # fewer frames than the header said (an MP3's estimate): silence
+                    block = np.zeros((min(READ, total - done), 1))
+                done += len(block)
+                yield block.mean(axis=1)[None]
+
+    out = np.empty(-(-total * up // down), dtype=np.float32)
+    at = 0
+    for y in resampled_blocks(Window(blocks(), 1), total, up, down):
+        out[at : at + y.shape[-1]] = y[0]
+        at += y.shape[-1]
+    return out[:at]
+
+
+def unscorable(audio: np.ndarray) -> str | None:
+    """Why a 16 kHz signal holds no speech DNSMOS could score, or None."""
+    seconds = len(audio) / RATE
+    if seconds < MIN_SECONDS:
+        return f"lasts {seconds:.3f} s, shorter than the {MIN_SECONDS:g} s scored (DNSMOS would hear it repeated)"
+    rms = math.sqrt(float(np.mean(np.square(audio, dtype=np.float64))))
+    if rms < SILENT_RMS:
+        return f"is silent (RMS {rms:.2g} of full scale)"
+    return None
 
 
 def score_line(src: Path, dst: Path) -> str:
-    """DNSMOS before and after, for one file (its first SCORED_SECONDS, channels averaged)."""
-    import soundfile as sf
-
+    """DNSMOS before and after, for one file (its first SCORED_SECONDS, channels averaged), or
+    why it has none."""
     from cnn_denoise.scoring.perceptual import dnsmos
 
-    def rate(path):
-        info = sf.info(str(path))
-        x, sr = sf.read(str(path), frames=min(info.frames, SCORED_SECONDS * info.samplerate), always_2d=True)
-        return dnsmos(x.mean(axis=1), sr)
-
-    before, after = rate(src), rate(dst)
-    cells = "  ".join(f"{k.upper()} {before[k]:.2f} -> {after[k]:.2f}" for k in ("sig", "bak", "ovrl"))
-    return f"{src.name}: DNSMOS {cells}"
+    scores = {}
+    for side, path in (("input", src), ("output", dst)):
+        try:
+            audio = mono_16k(path)
+        except PipelineError as exc:
+            return f"{src.name}: no DNSMOS score: {exc}"
+        if why := unscorable(audio):
+            return f"{src.name}: no DNSMOS score: the {side} {why}"
+        scores[side] = dnsmos(audio, RATE)
+    cells, outside = [], []
+    for key in ("sig", "bak", "ovrl"):
+        shown = []
+        for side in ("input", "output"):
+            value = scores[side][key]
+            if not 1 <= value <= 5:
+                outside.append(f"{key.upper()} {'before' if side == 'input' else 'after'} {value:.2f}")
+            shown.append(min(5.0, max(1.0, value)))
+        cells.append(f"{key.upper()} {shown[0]:.2f} -> {shown[1]:.2f}")
+    note = f"; outside DNSMOS's 1-5 scale, shown at its end: {', '.join(outside)}" if outside else ""
+    return f"{src.name}: DNSMOS {'  '.join(cells)}{note}"

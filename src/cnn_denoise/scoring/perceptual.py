@@ -63,22 +63,23 @@ def _session():
     options.intra_op_num_threads = 1  # one core: stages share the machine (and make test runs one per core)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False  # the arena keeps its peak: more memory, no faster here
     model = importlib.resources.files("speechmos") / "dnsmos_models" / "sig_bak_ovr.onnx"
     with importlib.resources.as_file(model) as path:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _windows(audio: np.ndarray, hop: float) -> np.ndarray:
+def _windows(audio: np.ndarray, hop: float):
     """The 9.01 s windows DNSMOS scores, `hop` seconds apart, of 16 kHz audio (repeated to one
-    window's length when shorter)."""
+    window's length when shorter), one at a time: a second apart they overlap nine times over."""
     length = int(DNSMOS_SECONDS * PESQ_RATE)
     if len(audio) < length:
         audio = np.resize(audio, length)  # np.resize repeats the signal
-    starts = range(0, len(audio) - length + 1, int(hop * PESQ_RATE))
-    return np.stack([audio[s : s + length] for s in starts]).astype(np.float32)
+    for s in range(0, len(audio) - length + 1, int(hop * PESQ_RATE)):
+        yield audio[s : s + length].astype(np.float32)
 
 
-def _score(windows: np.ndarray) -> dict:
+def _score(windows) -> dict:
     raw = np.concatenate([_session().run(None, {"input_1": w[None]})[0] for w in windows])
     return {
         name: float(np.mean(np.polyval(_CALIBRATION[name], raw[:, i]))) for i, name in enumerate(("sig", "bak", "ovrl"))
@@ -88,7 +89,9 @@ def _score(windows: np.ndarray) -> dict:
 def dnsmos(signal, rate: int) -> dict:
     """DNSMOS P.835 of one recording (1-D, any rate): {"sig", "bak", "ovrl"} on the 1-5 scale,
     the means over its 9.01 s windows one second apart (as speechmos scores a file)."""
-    audio = to_16k(signal, rate)
+    audio = np.asarray(signal)
+    if rate != PESQ_RATE or audio.dtype != np.float32:  # 16 kHz float32 (enhance --score's) is used as it is
+        audio = to_16k(audio, rate)
     if not np.all(np.isfinite(audio)):
         raise ValueError("dnsmos: the signal holds NaN or infinite values")
     peak = np.max(np.abs(audio)) if len(audio) else 0.0
