@@ -92,7 +92,7 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
 
     repo, env = make_project(tmp_path)  # committed, nothing run yet: the experiment runs every stage
     ran_it = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate"], repo, env)
-    assert "+ dvc exp run -n linear-gate" in ran_it.stderr and "train.init=linear" in ran_it.stderr
+    assert "+ dvc exp run --temp -n linear-gate" in ran_it.stderr and "train.init=linear" in ran_it.stderr
     metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
     epochs = yaml.safe_load((repo / "recipes" / "linear-gate.yaml").read_text())["params"]["train.epochs"]
@@ -118,9 +118,9 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
 
     # run again (shown by --dry-run, which names what a run would take): a new experiment, not DVC's conflict
     again = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--dry-run"], repo, env)
-    assert "+ dvc exp run -n linear-gate-2" in again.stderr
+    assert "+ dvc exp run --temp -n linear-gate-2" in again.stderr
     forced = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate", "--force", "--dry-run"], repo, env)
-    assert "+ dvc exp run -f -n linear-gate " in forced.stderr
+    assert "+ dvc exp run --temp -f -n linear-gate " in forced.stderr
 
 
 def test_temp_experiment_first_in_a_fresh_clone_keeps_its_model(tmp_path):

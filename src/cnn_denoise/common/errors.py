@@ -18,6 +18,25 @@ STAGE_INTERRUPTED = "outputs left as they were, run dvc repro again"
 STAGE_OUT_OF_MEMORY = "use smaller data or params (data.synthetic, train.batch_size)"
 
 
+def in_experiment() -> str | None:
+    """What a stage stopped inside `dvc exp run` says instead of STAGE_INTERRUPTED (dvc repro
+    would train the experiment's params in the workspace), or None outside one. DVC_EXP_NAME and
+    DVC_ROOT are DVC's: the experiment, and the workspace it was started from."""
+    import os
+    from pathlib import Path
+
+    name = os.environ.get("DVC_EXP_NAME")
+    if not name:
+        return None
+    root = os.environ.get("DVC_ROOT")
+    if root and Path(root).resolve() != Path.cwd().resolve():
+        return f"experiment {name} stops in its temporary copy; the command that started it says what comes next"
+    return (
+        f"experiment {name} stopped; params.yaml holds its -S values and the outputs are part-made: the same dvc "
+        "exp run goes on, git checkout params.yaml dvc.lock && dvc checkout goes back"
+    )
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -61,7 +80,8 @@ def run_stage(
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
-        print(f"error: interrupted; {interrupted}", file=sys.stderr)
+        told = in_experiment() if interrupted == STAGE_INTERRUPTED else None
+        print(f"error: interrupted; {told or interrupted}", file=sys.stderr)
         code = 130
     except OSError as exc:  # a folder that is read-only or full, a file that vanished
         where = f" {exc.filename}" if exc.filename else ""

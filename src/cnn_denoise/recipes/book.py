@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from cnn_denoise.common import safeyaml
 from cnn_denoise.common.errors import PipelineError, first_line, run_stage
 from cnn_denoise.config import params
-from cnn_denoise.recipes import sweep
+from cnn_denoise.recipes import single, sweep, workspace
 
 FOLDER = "recipes"
 
@@ -205,14 +205,13 @@ def set_args(overrides: dict) -> list[str]:
     return args
 
 
-def commands(variants: list[Variant], temp: bool = False, force: bool = False) -> list[list[str]]:
-    """One `dvc exp run` per variant (`force` replaces an experiment of the same name): a single
-    experiment in the workspace, or with `temp` in a copy that leaves the workspace as it is; a
-    sweep's always in copies, run from one warm process (warm.py). Copies see only the files git tracks."""
-    temp = temp or len(variants) > 1
+def commands(variants: list[Variant], force: bool = False) -> list[list[str]]:
+    """One `dvc exp run --temp` per variant (`force` replaces an experiment of the same name), each
+    in a copy that leaves the workspace as it is while it runs: a single experiment is brought in
+    once it has finished (single.py), a sweep's run from one warm process (sweep.py). Copies see
+    only the files git tracks, with the workspace's uncommitted changes to them."""
     return [
-        ["dvc", "exp", "run", *(["--temp"] if temp else []), *(["-f"] if force else []), "-n", v.name]
-        + set_args(v.overrides)
+        ["dvc", "exp", "run", "--temp", *(["-f"] if force else []), "-n", v.name] + set_args(v.overrides)
         for v in variants
     ]
 
@@ -257,7 +256,9 @@ def main(argv=None) -> int:
     )
     run.add_argument("-j", "--jobs", type=int, default=2, help="experiments of a sweep run at once (default 2)")
     run.add_argument(
-        "--temp", action="store_true", help="run a single experiment in a copy, leaving the workspace as it is"
+        "--temp",
+        action="store_true",
+        help="leave a single experiment out of the workspace once it has finished (dvc exp apply NAME brings it in)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     run.add_argument(
@@ -275,24 +276,45 @@ def main(argv=None) -> int:
     if not args.force:  # a dry run shows the name a run would take
         taken = existing_experiments()
         variants = [v._replace(name=fresh_name(v.name, taken)) for v in variants]
-    cmds = commands(variants, args.temp, args.force)
+    cmds = commands(variants, args.force)
     for cmd in cmds:
         print("+ " + shlex.join(cmd), file=sys.stderr)
     if args.dry_run:
         return 0
+    again = command_again(sys.argv[1:] if argv is None else argv)
     if len(cmds) > 1:
         share_cores(args.jobs)
-        return sweep.sweep([(v.name, cmd[4:]) for v, cmd in zip(variants, cmds, strict=True)], args.jobs)
-    if subprocess.run(cmds[0]).returncode != 0:
-        return 1
-    register(variants[0].name, args.name)
-    if not args.temp:
-        print(
-            f"the workspace now holds experiment {variants[0].name} (params.yaml, dvc.lock, metrics/, models/); "
-            "back to the committed setup: git checkout HEAD -- params.yaml dvc.lock metrics && dvc checkout",
-            file=sys.stderr,
-        )
-    return 0
+        snap = workspace.Snapshot.take()
+        try:
+            code = sweep.sweep([(v.name, cmd[4:]) for v, cmd in zip(variants, cmds, strict=True)], args.jobs)
+        except KeyboardInterrupt:
+            state = workspace.put_back(snap)
+            print(
+                f"error: interrupted; experiments that finished are kept (make exps); {state}; "
+                f"to run the others: {again}",
+                file=sys.stderr,
+            )
+            return 130
+        if code and snap.changes():  # an experiment killed while DVC was stashing it in the workspace
+            print(f"sweep: {workspace.put_back(snap)}", file=sys.stderr)
+        return code
+    return single.run(variants[0].name, args.name, cmds[0][4:], args.temp, again)
+
+
+def command_again(argv: list[str]) -> str:
+    """The command that runs what was asked again, as the person typed it: `make recipe NAME=...`
+    under make (MAKELEVEL), else `python -m cnn_denoise.recipes ...`."""
+    if os.environ.get("MAKELEVEL") and argv[:1] == ["run"] and len(argv) > 1:
+        rest, sets, force = argv[2:], [], False
+        while rest:
+            item = rest.pop(0)
+            if item in ("-S", "--set") and rest:
+                sets.append(rest.pop(0))
+            elif item in ("-f", "--force"):
+                force = True
+        target = "make sweep" if argv[1] == "sweep" else f"make recipe NAME={shlex.quote(argv[1])}"
+        return target + (" FORCE=1" if force else "") + (f" SET={shlex.quote(' '.join(sets))}" if sets else "")
+    return shlex.join(["python", "-m", "cnn_denoise.recipes", *argv])
 
 
 def share_cores(jobs: int) -> None:
@@ -317,21 +339,10 @@ def fresh_name(name: str, taken: set[str]) -> str:
     return next(f"{name}-{i}" for i in range(2, len(taken) + 3) if f"{name}-{i}" not in taken)
 
 
-def register(run: str, recipe: str) -> None:
-    """models:/cnn-denoise@<recipe> -> the model the recipe's experiment `run` trained (when tracked)."""
-    from cnn_denoise import tracking
-
-    def alias():
-        version = tracking.promote(run, recipe)
-        print(f"models:/{tracking.REGISTERED_MODEL}@{recipe} is version {version} (experiment {run})", file=sys.stderr)
-
-    tracking.guarded(f"registering {run} as @{recipe}", alias)
-
-
 def cli(argv=None) -> None:
     """`python -m cnn_denoise.recipes`: main() with one-line errors, told in a recipe user's terms."""
     run_stage(
         lambda: main(argv),
-        interrupted="experiments that finished are kept (make exps); run it again for the others",
+        interrupted="no experiment had started and the workspace is as it was; run the same command again",
         out_of_memory="a recipe or params.yaml may be too large to read; check the files in recipes/",
     )

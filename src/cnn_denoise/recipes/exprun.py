@@ -11,9 +11,14 @@ takes the entry named NAME, once. The search's workers run their trials this way
     python -m cnn_denoise.recipes.exprun exp run --temp -n NAME [-S key=value ...]
 """
 
+import contextlib
+import os
 import sys
+from pathlib import Path
 
 from cnn_denoise.recipes import runcache
+
+NOTE = "CNN_DENOISE_EXP_DIR_NOTE"  # a file to write the temporary copy's folder into (single.py)
 
 
 def _name(argv: list[str]) -> str | None:
@@ -54,6 +59,9 @@ def own_entry_only(name: str) -> None:
         )
         # init_executor drops the entry by its own rev (under DVC's lock), so others' stay
         executor = self.init_executor(self.repo.experiments, queued, TempDirExecutor, wdir=self._standalone_tmp_dir)
+        if note := os.environ.get(NOTE):  # single.py removes the copy if this process is killed
+            with contextlib.suppress(OSError):
+                Path(note).write_text(executor.root_dir)
         return QueueGetResult(queued, executor)
 
     TempDirQueue.get = get

@@ -2,12 +2,13 @@
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 
-from cnn_denoise.recipes import book
+from cnn_denoise.recipes import book, workspace
 from cnn_denoise.tune.parents import parent_run, tracking_on
 from cnn_denoise.tune.report import best_trial, exp_name, table
 from cnn_denoise.tune.space import load, redact
@@ -46,6 +47,7 @@ def run(args) -> int:
     )
     forward = [args.name, "--storage", url, "--study", name, *sum((["-S", s] for s in args.set), [])]
     forward += ["--remote", remote or ""]
+    snap = workspace.Snapshot.take()  # each trial's `dvc exp run --temp` stashes itself through the workspace
     procs = _start_workers(forward, workers)
     lost = []
     try:
@@ -63,13 +65,24 @@ def run(args) -> int:
                         file=sys.stderr,
                     )
             time.sleep(0.5)
-    except BaseException:
+    except BaseException as exc:
         _stop(procs)
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=30)
         _stop(procs, signal.SIGKILL)
-        raise
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
+        with contextlib.suppress(Exception):
+            reap(reload_study(study))  # the stopped trials are FAILED now, not RUNNING
+        print(
+            f"error: interrupted; trials that finished are kept in study {name} (make tune-report); "
+            f"{workspace.put_back(snap)}; to go on with the budget: {_again(args)}",
+            file=sys.stderr,
+        )
+        return 130
+    if any(p.returncode for p in procs) and snap.changes():  # a worker killed while DVC stashed its trial
+        print(f"tune: {workspace.put_back(snap)}", file=sys.stderr)
     for p in procs:
         if p.returncode < 0 and p not in lost:
             lost.append(p)
@@ -90,6 +103,16 @@ def run(args) -> int:
         print(f"best: {exp_name(study, best)}; make tune-promote NAME={args.name}", file=sys.stderr)
     failed = [p.returncode for p in procs if p.returncode]
     return 1 if failed else 0
+
+
+def _again(args) -> str:
+    """The command that goes on with the study: `make tune` under make, else this module's (the
+    storage left out: it may hold a password; $OPTUNA_STORAGE or --storage names it again)."""
+    if os.environ.get("MAKELEVEL"):
+        return f"make tune NAME={shlex.quote(args.name)} WORKERS={args.workers}"
+    argv = ["python", "-m", "cnn_denoise.tune", "run", args.name, "--workers", str(args.workers)]
+    argv += ["--study", args.study] if args.study else []
+    return shlex.join(argv + [a for s in args.set for a in ("-S", s)])
 
 
 def _record_best(study) -> None:
