@@ -129,7 +129,7 @@ def test_a_stopped_recipe_leaves_the_workspace_as_it_was(tmp_path, when, how):
     last = ran.stderr.strip().splitlines()[-1]
     assert ran.returncode == (1 if how == "KILL" else 130), ran.stderr
     assert last.startswith("error: ") and "the workspace is as it was (branch master at" in last, ran.stderr
-    assert last.endswith(f"python -m cnn_denoise.recipes run tiny"), last
+    assert last.endswith("python -m cnn_denoise.recipes run tiny"), last
     assert "Traceback" not in ran.stderr and "dvc repro again" not in ran.stderr
     copies = tmp_path / ".dvc" / "tmp" / "exps" / "standalone"
     left = [p for p in copies.glob("tmp*") if p.is_dir()] if copies.is_dir() else []
