@@ -2,6 +2,7 @@
 (DVC's own would take whichever stash entry came first: the same one twice, or another's)."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,3 +94,24 @@ def test_three_started_together_each_hold_their_own_params(tmp_path):
         assert proc.returncode == 0, out
     assert [_seen(tmp_path, f"e{x}") for x in (1, 2, 3)] == [{"x": 1}, {"x": 2}, {"x": 3}]
     assert _stashed(tmp_path) == []  # every entry taken once
+
+
+def test_a_key_params_yaml_lacks_is_refused_before_dvc_writes_it(tmp_path, monkeypatch, capsys):
+    """`-S train.epoch=5` (or DVC's own advice, `+train.epoch=5`): one line naming the closest
+    key, exit 1, and params.yaml byte for byte as it was (DVC would have written the key into it);
+    keys of a params.yaml that is not this project's are left to DVC."""
+    from helpers import REPO
+
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    before = (tmp_path / "params.yaml").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for item in ("train.epoch=5", "+train.epoch=5", "params.yaml:train.epoch=5"):
+        assert exprun.main(["exp", "run", "--temp", "-n", "e", "-S", "train.lr=0.1", "-S", item]) == 1
+        assert capsys.readouterr().err == (
+            "error: -S train.epoch: not a key of params.yaml (nothing ran; params.yaml is as it was); "
+            "did you mean train.epochs?\n"
+        ).replace("-S train.epoch", f"-S {item.split('=')[0].split(':')[-1]}")
+    assert (tmp_path / "params.yaml").read_bytes() == before
+    assert exprun.unknown_set_key(["exp", "run", "-S", "other.yaml:anything=1", "-S", "train.epochs=2"]) is None
+    (tmp_path / "params.yaml").write_text("x: 0\n")
+    assert exprun.unknown_set_key(["exp", "run", "-S", "x=1"]) is None

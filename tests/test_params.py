@@ -42,7 +42,6 @@ def edit(tmp_path, change):
         (lambda p: p["train"].update(ema=1.0), r"train\.ema: Input should be less than 1"),
         (lambda p: p["train"].update(history="epochs"), r"train\.history: Input should be 'set' or 'batches'"),
         (lambda p: p["train"].pop("seed"), r"train\.seed: Field required"),
-        (lambda p: p["train"].update(momentum=0.9), r"train\.momentum: Extra inputs are not permitted"),
         (lambda p: p["model"].update(features=[2, 5, 1]), r"model: features must start and end with 1"),
         (lambda p: p["model"].update(features=[1, 5, 5, 1]), r"model: features needs len\(taps\) \+ 1 = 3"),
         (lambda p: p["model"].update(taps=[40, 0]), r"model\.taps\.1: Input should be greater than or equal to 1"),
@@ -181,3 +180,44 @@ def test_params_that_are_not_utf8(tmp_path):
 def test_speech_mistakes_are_named(tmp_path, change, message):
     with pytest.raises(PipelineError, match=message):
         params.load(edit(tmp_path, change))
+
+
+@pytest.mark.parametrize(
+    "key, closest",
+    [("train.epoch", "train.epochs"), ("model.tap", "model.taps"), ("evaluate.set", "evaluate.sets"),
+     ("data.synthetic.pair", "data.synthetic.pairs")],
+)  # fmt: skip
+def test_a_typo_names_the_closest_key(tmp_path, monkeypatch, key, closest):
+    """A key the schema does not have (`dvc exp run -S +train.epoch=5`, DVC's own advice for a
+    typo, writes one) names the closest key, and how to take it out: by hand, with git checkout
+    after a workspace experiment, or in the -S of one that runs in a copy."""
+    for var in ("DVC_EXP_NAME", "DVC_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    *parents, last = key.split(".")
+
+    def add(p):
+        node = p
+        for part in parents:
+            node = node[part]
+        node[last] = 5
+
+    path = edit(tmp_path, add)
+    with pytest.raises(PipelineError) as err:
+        params.load(path)
+    assert str(err.value) == (
+        f"{path}: {key} is not a key of params.yaml (did you mean {closest}?); "
+        "remove it from params.yaml (git checkout params.yaml puts back the committed file)"
+    )
+    monkeypatch.setenv("DVC_EXP_NAME", "e")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    with pytest.raises(PipelineError, match=r"dvc exp run -S wrote it into params.yaml: git checkout params.yaml"):
+        params.load(path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "elsewhere"))
+    with pytest.raises(PipelineError, match=rf"fix the -S {key}=\.\.\. that started this experiment$"):
+        params.load(path)
+    assert params.unknown_key(key, yaml.safe_load((REPO / "params.yaml").read_text())).endswith(f"{closest}?")
+    assert (
+        params.unknown_key("+" + closest, None) is None
+        and params.unknown_key("model.taps.0", {"model": {"taps": [1]}}) is None
+    )

@@ -364,3 +364,23 @@ def test_out_of_memory_is_told_in_recipe_terms(tmp_path, monkeypatch, capsys):
     assert (
         err == "error: out of memory; a recipe or params.yaml may be too large to read; check the files in recipes/\n"
     )
+
+
+def test_a_set_key_params_yaml_lacks_is_refused_before_dvc_runs(tmp_path, monkeypatch, capsys):
+    """`recipes run NAME -S train.epoch=5` (make recipe SET=...): one line with the closest key,
+    exit 1, nothing run, params.yaml as it was; a recipe's own typo names the closest key too."""
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "recipes" / "typo.yaml").write_text("description: x\nparams: {model.tap: [9]}\n")
+    before = (tmp_path / "params.yaml").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(book.subprocess, "run", None)  # nothing may reach DVC
+    for argv, line in (
+        (["run", "linear-gate", "-S", "train.epoch=5"], "-S train.epoch: not a key of params.yaml (nothing ran; "
+         "params.yaml is as it was); did you mean train.epochs?"),
+        (["run", "typo"], "recipe key 'model.tap' is not in params.yaml; did you mean model.taps?"),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
+            book.cli(argv)
+        assert exited.value.code == 1 and capsys.readouterr().err == f"error: {line}\n"
+    assert (tmp_path / "params.yaml").read_bytes() == before

@@ -288,3 +288,24 @@ def test_a_moving_average_of_the_weights_is_torchs_ema():
         torch.testing.assert_close(v, oracle.module.state_dict()[k], rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(fitted[0.0].state_dict()[k], live.state_dict()[k], rtol=1e-5, atol=1e-7)
     assert not torch.allclose(fitted[0.8].state_dict()["layers.0.H"], live.state_dict()["layers.0.H"], rtol=1e-3)
+
+
+def test_a_log_gets_a_line_per_epoch_at_most_one_a_minute(capsys, monkeypatch):
+    """stderr that is not a terminal (a log, DVC's queue) gets lines, not tqdm's bar (which draws
+    nothing there): the first and last epoch, the ones between a minute apart, and within an
+    epoch that takes longer, its batches a minute apart."""
+    from cnn_denoise.training import progress
+
+    settings = train_settings(lr=0.5, batch_size=8, epochs=3, seed=0)
+    history = fit(cnn.build(model_settings([5], [1, 1], "linear"), seed=0), toy(), toy(seed=1), settings)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["train: epoch 1/3", "train: epoch 3/3"], lines
+    assert f"test L1 {history[-1]['test_l1']:.3e}" in lines[-1] and lines[-1].endswith("so far")
+    monkeypatch.setattr(progress, "EVERY", 0.0)  # every line is due at once
+    fit(cnn.build(model_settings([5], [1, 1], "linear"), seed=0), toy(), toy(seed=1), settings)
+    lines = [line.split(",")[:2] for line in capsys.readouterr().err.splitlines()]
+    batches = [["train: epoch 1/3", f" batch {b}/3"] for b in (1, 2)]  # 24 recordings, batches of 8
+    assert lines[:3] == [*batches, ["train: epoch 1/3", " train L1 " + lines[2][1].split()[-1]]], lines
+    assert len(lines) == 9 and not any("bar" in str(line) for line in lines)
+    fit(cnn.build(model_settings([5], [1, 1], "linear"), seed=0), toy(), toy(seed=1), settings, progress=False)
+    assert capsys.readouterr().err == ""

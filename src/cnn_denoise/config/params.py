@@ -4,9 +4,11 @@ Every stage validates the whole file (so a typo fails the first stage, not the l
 then reads only the keys that dvc.yaml declares for it.
 """
 
+import difflib
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -275,6 +277,58 @@ def one_line(err: ValidationError) -> str:
     return f"{key + ': ' if key else ''}{msg}{got}{more}"
 
 
+def schema_keys(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
+    """Every dotted key the schema names (sections and values): train, train.epochs, ..."""
+    out = []
+    for name, info in (model or Params).model_fields.items():
+        out.append(prefix + name)
+        nested = [a for a in (info.annotation, *get_args(info.annotation)) if isinstance(a, type)]
+        for sub in (a for a in nested if issubclass(a, BaseModel)):
+            out += schema_keys(sub, f"{prefix}{name}.")
+    return out
+
+
+def closest_key(key: str, tree: dict | None = None) -> tuple[bool, str | None]:
+    """Whether `key` (dotted; DVC's -S prefixes + ++ ~ dropped) names a section or a value of
+    params.yaml (`tree`), or an item of a list value (model.taps.0); and if not, the closest key
+    that does (difflib), or None."""
+    key, values = key.lstrip("+~"), flatten(tree or {})
+    known = set(schema_keys()) | set(values)
+    lists = [k for k, v in values.items() if isinstance(v, list)]
+    if key in known or any(key.startswith(k + ".") for k in lists):
+        return True, None
+    return False, nearest(key, known)
+
+
+def nearest(key: str, known) -> str | None:
+    """The key of `known` closest to `key` as difflib measures it, if any is close."""
+    close = difflib.get_close_matches(key, sorted(set(known) - {key}), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_key(key: str, tree: dict | None = None) -> str | None:
+    """None for a key of params.yaml, else "train.epoch is not a key of params.yaml; did you mean
+    train.epochs?" (closest_key)."""
+    ok, close = closest_key(key, tree)
+    if ok:
+        return None
+    return f"{key.lstrip('+~')} is not a key of params.yaml" + (f"; did you mean {close}?" if close else "")
+
+
+def _typo_fix(path: Path, key: str) -> str:
+    """How to take a key that is no param out of params.yaml: by hand, or, when `dvc exp run -S`
+    wrote it into the workspace (DVC_EXP_NAME set, DVC_ROOT here), git checkout."""
+    root = os.environ.get("DVC_ROOT")
+    if os.environ.get("DVC_EXP_NAME") and root and Path(root).resolve() != Path.cwd().resolve():
+        return f"fix the -S {key}=... that started this experiment"  # a copy: the workspace is not touched
+    if os.environ.get("DVC_EXP_NAME"):
+        return (
+            f"dvc exp run -S wrote it into {path.name}: git checkout {path.name} metrics && dvc checkout "
+            "puts the workspace back"
+        )
+    return f"remove it from {path.name} (git checkout {path.name} puts back the committed file)"
+
+
 def load(path="params.yaml") -> Params:
     """Read and validate params.yaml; raise PipelineError naming the key on any problem."""
     path = Path(path)
@@ -289,6 +343,12 @@ def load(path="params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
+        typos = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if typos:  # a key the schema does not have, in a file that holds it: the nearest of the others
+            key = ".".join(map(str, typos[0]["loc"]))
+            close = nearest(key, set(schema_keys()) | set(flatten(raw)))
+            near = f" (did you mean {close}?)" if close else ""
+            raise PipelineError(f"{path}: {key} is not a key of params.yaml{near}; {_typo_fix(path, key)}") from None
         raise PipelineError(f"{path}: {one_line(exc)}; fix it in {path.name}") from None
 
 

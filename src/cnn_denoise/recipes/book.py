@@ -92,19 +92,18 @@ def _read(name: str, root, seen=()) -> dict:
 
 
 def set_dotted(tree: dict, overrides: dict) -> dict:
-    """A copy of the nested `tree` with dotted keys replaced: {"a.b": 1} sets tree["a"]["b"]."""
+    """A copy of the nested `tree` with dotted keys replaced: {"a.b": 1} sets tree["a"]["b"]. A key
+    params.yaml does not have is refused, naming the closest one it has."""
     out = copy.deepcopy(tree)
     for dotted, value in overrides.items():
         *parents, key = dotted.split(".")
         node = out
         for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise PipelineError(
-                    f"recipe key {dotted!r}: params.yaml has no section {part!r}; use params.yaml's dotted names"
-                )
-            node = node[part]
-        if key not in node:
-            raise PipelineError(f"recipe key {dotted!r} is not in params.yaml; use params.yaml's dotted names")
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or key not in node:
+            close = params.closest_key(dotted, tree)[1]
+            fix = f"did you mean {close}?" if close else "use params.yaml's dotted names"
+            raise PipelineError(f"recipe key {dotted!r} is not in params.yaml; {fix}")
         node[key] = value
     return out
 
@@ -128,6 +127,11 @@ def load(name: str, root=None, extra: dict | None = None) -> list[Variant]:
                 f"params.yaml: {key} writes ${{...}}, which dvc exp run -S (every recipe) reads as an interpolation "
                 "and fails on; write a variable as $NAME, not ${NAME}"
             )
+    for key in extra or {}:  # before DVC, which would write it into params.yaml
+        ok, close = params.closest_key(key, base)
+        if not ok:
+            fix = f"did you mean {close}?" if close else "use params.yaml's dotted names"
+            raise PipelineError(f"-S {key}: not a key of params.yaml (nothing ran; params.yaml is as it was); {fix}")
     out = []
     for v in variants:
         overrides = {**v.overrides, **(extra or {})}

@@ -30,6 +30,35 @@ def _name(argv: list[str]) -> str | None:
     return None
 
 
+def unknown_set_key(argv: list[str]) -> str | None:
+    """The first -S/--set-param of argv whose key params.yaml does not have, told with the closest
+    key, before DVC writes it into params.yaml (its own advice is `+key`, which the schema then
+    refuses in the first stage); None when all are keys, and for a params.yaml that is not this
+    project's or other files' keys (-S file.yaml:key=...)."""
+    from cnn_denoise.common import safeyaml
+    from cnn_denoise.config import params
+
+    items = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-S", "--set-param")]
+    items += [a.split("=", 1)[1] for a in argv if a.startswith("--set-param=")]
+    tree = None
+    for item in items:
+        where, colon, rest = item.partition(":")
+        if colon and "=" not in where:  # file:key=value
+            if where != "params.yaml":
+                continue
+            item = rest
+        key = item.partition("=")[0]
+        if tree is None:
+            tree = safeyaml.read(Path("params.yaml")) if Path("params.yaml").is_file() else {}
+        if not isinstance(tree, dict) or set(tree) != set(params.Params.model_fields):
+            return None  # not this project's params.yaml: DVC alone knows its keys
+        ok, close = params.closest_key(key, tree)
+        if not ok:
+            fix = f"did you mean {close}?" if close else "use params.yaml's dotted names"
+            return f"-S {key}: not a key of params.yaml (nothing ran; params.yaml is as it was); {fix}"
+    return None
+
+
 def own_entry_only(name: str) -> None:
     """Make TempDirQueue.get take the stash entry named `name` (once), not the first one."""
     from dvc.repo.experiments.exceptions import ExpQueueEmptyError
@@ -73,6 +102,9 @@ def main(argv=None) -> int:
     if argv[:2] != ["exp", "run"] or "--temp" not in argv or not name:
         print("error: give dvc's arguments for one named temporary run: exp run --temp -n NAME ...", file=sys.stderr)
         return 2
+    if problem := unknown_set_key(argv):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     own_entry_only(name)
     runcache.install()  # as the .pth does, for an environment set up without it
     from dvc.cli import main as dvc

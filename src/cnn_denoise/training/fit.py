@@ -13,16 +13,15 @@ the history (epoch 0 is the initial model) shows how far SGD actually moved.
 import ctypes
 import math
 import os
-import sys
 
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.config import choices
 from cnn_denoise.scoring.sets import model_scores
 from cnn_denoise.training.losses import LOSSES
+from cnn_denoise.training.progress import Progress
 
 
 def pick_device(name: str) -> torch.device:
@@ -282,9 +281,8 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
     if on_epoch:
         on_epoch(history[-1])
     quiet = not progress or (distributed and rank != 0)
-    bar = tqdm(
-        range(1, epochs + 1), desc="train", unit="epoch", file=sys.stderr, disable=True if quiet else None
-    )  # None: off when not a terminal
+    bar = Progress(epochs, quiet)
+    batches_per_epoch = -(-x.shape[0] // batch_size)
     for epoch in bar:
         order = torch.randperm(x.shape[0], generator=generator).to(device)
         for start in range(0, x.shape[0], batch_size):
@@ -313,10 +311,11 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
             step += 1
             if average:
                 average.update()
+            bar.batch(start // batch_size + 1, batches_per_epoch)
         history.append(record(epoch))
+        bar.ended(history[-1])
         if on_epoch:
             on_epoch(history[-1])
-        bar.set_postfix(train_l1=f"{history[-1]['train_l1']:.3e}", test_l1=f"{history[-1]['test_l1']:.3e}")
     if average:
         average.apply()
     model.cpu().eval()
