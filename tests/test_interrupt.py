@@ -47,6 +47,8 @@ RECIPES = {
     "recipes/tiny.yaml": "description: one\nparams: {train.epochs: 3}\n",
     "recipes/two.yaml": "description: two\nvariants:\n"
     "  - {name: a, params: {train.epochs: 3}}\n  - {name: b, params: {train.epochs: 4}}\n",
+    "recipes/search.yaml": "description: a search\nparams: {train.epochs: 2}\nsearch:\n  metric: test.l1\n"
+    "  direction: minimize\n  trials: 2\n  prune: false\n  params: {train.lr: {low: 0.1, high: 1.0}}\n",
 }
 
 
@@ -54,7 +56,9 @@ def _project(folder: Path) -> dict:
     """The small repository, run once and committed, then params.yaml edited and not committed."""
     from helpers import sweep_repo
 
-    env = sweep_repo(folder, {"stage.py": STAGE, "dvc.yaml": DVC_YAML, ".gitignore": "pids/\n/models/\n", **RECIPES})
+    env = sweep_repo(
+        folder, {"stage.py": STAGE, "dvc.yaml": DVC_YAML, ".gitignore": "pids/\n/models/\noptuna.db*\n", **RECIPES}
+    )
     env["CNN_DENOISE_TRACKING"] = "off"
     (folder / "pids").mkdir()
     subprocess.run(["dvc", "repro", "-q"], cwd=folder, env=env, check=True, capture_output=True)
@@ -129,7 +133,7 @@ def test_a_stopped_recipe_leaves_the_workspace_as_it_was(tmp_path, when, how):
     last = ran.stderr.strip().splitlines()[-1]
     assert ran.returncode == (1 if how == "KILL" else 130), ran.stderr
     assert last.startswith("error: ") and "the workspace is as it was (branch master at" in last, ran.stderr
-    assert last.endswith("python -m cnn_denoise.recipes run tiny"), last
+    assert last.endswith("to go on: python -m cnn_denoise.recipes run tiny"), last
     assert "Traceback" not in ran.stderr and "dvc repro again" not in ran.stderr
     copies = tmp_path / ".dvc" / "tmp" / "exps" / "standalone"
     left = [p for p in copies.glob("tmp*") if p.is_dir()] if copies.is_dir() else []
@@ -141,10 +145,64 @@ def test_a_stopped_recipe_leaves_the_workspace_as_it_was(tmp_path, when, how):
     assert "the workspace now holds experiment tiny " in done.stderr
 
 
-def test_a_stopped_sweep_and_a_stopped_search_leave_the_workspace_as_it_was(tmp_path):
+def test_a_stopped_sweep_leaves_the_workspace_as_it_was(tmp_path):
     env = _project(tmp_path)
     before = _state(tmp_path)
     ran = _interrupt(tmp_path, env, [*RECIPE, "two"], "stage", "TERM")
     assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
     last = ran.stderr.strip().splitlines()[-1]
     assert "the workspace is as it was" in last and last.endswith("python -m cnn_denoise.recipes run two"), last
+
+
+@pytest.mark.parametrize("when", ["detached", "stage"])
+def test_a_stopped_search_leaves_the_workspace_as_it_was(tmp_path, when):
+    """`make tune` stopped (SIGTERM) while a trial's DVC stashes it through the workspace (its
+    workers are then killed there) or while the trial's stage runs."""
+    env = _project(tmp_path)
+    before = _state(tmp_path)
+    tune = [sys.executable, "-m", "cnn_denoise.tune", "run", "search", "--workers", "1"]
+    ran = _interrupt(tmp_path, env, tune, when, "TERM")
+    assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted; trials that finished are kept in study search"), last
+    assert "the workspace is as it was" in last and last.endswith("cnn_denoise.tune run search --workers 1"), last
+
+
+def test_ctrl_c_in_the_real_pipelines_training_leaves_the_workspace_as_it_was(tmp_path):
+    """The project itself (helpers.make_project, small data), run and committed: `recipes run
+    linear-gate` stopped with Ctrl-C while its train stage runs finds the workspace as it was,
+    model and history included (DVC in the workspace deleted both and left HEAD detached)."""
+    import threading
+
+    from helpers import make_project, sh
+
+    repo, env = make_project(tmp_path)
+    env["CNN_DENOISE_TRACKING"] = "off"
+    sh(["dvc", "repro", "-q"], repo, env)
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "ran"], repo, env)
+    before = _state(repo)
+    proc = subprocess.Popen(
+        [*RECIPE, "linear-gate", "-S", "train.epochs=200"],
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not any("train: epoch 1/200" in line for line in lines) and proc.poll() is None:
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 130 and _state(repo) == before, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: interrupted; experiment linear-gate stopped; the workspace is as it was"), last
+    assert last.endswith("to go on: python -m cnn_denoise.recipes run linear-gate -S train.epochs=200"), last
+    assert "dvc repro again" not in out and "Traceback" not in out, out

@@ -89,8 +89,13 @@ def run(name: str, recipe: str, exp_args: list[str], temp: bool, again: str) -> 
         if interrupted:
             print(f"error: interrupted; experiment {name} stopped; {state}; to go on: {again}", file=sys.stderr)
             return 130
-        how = f"was killed ({signal.Signals(-code).name})" if code < 0 else "failed (its error is above)"
-        print(f"error: experiment {name} {how}; {state}; once it is fixed: {again}", file=sys.stderr)
+        if code < 0:
+            print(f"error: experiment {name} was killed ({signal.Signals(-code).name}); {state}; to go on: {again}",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(
+                f"error: experiment {name} failed (its error is above); {state}; once fixed: {again}", file=sys.stderr
+            )
         return 1
     kept = f"experiment {name} finished and is kept (make exps)"
     if not interrupted:

@@ -3,4 +3,4 @@
 from cnn_denoise.common.errors import run_stage
 from cnn_denoise.tune.command import main
 
-run_stage(main)
+run_stage(main, interrupted="stopped; trials that finished are kept in the study (make tune-report)")
