@@ -93,6 +93,7 @@ def test_make_recipe_starts_as_the_linear_baseline_and_trains_a_gate(tmp_path):
     repo, env = make_project(tmp_path)  # committed, nothing run yet: the experiment runs every stage
     ran_it = sh(["python", "-m", "cnn_denoise.recipes", "run", "linear-gate"], repo, env)
     assert "+ dvc exp run --temp -n linear-gate" in ran_it.stderr and "train.init=linear" in ran_it.stderr
+    assert "train: epoch 5/5, train L1 " in ran_it.stdout + ran_it.stderr  # a log's line per epoch (no terminal here)
     metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     history = list(csv.DictReader((repo / "metrics" / "history.csv").open()))
     epochs = yaml.safe_load((repo / "recipes" / "linear-gate.yaml").read_text())["params"]["train.epochs"]
