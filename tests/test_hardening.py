@@ -162,7 +162,7 @@ def test_diverging_training_writes_no_model(tmp_path, stage):
         ({"train.epochs": 0}, "train.epochs: Input should be greater than or equal to 1"),
         ({"model.features": [2, 5, 1]}, "model: features must start and end with 1 for mono audio"),
         ({"model.taps": [40]}, "model: features needs len(taps) + 1 = 2 entries"),
-        ({"train.momentum": 0.9}, "train.momentum is not a key of params.yaml; remove it from params.yaml"),
+        ({"train.momentum": 0.9}, "train.momentum is not a key of params.yaml (did you mean train.ema?); remove it"),
         ({"train.epoch": 3}, "train.epoch is not a key of params.yaml (did you mean train.epochs?); remove it"),
         ({"train.optimizer": "rmsprop"}, "train.optimizer: Input should be 'sgd', 'adam' or 'lbfgs'"),
         (

@@ -343,9 +343,9 @@ def load(path="params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        typos = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
-        if typos:  # a key the schema does not have, in a file that holds it: the nearest of the others
-            key = ".".join(map(str, typos[0]["loc"]))
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":  # a key the schema does not have: the nearest of the others
+            key = ".".join(map(str, first["loc"]))
             close = nearest(key, set(schema_keys()) | set(flatten(raw)))
             near = f" (did you mean {close}?)" if close else ""
             raise PipelineError(f"{path}: {key} is not a key of params.yaml{near}; {_typo_fix(path, key)}") from None
