@@ -3,11 +3,13 @@
 A recipe file holds a `description` and either `params` (one experiment, named after the
 file) or `variants` (a sweep: a list of {name, params}, run in parallel from one warm process: warm.py), and may
 `extend` another recipe, whose params it starts from. Keys are params.yaml's dotted names,
-values what params.yaml would hold (e.g. `train.batch_size: full`). Every variant is
-checked against the params schema before anything runs.
+values what params.yaml would hold (e.g. `train.batch_size: full`). Every variant, and every
+-S key (named with the closest one when params.yaml lacks it), is checked against the params
+schema before anything runs. Each experiment runs in a copy of the workspace (single.py,
+sweep.py), so stopping one leaves the workspace as it was.
 
     python -m cnn_denoise.recipes list
-    python -m cnn_denoise.recipes run linear-gate [-S key=value ...] [--jobs 2] [--dry-run]
+    python -m cnn_denoise.recipes run linear-gate [-S key=value ...] [--jobs 2] [--temp] [--dry-run]
 """
 
 import argparse

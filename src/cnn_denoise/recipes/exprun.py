@@ -13,6 +13,7 @@ takes the entry named NAME, once. The search's workers run their trials this way
 
 import contextlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def _name(argv: list[str]) -> str | None:
         if arg.startswith("--name="):
             return arg.split("=", 1)[1]
     return None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def unknown_set_key(argv: list[str]) -> str | None:
@@ -106,6 +111,9 @@ def main(argv=None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     own_entry_only(name)
+    # `kill` (a search stopping its workers) as Ctrl-C: DVC then undoes what it did in the
+    # workspace while stashing (HEAD detached, -S values written) and removes its copy
+    signal.signal(signal.SIGTERM, _interrupt)
     runcache.install()  # as the .pth does, for an environment set up without it
     from dvc.cli import main as dvc
 

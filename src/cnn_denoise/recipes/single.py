@@ -103,7 +103,8 @@ def run(name: str, recipe: str, exp_args: list[str], temp: bool, again: str) -> 
             register(name, recipe)
         except KeyboardInterrupt:
             interrupted = True
-            kept += f", not registered as @{recipe} (make promote EXP={name} ALIAS={recipe})"
+    if interrupted:
+        kept += f", not registered as @{recipe} (make promote EXP={name} ALIAS={recipe})"
     if not interrupted and temp:
         print(f"{kept}; the workspace is as it was; dvc exp apply {name} brings it in", file=sys.stderr)
         return 0
