@@ -14,16 +14,87 @@ from cnn_denoise.common.errors import PipelineError
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
 
 
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+# what may follow a userinfo's '@': a host name, an IPv4 or [IPv6] address, an optional port
+HOST = re.compile(r"(?:\[[0-9A-Fa-f:.%A-Za-z]*\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]*)?(?=[/?#]|$)")
+
+
+def split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
+    """(before the user, user, password or None, from the '@' on) of a URL or a URL without a
+    scheme (`user:pw@host/db`), else None. The userinfo ends at the last '@' that a host follows,
+    wherever '/', '?' or '#' stand before it: SQLAlchemy's make_url takes `u:pa/ss@host/db` as
+    password `pa/ss`, so a message must hide all of it; an '@' in a path or query has a '/', '?'
+    or '#' in what would be its user, and is no userinfo."""
+    m = SCHEME.match(url)
+    start = m.end() if m and m.group(2) else 0  # `user:pw@host`: what looks like a scheme is the user
+    rest = url[start:]
+    for at in reversed([i for i, c in enumerate(rest) if c == "@"]):
+        if not HOST.match(rest, at + 1):
+            continue
+        info = rest[:at]
+        user, colon, password = info.partition(":")
+        if any(c in user for c in "/?#") or (not colon and any(c in info for c in "/?#")):
+            continue  # an '@' in a path or query: no userinfo before it
+        return url[:start], user, password if colon else None, rest[at:]
+    return None
+
+
 def redact(url: str) -> str:
-    """The URL without its password and query (signed URLs carry their credentials there)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
+    """The URL without its password, query and fragment (signed URLs carry their credentials
+    there), the rest as written; a URL without a scheme too."""
+    parts = split_userinfo(url)
+    if parts:
+        head, user, password, tail = parts
+        url = f"{head}{user}{':***' if password is not None else ''}{tail}"
+        tail_at = len(url) - len(tail)
+    else:
+        m = SCHEME.match(url)
+        tail_at = m.end() if m and m.group(2) else 0
+    tail = url[tail_at:]
+    host_end = len(tail)
+    for mark in "/?#":
+        if mark in tail:
+            host_end = min(host_end, tail.index(mark))
+    cut = min((i for i in (tail.find("?", host_end), tail.find("#", host_end)) if i >= 0), default=-1)
+    if cut >= 0:
+        query = tail.find("?", host_end)
+        tail = tail[:cut] + ("?<query hidden>" if 0 <= query <= cut and query < len(tail) - 1 else "")
+    return url[:tail_at] + tail
+
+
+def _env_secrets() -> list[str]:
+    """The passwords of the URLs this process was given in its environment (the tracking URI,
+    the Optuna storage), and MLflow's own credentials: never printed, whatever quotes them."""
+    found = [os.environ.get(k, "") for k in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")]
+    for key in ("MLFLOW_TRACKING_URI", "OPTUNA_STORAGE", "MLFLOW_BACKEND_STORE_URI"):
+        parts = split_userinfo(os.environ.get(key, ""))
+        if parts and parts[2]:
+            found.append(parts[2])
+    return found
+
+
+_KNOWN: set[str] = set()
+
+
+def remember(url: str) -> None:
+    """Keep the password of `url` (one given on the command line, say) out of every message."""
+    parts = split_userinfo(url)
+    if parts and parts[2]:
+        _KNOWN.add(parts[2])
+
+
+URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|[^\s'\"(<\[{=,]+:[^\s]*@\S+")
+
+
+def scrub(text: str) -> str:
+    """`text` (a library's exception, say) with every URL in it redacted and every known secret
+    (and its %-encoded form) replaced by ***: what may be printed or logged."""
+    text = URLISH.sub(lambda m: redact(m.group(0)), text)
+    for secret in sorted({*_KNOWN, *_env_secrets()}, key=len, reverse=True):
+        if len(secret) >= 3:
+            for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.unquote(secret)}:
+                text = text.replace(form, "***")
+    return text
 
 
 SIGNED_QUERY_KEYS = {
@@ -47,11 +118,11 @@ def _names(text: str) -> list[str]:
 def secret_in(url: str) -> str | None:
     """What in a URL written literally would be a secret (a password, a signing query key), or None.
     $NAME and ${NAME} references do not count: they are filled in from the environment at fetch time."""
-    parts = urllib.parse.urlsplit(url)
-    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    if ":" in user and not _names(user.partition(":")[2]):
+    parts = split_userinfo(url)
+    if parts and parts[2] is not None and not _names(parts[2]):
         return "a password"
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+    query = urllib.parse.urlsplit("//" + parts[3][1:] if parts else url).query
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
         if key.lower() in SIGNED_QUERY_KEYS and not _names(value):
             return f"a signed query ({key}=...)"
     return None

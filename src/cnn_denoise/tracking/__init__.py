@@ -13,7 +13,7 @@ free and pay for MLflow when they log. The names below are what the rest of the 
 
 from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
 from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_set_baselines, log_training, search
-from cnn_denoise.tracking.store import EXPERIMENT, guarded, tracking_uri
+from cnn_denoise.tracking.store import EXPERIMENT, guarded, shown_uri, tracking_uri
 
 __all__ = [
     "EXPERIMENT",
@@ -27,5 +27,6 @@ __all__ = [
     "promote",
     "registered_alias",
     "search",
+    "shown_uri",
     "tracking_uri",
 ]

@@ -33,6 +33,10 @@ from cnn_denoise.common.procs import answers, free_port, pid_alive, same_process
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
 OPTUNA_DATABASE = "optuna"  # beside it, the team's searches (cnn_denoise.tune), same user
+# PostgreSQL's superuser, used only by this module to make the role above and its databases: a
+# superuser can run shell commands as the database's OS user (COPY ... PROGRAM), so the role
+# whose password goes to every team member's MLflow and Optuna owns its databases and no more
+ADMIN = "admin"
 START_TIMEOUT = 90  # seconds for each server to answer
 
 
@@ -75,12 +79,12 @@ def _wait(ready, proc, what: str, log: Path) -> None:
         time.sleep(0.3)
 
 
-def _pg_ready(port: int, password: str) -> bool:
+def _pg_ready(port: int, user: str, password: str) -> bool:
     import psycopg2
 
     try:
         psycopg2.connect(
-            host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres", connect_timeout=2
+            host="127.0.0.1", port=port, user=user, password=password, dbname="postgres", connect_timeout=2
         ).close()
         return True
     except psycopg2.OperationalError:
@@ -102,19 +106,29 @@ def _secret(path: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def _init_db(folder: Path) -> str:
-    """initdb on first start; the password of the `mlflow` database user."""
-    data, pwfile = folder / "pgdata", folder / "pgpass"
+def _init_db(folder: Path) -> tuple[str, str, str]:
+    """initdb on first start; (the superuser's name, its password, the password of the `mlflow`
+    role). A folder made before the superuser was split off has `mlflow` as its superuser."""
+    data, pwfile, adminfile = folder / "pgdata", folder / "pgpass", folder / "pgadmin"
     if (data / "PG_VERSION").exists():
-        return pwfile.read_text().strip()
+        password = pwfile.read_text().strip()
+        if not adminfile.exists():
+            print(
+                f"warning: {data} was made by an older version, whose `{DATABASE}` role is PostgreSQL's superuser; "
+                "start a new server with another --dir and move the team there to drop that",
+                file=sys.stderr,
+            )
+            return DATABASE, password, password
+        return ADMIN, adminfile.read_text().strip(), password
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     user = _user()
     if user:
         shutil.chown(data, "postgres", "postgres")
-    password = secrets.token_urlsafe(24)
+    password, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     _secret(pwfile, password)
+    _secret(adminfile, admin)
     init_pw = folder / ".initdb-pw"
-    _secret(init_pw, password)
+    _secret(init_pw, admin)
     if user:
         shutil.chown(init_pw, "postgres", "postgres")
     try:
@@ -124,7 +138,7 @@ def _init_db(folder: Path) -> str:
                 "-D",
                 str(data),
                 "-U",
-                DATABASE,
+                ADMIN,
                 "--auth=scram-sha-256",
                 f"--pwfile={init_pw}",
                 "-E",
@@ -144,10 +158,12 @@ def _init_db(folder: Path) -> str:
             f"initdb failed in {data}: {reason}; the postgres user must be able to reach that folder: use --dir "
             "elsewhere"
         )
-    return password
+    return ADMIN, admin, password
 
 
-def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]:
+def _start_postgres(folder: Path, admin: tuple[str, str], password: str) -> tuple[subprocess.Popen, int]:
+    """PostgreSQL on a free loopback port; the `mlflow` role (no superuser, no CREATEDB or
+    CREATEROLE) made and given its password, its two databases made and owned by it."""
     port = free_port()
     log = folder / "postgres.log"
     with open(log, "a") as out:
@@ -168,16 +184,24 @@ def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]
             start_new_session=True,
             **_user(),
         )
-    _wait(lambda: _pg_ready(port, password), proc, "PostgreSQL", log)
+    _wait(lambda: _pg_ready(port, *admin), proc, "PostgreSQL", log)
     import psycopg2
 
-    db = psycopg2.connect(host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres")
+    db = psycopg2.connect(host="127.0.0.1", port=port, user=admin[0], password=admin[1], dbname="postgres")
     db.autocommit = True
     with db.cursor() as cur:
+        if admin[0] != DATABASE:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DATABASE,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(
+                f"{verb} ROLE {DATABASE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+                "PASSWORD %s",
+                (password,),
+            )
         for name in (DATABASE, OPTUNA_DATABASE):
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
-                cur.execute(f"CREATE DATABASE {name}")
+                cur.execute(f"CREATE DATABASE {name} OWNER {DATABASE}")
     db.close()
     return proc, port
 
@@ -212,18 +236,26 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
             f"{state['postgres_pid']}); "
             "stop it first: python -m cnn_denoise.tracking.server stop"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
     if _user():
-        for parent in folder.parents:
-            if not parent.stat().st_mode & 0o001:
+        for parent in (folder, *folder.parents):
+            if parent.exists() and not parent.stat().st_mode & 0o001:
                 raise PipelineError(
                     f"PostgreSQL runs as the postgres user, who cannot enter {parent} (mode "
                     f"{parent.stat().st_mode & 0o777:o}); "
                     f"chmod o+x {parent} or start with --dir somewhere it can reach"
                 )
-    password = _init_db(folder)
-    pg, pg_port = _start_postgres(folder, password)
+    if folder.exists():  # its mode is its owner's choice: checked, never changed
+        mode = folder.stat().st_mode & 0o777
+        if mode & 0o022:
+            raise PipelineError(
+                f"{folder} is writable by other users (mode {mode:o}), who could replace its server.json or "
+                f"password files; chmod go-w {folder} or start with --dir elsewhere"
+            )
+    else:
+        folder.mkdir(parents=True)
+        os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
+    admin, admin_password, password = _init_db(folder)
+    pg, pg_port = _start_postgres(folder, (admin, admin_password), password)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     env = dict(
         os.environ,
@@ -256,7 +288,7 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
             )
         _wait(lambda: _http_ready(url), mlflow, "mlflow server", log)
     except BaseException:
-        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid, "own": True})
+        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid}, own=True)
         raise
     state = {
         "url": url,
@@ -276,30 +308,52 @@ def optuna_storage(state: dict, password: str) -> str:
     return f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{state['postgres_port']}/{OPTUNA_DATABASE}"
 
 
+def _ours(state: dict, key: str, folder: Path) -> bool:
+    """Whether the record's `key` process (mlflow or postgres) is the one this folder's server
+    started: the same PID and start time, and a command line that names this folder's files
+    (a start time copied from another process does not make it ours)."""
+    pid, start = state.get(f"{key}_pid"), state.get(f"{key}_started")
+    if not same_process(pid, start):
+        return False
+    mark = folder / ("artifacts" if key == "mlflow" else "pgdata")
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(mark) in args
+
+
 def status(folder: Path) -> dict | None:
-    """server.json when both of the processes it records still run (the same processes: PID
-    and start time), else None."""
+    """server.json when both of the processes it records are this folder's server and still run
+    (_ours), else None."""
     state = _record(folder)
-    alive = [same_process(state.get(f"{key}_pid"), state.get(f"{key}_started")) for key in ("mlflow", "postgres")]
-    return state if state and all(alive) else None
+    return state if state and all(_ours(state, key, folder.resolve()) for key in ("mlflow", "postgres")) else None
 
 
 def _record(folder: Path) -> dict:
+    """server.json, if it is one: PIDs are whole numbers and start times text, or it is no
+    record of ours (a hand-edited or foreign file) and names no process."""
     try:
         state = json.loads((folder / "server.json").read_text())
     except (OSError, ValueError):
         return {}
-    return state if isinstance(state, dict) else {}
+    if not isinstance(state, dict):
+        return {}
+    for key in ("mlflow", "postgres"):
+        pid, start = state.get(f"{key}_pid"), state.get(f"{key}_started")
+        if not (type(pid) is int and pid > 0 and (start is None or isinstance(start, str))):
+            state[f"{key}_pid"] = None
+    return state
 
 
-def _stop_pids(state: dict) -> None:
+def _stop_pids(state: dict, own: bool = False) -> None:
     """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after
     30 s. Only the processes the record names (PID and start time): a PID the system has given
-    to another process since is left alone. A record without start times (a server started
-    just now, before it was written) names its own children."""
+    to another process since is left alone. `own`: the caller's own children, just started,
+    before a record was written (never what a file says)."""
     for key, sig in (("mlflow_pid", signal.SIGTERM), ("postgres_pid", signal.SIGINT)):
         pid = state.get(key)
-        start = state.get(key.replace("_pid", "_started"), started(pid) if state.get("own") else None)
+        start = started(pid) if own else state.get(key.replace("_pid", "_started"))
         if not same_process(pid, start):
             continue
         try:
@@ -318,9 +372,20 @@ def _stop_pids(state: dict) -> None:
 
 
 def stop(folder: Path) -> bool:
+    """Stop the server server.json records; False when there is none. A record naming a live
+    process that is not this folder's server (_ours) is refused: nothing is signalled."""
+    folder = folder.resolve()
     state = _record(folder)
     if not state:
         return False
+    for key in ("mlflow", "postgres"):
+        pid = state.get(f"{key}_pid")
+        if pid_alive(pid) and not _ours(state, key, folder):
+            raise PipelineError(
+                f"{folder / 'server.json'} names pid {pid} as {key}, but that process is not this folder's "
+                f"server (another program, or a record edited by hand); nothing was signalled: stop the server by "
+                f"hand, or if it is gone remove {folder / 'server.json'}"
+            )
     _stop_pids(state)
     (folder / "server.json").unlink(missing_ok=True)
     return True

@@ -86,6 +86,13 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{main_root() / 'mlflow.db'}"
 
 
+def shown_uri() -> str:
+    """The tracking URI as messages show it: without its password or query."""
+    from cnn_denoise.common.urls import redact
+
+    return redact(tracking_uri())
+
+
 def is_remote(uri: str) -> bool:
     return uri.split(":")[0] in ("http", "https", "databricks")
 
@@ -158,7 +165,7 @@ def guarded(what: str, log) -> int:
         return 0
     except Exception as exc:  # any failure of the store must not lose the DVC outputs
         print(
-            f"MLflow tracking failed while {what} at {tracking_uri()}: {first_line(exc)}; the DVC outputs are "
+            f"MLflow tracking failed while {what} at {shown_uri()}: {first_line(exc)}; the DVC outputs are "
             "written, fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off",
             file=sys.stderr,
         )

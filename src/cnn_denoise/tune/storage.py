@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cnn_denoise.common.errors import PipelineError, first_line
 from cnn_denoise.common.procs import pid_alive
+from cnn_denoise.common.urls import remember
 from cnn_denoise.tracking.store import main_root
 from cnn_denoise.tune.exps import earlier_experiments
 from cnn_denoise.tune.space import Tune, redact
@@ -25,8 +26,11 @@ GRACE_S = int(os.environ.get("CNN_DENOISE_TUNE_GRACE", str(6 * HEARTBEAT_S)))  #
 
 
 def storage_url(flag: str | None = None) -> str:
-    """--storage, else $OPTUNA_STORAGE, else optuna.db (SQLite) in the main clone."""
-    return flag or os.environ.get(ENV_STORAGE) or f"sqlite:///{main_root() / 'optuna.db'}"
+    """--storage, else $OPTUNA_STORAGE, else optuna.db (SQLite) in the main clone. Its password
+    is kept out of every message from here on, a library's included."""
+    url = flag or os.environ.get(ENV_STORAGE) or f"sqlite:///{main_root() / 'optuna.db'}"
+    remember(url)
+    return url
 
 
 def open_storage(url: str, heartbeat: bool = True):
