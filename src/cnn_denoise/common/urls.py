@@ -15,8 +15,9 @@ VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*
 
 
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
-# what may follow a userinfo's '@': a host name, an IPv4 or [IPv6] address, an optional port
-HOST = re.compile(r"(?:\[[0-9A-Fa-f:.%A-Za-z]*\]|[A-Za-z0-9._~%!$&'()*+,;=-]*)(?::[0-9]*)?(?=[/?#]|$)")
+# what follows a userinfo's '@' up to the path: a host, a port, whatever brackets (a malformed
+# IPv6 address still ends the userinfo: its password is hidden all the same)
+HOST = re.compile(r"[^/?#@\s]*")
 
 
 def split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
@@ -29,8 +30,6 @@ def split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
     start = m.end() if m and m.group(2) else 0  # `user:pw@host`: what looks like a scheme is the user
     rest = url[start:]
     for at in reversed([i for i, c in enumerate(rest) if c == "@"]):
-        if not HOST.match(rest, at + 1):
-            continue
         info = rest[:at]
         user, colon, password = info.partition(":")
         if any(c in user for c in "/?#") or (not colon and any(c in info for c in "/?#")):
@@ -39,27 +38,34 @@ def split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
     return None
 
 
+def _query(tail: str) -> tuple[int, int]:
+    """Where the query of `tail` (a URL from its host on) starts ('?') and the query and
+    fragment end ('#' or the end); -1 when it has none."""
+    host_end = HOST.match(tail, 1 if tail.startswith("@") else 0).end()
+    query = tail.find("?", host_end)
+    fragment = tail.find("#", host_end)
+    if fragment >= 0 and (query < 0 or fragment < query):
+        query = -1
+    return query, fragment
+
+
 def redact(url: str) -> str:
     """The URL without its password, query and fragment (signed URLs carry their credentials
     there), the rest as written; a URL without a scheme too."""
     parts = split_userinfo(url)
     if parts:
         head, user, password, tail = parts
-        url = f"{head}{user}{':***' if password is not None else ''}{tail}"
-        tail_at = len(url) - len(tail)
+        head = f"{head}{user}{':***' if password is not None else ''}"
     else:
         m = SCHEME.match(url)
-        tail_at = m.end() if m and m.group(2) else 0
-    tail = url[tail_at:]
-    host_end = len(tail)
-    for mark in "/?#":
-        if mark in tail:
-            host_end = min(host_end, tail.index(mark))
-    cut = min((i for i in (tail.find("?", host_end), tail.find("#", host_end)) if i >= 0), default=-1)
-    if cut >= 0:
-        query = tail.find("?", host_end)
-        tail = tail[:cut] + ("?<query hidden>" if 0 <= query <= cut and query < len(tail) - 1 else "")
-    return url[:tail_at] + tail
+        cut = m.end() if m and m.group(2) else 0
+        head, tail = url[:cut], url[cut:]
+    query, fragment = _query(tail)
+    if query >= 0:
+        tail = tail[:query] + ("?<query hidden>" if query < len(tail) - 1 else "")
+    elif fragment >= 0:
+        tail = tail[:fragment]
+    return head + tail
 
 
 def _env_secrets() -> list[str]:
@@ -88,13 +94,14 @@ URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+|[^\s'\"(<\[{=,]+:[^\s]*@\S+"
 
 def scrub(text: str) -> str:
     """`text` (a library's exception, say) with every URL in it redacted and every known secret
-    (and its %-encoded form) replaced by ***: what may be printed or logged."""
-    text = URLISH.sub(lambda m: redact(m.group(0)), text)
+    (and its %-encoded form) replaced by ***: what may be printed or logged. A URL in free text
+    ends at whitespace, so a password with a space is hidden as a known secret (the tracking
+    URI's, the storage URL's), not by its place in a URL."""
     for secret in sorted({*_KNOWN, *_env_secrets()}, key=len, reverse=True):
         if len(secret) >= 3:
             for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.unquote(secret)}:
                 text = text.replace(form, "***")
-    return text
+    return URLISH.sub(lambda m: redact(m.group(0)), text)  # after: a URL cut short would hide a known secret
 
 
 SIGNED_QUERY_KEYS = {
@@ -117,13 +124,16 @@ def _names(text: str) -> list[str]:
 
 def secret_in(url: str) -> str | None:
     """What in a URL written literally would be a secret (a password, a signing query key), or None.
-    $NAME and ${NAME} references do not count: they are filled in from the environment at fetch time."""
+    A password or a signing value made of $NAME and ${NAME} references alone does not count: they
+    are filled in from the environment at fetch time."""
     parts = split_userinfo(url)
-    if parts and parts[2] is not None and not _names(parts[2]):
-        return "a password"
-    query = urllib.parse.urlsplit("//" + parts[3][1:] if parts else url).query
+    if parts and parts[2] and VARIABLE.sub(lambda m: "" if m.group(0) != "$$" else "$", parts[2]):
+        return "a password"  # written literally, wholly or in part (only $NAME references are not)
+    tail = parts[3] if parts else url
+    start, end = _query(tail)
+    query = tail[start + 1 : end if end > start else None] if start >= 0 else ""
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-        if key.lower() in SIGNED_QUERY_KEYS and not _names(value):
+        if key.lower() in SIGNED_QUERY_KEYS and VARIABLE.sub(lambda m: "" if m.group(0) != "$$" else "$", value):
             return f"a signed query ({key}=...)"
     return None
 
