@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, free_port, write_params_copy
 
-from cnn_denoise.common.urls import redact, scrub, secret_in
+from cnn_denoise.common import urls
 
 SERVER = [sys.executable, "-m", "cnn_denoise.tracking.server"]
 CLI = [sys.executable, "-c", "from cnn_denoise.cli import main; main()"]
@@ -130,17 +130,17 @@ def test_a_hostile_password_is_never_shown_and_always_found(template, monkeypatc
         monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
         if " " in pw:  # free text ends a URL at a space: such a password is hidden as the known secret it is
             monkeypatch.setenv("OPTUNA_STORAGE", url)
-        shown = redact(url)
+        shown = urls.redact(url)
         assert "QZ" not in shown and "ZQ" not in shown, (url, shown)
         assert shown.startswith(template.split("{pw}")[0].rsplit(":", 1)[0]), shown
-        assert secret_in(url) == "a password", url
-        said = scrub(f"(psycopg2.OperationalError) connection to '{url}' failed: {url}")
+        assert urls.secret_in(url) == "a password", url
+        said = urls.scrub(f"(psycopg2.OperationalError) connection to '{url}' failed: {url}")
         assert "QZ" not in said and "ZQ" not in said, said
 
 
 def test_a_known_password_is_scrubbed_wherever_a_library_quotes_it(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ann:pa/s s#w?rd@127.0.0.1:5000")
-    said = scrub("connect failed: password 'pa/s s#w?rd' refused, pa%2Fs%20s%23w%3Frd")
+    said = urls.scrub("connect failed: password 'pa/s s#w?rd' refused, pa%2Fs%20s%23w%3Frd")
     assert "pa/s" not in said and "pa%2F" not in said, said
 
 
