@@ -35,8 +35,8 @@ def one_line(proc, *said):
 
 
 def checkpoint(path: Path, **audio) -> Path:
-    from cnn_denoise.models import model as cnn
     from cnn_denoise.models import checkpoint as ckpt
+    from cnn_denoise.models import model as cnn
 
     model = cnn.build(model_settings([3], [1, 1]), seed=0)
     ckpt.save(model, path, {"sample_rate": 16000, "input_rms": 0.1, **audio})
