@@ -4,21 +4,23 @@
     python -m cnn_denoise.tracking.server stop  [--dir .team]
     python -m cnn_denoise.tracking.server status [--dir .team]
 
-One folder holds everything: PostgreSQL's data (initialised on first start with a random
-password kept in a 0600 file), the artifacts the server stores for its clients, the logs,
-and server.json with both PIDs. PostgreSQL listens on 127.0.0.1 only (no Unix socket), so
-only the MLflow server reaches it; the MLflow server listens on --host. The pipeline logs
-to it once MLFLOW_TRACKING_URI names it. `stop` stops both by their PIDs.
+One folder holds everything: PostgreSQL's data, the artifacts the server stores for its
+clients, the logs, and server.json with both PIDs (record.py). PostgreSQL is initialised on
+first start with two roles, each with a random password in a 0600 file: its superuser (pgadmin),
+which only this module uses, to make the other; and `mlflow` (pgpass), which owns the mlflow and
+optuna databases and nothing more: no superuser, who could run shell commands as the database's
+OS user, is named in the URLs the team is given. PostgreSQL listens on 127.0.0.1 only (no Unix
+socket); the MLflow server listens on --host. The pipeline logs to it once MLFLOW_TRACKING_URI
+names it. `stop` stops both by their PIDs. A --dir that exists keeps its mode (refused if others
+may write to it); a new one is made 755, for PostgreSQL's user to reach its data through.
 Why PostgreSQL: many writers at once (a team, parallel `dvc queue` workers) are what a
 database server is for; a SQLite file serialises them and cannot be shared over a network.
 """
 
 import argparse
-import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +30,8 @@ from pathlib import Path
 
 from cnn_denoise.common.atomic import write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
-from cnn_denoise.common.procs import answers, free_port, pid_alive, same_process, started
+from cnn_denoise.common.procs import answers, free_port, started
+from cnn_denoise.tracking.record import status, stop, stop_pids
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
@@ -288,7 +291,7 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
             )
         _wait(lambda: _http_ready(url), mlflow, "mlflow server", log)
     except BaseException:
-        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid}, own=True)
+        stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid}, own=True)
         raise
     state = {
         "url": url,
@@ -306,89 +309,6 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
 def optuna_storage(state: dict, password: str) -> str:
     """The URL of the server's Optuna database (make tune's OPTUNA_STORAGE), from its record."""
     return f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{state['postgres_port']}/{OPTUNA_DATABASE}"
-
-
-def _ours(state: dict, key: str, folder: Path) -> bool:
-    """Whether the record's `key` process (mlflow or postgres) is the one this folder's server
-    started: the same PID and start time, and a command line that names this folder's files
-    (a start time copied from another process does not make it ours)."""
-    pid, start = state.get(f"{key}_pid"), state.get(f"{key}_started")
-    if not same_process(pid, start):
-        return False
-    mark = folder / ("artifacts" if key == "mlflow" else "pgdata")
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return os.fsencode(mark) in args
-
-
-def status(folder: Path) -> dict | None:
-    """server.json when both of the processes it records are this folder's server and still run
-    (_ours), else None."""
-    state = _record(folder)
-    return state if state and all(_ours(state, key, folder.resolve()) for key in ("mlflow", "postgres")) else None
-
-
-def _record(folder: Path) -> dict:
-    """server.json, if it is one: PIDs are whole numbers and start times text, or it is no
-    record of ours (a hand-edited or foreign file) and names no process."""
-    try:
-        state = json.loads((folder / "server.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(state, dict):
-        return {}
-    for key in ("mlflow", "postgres"):
-        pid, start = state.get(f"{key}_pid"), state.get(f"{key}_started")
-        if not (type(pid) is int and pid > 0 and (start is None or isinstance(start, str))):
-            state[f"{key}_pid"] = None
-    return state
-
-
-def _stop_pids(state: dict, own: bool = False) -> None:
-    """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after
-    30 s. Only the processes the record names (PID and start time): a PID the system has given
-    to another process since is left alone. `own`: the caller's own children, just started,
-    before a record was written (never what a file says)."""
-    for key, sig in (("mlflow_pid", signal.SIGTERM), ("postgres_pid", signal.SIGINT)):
-        pid = state.get(key)
-        start = started(pid) if own else state.get(key.replace("_pid", "_started"))
-        if not same_process(pid, start):
-            continue
-        try:
-            os.killpg(pid, sig) if key == "mlflow_pid" else os.kill(pid, sig)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.2)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def stop(folder: Path) -> bool:
-    """Stop the server server.json records; False when there is none. A record naming a live
-    process that is not this folder's server (_ours) is refused: nothing is signalled."""
-    folder = folder.resolve()
-    state = _record(folder)
-    if not state:
-        return False
-    for key in ("mlflow", "postgres"):
-        pid = state.get(f"{key}_pid")
-        if pid_alive(pid) and not _ours(state, key, folder):
-            raise PipelineError(
-                f"{folder / 'server.json'} names pid {pid} as {key}, but that process is not this folder's "
-                f"server (another program, or a record edited by hand); nothing was signalled: stop the server by "
-                f"hand, or if it is gone remove {folder / 'server.json'}"
-            )
-    _stop_pids(state)
-    (folder / "server.json").unlink(missing_ok=True)
-    return True
 
 
 def main(argv=None) -> int:
