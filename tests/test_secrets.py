@@ -205,7 +205,8 @@ def test_stop_refuses_a_record_that_names_a_foreign_process(tmp_path):
 
 @pytest.mark.parametrize("pid", ["123", 1.5, True, -4, None, [1]])
 def test_status_and_stop_of_a_record_with_a_pid_that_is_no_number(tmp_path, pid):
-    (tmp_path / "server.json").write_text(json.dumps({"mlflow_pid": pid, "postgres_pid": pid, "url": "x"}))
+    record = {"mlflow_pid": pid, "postgres_pid": pid, "mlflow_started": "1", "postgres_started": "1", "url": "x"}
+    (tmp_path / "server.json").write_text(json.dumps(record))
     status = subprocess.run([*SERVER, "status", "--dir", str(tmp_path)], capture_output=True, text=True)
     assert (status.returncode, status.stdout, status.stderr) == (3, "not running\n", "")
     stop = subprocess.run([*SERVER, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
