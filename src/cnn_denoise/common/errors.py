@@ -14,7 +14,7 @@ def printable(text: str) -> str:
 
 def shown(text: str) -> str:
     """What may reach a terminal or a log: secrets scrubbed, control characters escaped."""
-    from cnn_denoise.common.urls import scrub  # a library's message may quote a URL with its password
+    from cnn_denoise.common.redaction import scrub  # a library's message may quote a URL with its password
 
     return printable(scrub(text))
 
