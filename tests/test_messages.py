@@ -91,7 +91,7 @@ def test_a_pickle_checkpoint_is_said_to_be_one_and_not_loaded(tmp_path):
     marker = tmp_path / "ran"
     torch.save({"spec": Exploit(marker), "state_dict": {}}, tmp_path / "evil.pt")
     proc = run([*CLI, "info", str(tmp_path / "evil.pt")], tmp_path)
-    one_line(proc, "is not a weights-only checkpoint", "it is not loaded")
+    one_line(proc, "not a weights-only one", "so it is not loaded")
     assert "weights_only=False" not in proc.stderr and "can still be loaded" not in proc.stderr
     assert not marker.exists()
 

@@ -82,20 +82,25 @@ def test_tune_workers_get_the_password_in_their_environment_and_ctrl_c_says_what
 
 
 def test_the_team_servers_role_owns_its_databases_and_is_no_superuser(team_server):
-    """The role in the URLs the server hands out (MLflow's backend, OPTUNA_STORAGE) logs in,
-    owns the mlflow and optuna databases, and has no superuser, CREATEROLE or CREATEDB."""
+    """The roles in the URLs the server hands out (MLflow's backend store, read from the MLflow
+    process's environment; OPTUNA_STORAGE as `start` prints it) log in, own their databases, and
+    are no superuser and cannot make roles or databases."""
     import psycopg2
+    from sqlalchemy.engine import make_url
 
+    from cnn_denoise.tracking import server
+
+    environ = Path(f"/proc/{team_server['mlflow_pid']}/environ").read_bytes().split(b"\0")
+    (backend,) = [e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"MLFLOW_BACKEND_STORE_URI=")]
     password = (Path(team_server["folder"]) / "pgpass").read_text().strip()
-    for db in ("mlflow", "optuna"):
-        conn = psycopg2.connect(
-            host="127.0.0.1", port=team_server["postgres_port"], user="mlflow", password=password, dbname=db
-        )
+    for url in (backend, server.optuna_storage(team_server, password)):
+        u = make_url(url)
+        conn = psycopg2.connect(host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user")
-            assert cur.fetchone() == (False, False, False)
+            assert cur.fetchone() == (False, False, False), url
             cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
-            assert cur.fetchone() == ("mlflow",)
+            assert cur.fetchone() == (u.username,)
         conn.close()
 
 
@@ -183,21 +188,30 @@ def test_info_and_enhance_with_the_tracking_server_down_say_so_without_its_passw
 # ---- 8, 9. the team server's records and folder ----
 
 
-def test_stop_refuses_a_record_that_names_a_foreign_process(tmp_path):
-    """A server.json that says "own": true, or carries the right start time of a process that is
-    not this folder's server: stop signals nothing, says so in one line, exits 1."""
+def test_stop_never_signals_a_process_the_record_only_claims(tmp_path):
+    """A server.json that says "own": true (which once skipped the start-time check) is a stale
+    record: removed, nothing signalled. One that carries the very start time of a live process
+    that is not this folder's server (its command line names no file of the folder) is refused
+    in one line, exit 1, the record kept, nothing signalled."""
     from cnn_denoise.common.procs import started
 
-    sleeper = subprocess.Popen(["sleep", "120"])
+    sleeper = subprocess.Popen(["sleep", "120"], start_new_session=True)  # a group leader: killpg would reach it
     try:
-        for forged in ({"own": True}, {"mlflow_started": started(sleeper.pid), "postgres_started": "1"}):
-            record = {"url": "http://127.0.0.1:1", "mlflow_pid": sleeper.pid, "postgres_pid": sleeper.pid, **forged}
-            (tmp_path / "server.json").write_text(json.dumps(record))
-            stop = subprocess.run([*SERVER, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
-            assert stop.returncode == 1 and stop.stderr.count("\n") == 1, stop.stderr
-            assert f"names pid {sleeper.pid}" in stop.stderr and "nothing was signalled" in stop.stderr
-            time.sleep(0.5)
-            assert sleeper.poll() is None and (tmp_path / "server.json").exists()
+        record = {"url": "http://127.0.0.1:1", "mlflow_pid": sleeper.pid, "postgres_pid": sleeper.pid}
+        (tmp_path / "server.json").write_text(json.dumps({**record, "own": True}))
+        stop = subprocess.run([*SERVER, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
+        assert stop.returncode == 0 and "stale" in stop.stdout and stop.stderr == "", stop.stdout + stop.stderr
+        time.sleep(0.5)
+        assert sleeper.poll() is None and not (tmp_path / "server.json").exists()
+        forged = {"mlflow_started": started(sleeper.pid), "postgres_started": started(sleeper.pid)}
+        (tmp_path / "server.json").write_text(json.dumps({**record, **forged}))
+        stop = subprocess.run([*SERVER, "stop", "--dir", str(tmp_path)], capture_output=True, text=True)
+        assert stop.returncode == 1 and stop.stderr.count("\n") == 1, stop.stderr
+        assert f"names pid {sleeper.pid}" in stop.stderr and "nothing was signalled" in stop.stderr
+        time.sleep(0.5)
+        assert sleeper.poll() is None and (tmp_path / "server.json").exists()
+        status = subprocess.run([*SERVER, "status", "--dir", str(tmp_path)], capture_output=True, text=True)
+        assert (status.returncode, status.stdout) == (3, "not running\n")
     finally:
         sleeper.kill()
         sleeper.wait()

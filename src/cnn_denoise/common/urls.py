@@ -30,9 +30,9 @@ SIGNED_QUERY_KEYS = {
 }  # what signed URLs (S3, GCS, Azure SAS) authenticate with
 
 
-def _names(text: str) -> list[str]:
-    """The environment variables text names, as $NAME or ${NAME}."""
-    return [m.group(1) or m.group(2) for m in VARIABLE.finditer(text) if m.group(0) != "$$"]
+def _literal(text: str) -> str:
+    """What of `text` is written out: its $NAME and ${NAME} references taken away ($$ is a $)."""
+    return VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else "", text)
 
 
 def secret_in(url: str) -> str | None:
@@ -40,13 +40,13 @@ def secret_in(url: str) -> str | None:
     A password or a signing value made of $NAME and ${NAME} references alone does not count: they
     are filled in from the environment at fetch time."""
     parts = split_userinfo(url)
-    if parts and parts[2] and VARIABLE.sub(lambda m: "" if m.group(0) != "$$" else "$", parts[2]):
+    if parts and parts[2] and _literal(parts[2]):
         return "a password"  # written literally, wholly or in part (only $NAME references are not)
     tail = parts[3] if parts else url
     start, end = query_span(tail)
     query = tail[start + 1 : end if end > start else None] if start >= 0 else ""
     for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
-        if key.lower() in SIGNED_QUERY_KEYS and VARIABLE.sub(lambda m: "" if m.group(0) != "$$" else "$", value):
+        if key.lower() in SIGNED_QUERY_KEYS and _literal(value):
             return f"a signed query ({key}=...)"
     return None
 

@@ -213,8 +213,9 @@ def load_checkpoint(path, backend=choices.AUTO) -> tuple[MIMOCNN, dict]:
     except Exception as exc:  # whatever a foreign or corrupt file makes torch.load raise
         if "Weights only load failed" in str(exc):  # torch's message goes on to say how to unpickle it anyway
             raise PipelineError(
-                f"{path} is not a weights-only checkpoint: it pickles Python objects, which could run code when "
-                "loaded, so it is not loaded; give a models/model.pt written by the train stage"
+                f"{path} is not a model checkpoint of this project: not a weights-only one (it pickles Python "
+                "objects, which could run code when loaded), so it is not loaded; give a models/model.pt written by "
+                "the train stage"
             ) from None
         raise PipelineError(
             f"{path} is not a model checkpoint of this project ({first_line(exc)}); give a models/model.pt "

@@ -76,21 +76,28 @@ def stop_pids(state: dict, own: bool = False) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def stop(folder: Path) -> bool:
-    """Stop the server server.json records; False when there is none. A record naming a live
-    process that is not this folder's server (_ours) is refused: nothing is signalled."""
+def stop(folder: Path) -> str | None:
+    """Stop the server server.json records and remove the record; what happened, in words, or
+    None when there is no record. A record whose processes have ended, or whose PIDs other
+    processes hold now (other start times: a machine restarted), is stale: removed, nothing
+    signalled. One naming a live process at its very start time that is not this folder's
+    server (_ours: an edited record) is refused, and nothing is signalled."""
     folder = folder.resolve()
     state = _record(folder)
     if not state:
-        return False
+        return None
+    live = []
     for key in ("mlflow", "postgres"):
-        pid = state.get(f"{key}_pid")
-        if pid_alive(pid) and not _ours(state, key, folder):
+        pid, start = state.get(f"{key}_pid"), state.get(f"{key}_started")
+        if not same_process(pid, start):
+            continue
+        if not _ours(state, key, folder):
             raise PipelineError(
                 f"{folder / 'server.json'} names pid {pid} as {key}, but that process is not this folder's "
                 f"server (another program, or a record edited by hand); nothing was signalled: stop the server by "
                 f"hand, or if it is gone remove {folder / 'server.json'}"
             )
+        live.append(key)
     stop_pids(state)
     (folder / "server.json").unlink(missing_ok=True)
-    return True
+    return "stopped" if live else f"no server was running from {folder} (its record was stale; removed)"

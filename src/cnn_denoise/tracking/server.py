@@ -336,7 +336,7 @@ def main(argv=None) -> int:
         print(f"export OPTUNA_STORAGE={optuna_storage(state, '$(cat ' + str(Path(state['folder']) / 'pgpass') + ')')}")
         return 0
     if args.action == "stop":
-        print("stopped" if stop(args.dir) else f"no server recorded in {args.dir}")
+        print(stop(args.dir) or f"no server recorded in {args.dir}")
         return 0
     state = status(args.dir)
     print(f"running at {state['url']}" if state else "not running")
