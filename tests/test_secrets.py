@@ -6,10 +6,12 @@ are /proc (what `ps` shows every user), PostgreSQL's pg_roles, and the processes
 import json
 import os
 import random
+import shutil
 import signal
 import string
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +22,20 @@ from cnn_denoise.common import urls
 
 SERVER = [sys.executable, "-m", "cnn_denoise.tracking.server"]
 CLI = [sys.executable, "-c", "from cnn_denoise.cli import main; main()"]
+
+
+@pytest.fixture
+def postgresql():
+    """Skips without PostgreSQL's programs, except under CI, which installs them (make system)."""
+    from cnn_denoise.tracking import server
+
+    try:
+        server.pg_bin("initdb")
+    except server.PipelineError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+
 
 # ---- 1. a password on the command line; the role it names ----
 
@@ -102,6 +118,87 @@ def test_the_team_servers_role_owns_its_databases_and_is_no_superuser(team_serve
             cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
             assert cur.fetchone() == (u.username,)
         conn.close()
+
+
+def _old_server_folder(folder: Path, password: str) -> None:
+    """A folder as `server start` made it before the roles were split: `mlflow` is the bootstrap
+    superuser and owns a table (with a serial column's sequence) and an enum type in each database."""
+    import psycopg2
+
+    from cnn_denoise.tracking import server
+
+    user = server._user()
+    (folder / "pgdata").mkdir(mode=0o700)
+    (folder / "pgpass").write_text(password + "\n")
+    (folder / "pgpass").chmod(0o600)
+    pwfile = folder / ".pw"
+    pwfile.write_text(password + "\n")
+    if user:
+        for path in (folder / "pgdata", pwfile):
+            shutil.chown(path, "postgres", "postgres")
+    init = [server.pg_bin("initdb"), "-D", str(folder / "pgdata"), "-U", "mlflow", "--auth=scram-sha-256"]
+    subprocess.run([*init, f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"], check=True, capture_output=True, **user)
+    pwfile.unlink()
+    port = free_port()
+    pg = subprocess.Popen(
+        [server.pg_bin("postgres"), "-D", str(folder / "pgdata"), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
+         "-c", "unix_socket_directories="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not server._pg_ready(port, "mlflow", password):
+            assert time.monotonic() < deadline, "PostgreSQL did not start"
+            time.sleep(0.3)
+        for name in ("mlflow", "optuna"):
+            conn = psycopg2.connect(host="127.0.0.1", port=port, user="mlflow", password=password, dbname="postgres")
+            conn.autocommit = True
+            conn.cursor().execute(f"CREATE DATABASE {name}")
+            conn.close()
+            conn = psycopg2.connect(host="127.0.0.1", port=port, user="mlflow", password=password, dbname=name)
+            with conn, conn.cursor() as cur:
+                cur.execute("CREATE TYPE state AS ENUM ('on', 'off')")
+                cur.execute("CREATE TABLE team_notes (id serial PRIMARY KEY, s state)")
+                cur.execute("INSERT INTO team_notes (s) VALUES ('on')")
+            conn.close()
+    finally:
+        pg.send_signal(signal.SIGINT)
+        pg.wait(timeout=60)
+
+
+def test_an_older_servers_superuser_is_split_from_the_mlflow_role(postgresql):
+    """A folder from before: `server start` renames its superuser, makes `mlflow` a role that
+    is no superuser with the same password (the URLs the team has still work), and gives it the
+    databases and what is in them; MLflow starts on it."""
+    import psycopg2
+
+    folder = Path(tempfile.mkdtemp(prefix="cnn-denoise-old-"))
+    folder.chmod(0o755)
+    try:
+        _old_server_folder(folder, "old-pw-QZ")
+        start = subprocess.run(
+            [*SERVER, "start", "--dir", str(folder), "--port", str(free_port())], capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert start.returncode == 0 and "no superuser" in start.stderr, start.stderr
+        assert (folder / "pgadmin").stat().st_mode & 0o777 == 0o600
+        state = json.loads((folder / "server.json").read_text())
+        for name in ("mlflow", "optuna"):
+            conn = psycopg2.connect(
+                host="127.0.0.1", port=state["postgres_port"], user="mlflow", password="old-pw-QZ", dbname=name
+            )
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                assert cur.fetchone() == (False,)
+                cur.execute("INSERT INTO team_notes (s) VALUES ('off')")  # its own table, sequence and type
+                cur.execute("SELECT count(*), pg_get_userbyid(relowner) FROM team_notes, pg_class WHERE relname = 'team_notes' "
+                            "GROUP BY relowner")  # fmt: skip
+                assert cur.fetchone() == (2, "mlflow")
+            conn.close()
+        status = subprocess.run([*SERVER, "status", "--dir", str(folder)], capture_output=True, text=True)
+        assert status.returncode == 0, status.stdout
+    finally:
+        subprocess.run([*SERVER, "stop", "--dir", str(folder)], capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- 2. secrets in messages ----
@@ -228,21 +325,10 @@ def test_status_and_stop_of_a_record_with_a_pid_that_is_no_number(tmp_path, pid)
 
 
 @pytest.mark.parametrize("mode", [0o700, 0o750, 0o777, 0o775])
-def test_start_leaves_an_existing_folders_mode_alone(mode):
+def test_start_leaves_an_existing_folders_mode_alone(mode, postgresql):
     """Never chmod'ed: a closed folder (700) is refused when PostgreSQL runs as another user
     (root), kept and used otherwise; one others may write to is refused (they could replace
     server.json or the password files). A refusal writes nothing."""
-    import shutil
-    import tempfile
-
-    from cnn_denoise.tracking import server
-
-    try:
-        server.pg_bin("initdb")
-    except server.PipelineError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
     home = Path(tempfile.mkdtemp(prefix="cnn-denoise-mode-"))  # in /tmp: pytest's folders are 0700
     home.chmod(0o755)
     folder = home / "team"

@@ -6,6 +6,7 @@
     registry.py    registered model versions: promote one, load a checkpoint by URI
     server.py      the team's server: `mlflow server` on PostgreSQL
     record.py      its server.json: status, stop, only of the processes it started
+    roles.py       its PostgreSQL roles: an older folder's superuser split from the `mlflow` role
     mlflow_model.py  the model a run logs ("models from code")
 
 Only this package imports MLflow, and only inside functions: the stages import it for

@@ -31,6 +31,7 @@ from pathlib import Path
 from cnn_denoise.common.atomic import write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
 from cnn_denoise.common.procs import answers, free_port, started
+from cnn_denoise.tracking import roles
 from cnn_denoise.tracking.record import status, stop, stop_pids
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
@@ -115,12 +116,7 @@ def _init_db(folder: Path) -> tuple[str, str, str]:
     data, pwfile, adminfile = folder / "pgdata", folder / "pgpass", folder / "pgadmin"
     if (data / "PG_VERSION").exists():
         password = pwfile.read_text().strip()
-        if not adminfile.exists():
-            print(
-                f"warning: {data} was made by an older version, whose `{DATABASE}` role is PostgreSQL's superuser; "
-                "start a new server with another --dir and move the team there to drop that",
-                file=sys.stderr,
-            )
+        if not adminfile.exists():  # made before the roles were split: `mlflow` is the superuser (roles.py)
             return DATABASE, password, password
         return ADMIN, adminfile.read_text().strip(), password
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -188,25 +184,34 @@ def _start_postgres(folder: Path, admin: tuple[str, str], password: str) -> tupl
             **_user(),
         )
     _wait(lambda: _pg_ready(port, *admin), proc, "PostgreSQL", log)
-    import psycopg2
+    try:
+        if admin[0] == DATABASE:  # an older folder: its superuser renamed, a new `mlflow` made
+            names = (DATABASE, OPTUNA_DATABASE)
+            admin = (ADMIN, roles.split(port, password, folder / "pgadmin", _secret, DATABASE, ADMIN, names))
+            print(f"moved {folder}'s databases to a `{DATABASE}` role that is no superuser", file=sys.stderr)
+        _roles(port, admin, password)
+    except BaseException:
+        stop_pids({"postgres_pid": proc.pid}, own=True)
+        raise
+    return proc, port
 
-    db = psycopg2.connect(host="127.0.0.1", port=port, user=admin[0], password=admin[1], dbname="postgres")
-    db.autocommit = True
+
+def _roles(port: int, admin: tuple[str, str], password: str) -> None:
+    """The `mlflow` role as it must be, its databases made, everything in them its own."""
+    db = roles.connect(port, *admin)
     with db.cursor() as cur:
-        if admin[0] != DATABASE:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DATABASE,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute(
-                f"{verb} ROLE {DATABASE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
-                "PASSWORD %s",
-                (password,),
-            )
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DATABASE,))
+        verb = "ALTER" if cur.fetchone() else "CREATE"
+        cur.execute(
+            f"{verb} ROLE {DATABASE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %s",
+            (password,),
+        )
         for name in (DATABASE, OPTUNA_DATABASE):
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
                 cur.execute(f"CREATE DATABASE {name} OWNER {DATABASE}")
     db.close()
-    return proc, port
+    roles.own(port, *admin, DATABASE, (DATABASE, OPTUNA_DATABASE))
 
 
 def allowed_hosts(host: str, port: int, extra: str = "") -> str:
