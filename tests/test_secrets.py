@@ -190,8 +190,10 @@ def test_an_older_servers_superuser_is_split_from_the_mlflow_role(postgresql):
                 cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
                 assert cur.fetchone() == (False,)
                 cur.execute("INSERT INTO team_notes (s) VALUES ('off')")  # its own table, sequence and type
-                cur.execute("SELECT count(*), pg_get_userbyid(relowner) FROM team_notes, pg_class WHERE relname = 'team_notes' "
-                            "GROUP BY relowner")  # fmt: skip
+                cur.execute(
+                    "SELECT count(*), pg_get_userbyid(relowner) FROM team_notes, pg_class "
+                    "WHERE relname = 'team_notes' GROUP BY relowner"
+                )
                 assert cur.fetchone() == (2, "mlflow")
             conn.close()
         status = subprocess.run([*SERVER, "status", "--dir", str(folder)], capture_output=True, text=True)
