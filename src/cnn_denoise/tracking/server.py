@@ -9,7 +9,8 @@ clients, the logs, and server.json with both PIDs (record.py). PostgreSQL is ini
 first start with two roles, each with a random password in a 0600 file: its superuser (pgadmin),
 which only this module uses, to make the other; and `mlflow` (pgpass), which owns the mlflow and
 optuna databases and nothing more: no superuser, who could run shell commands as the database's
-OS user, is named in the URLs the team is given. PostgreSQL listens on 127.0.0.1 only (no Unix
+OS user, is named in the URLs the team is given (a folder made before is split so at its next
+start: roles.py). PostgreSQL listens on 127.0.0.1 only (no Unix
 socket); the MLflow server listens on --host. The pipeline logs to it once MLFLOW_TRACKING_URI
 names it. `stop` stops both by their PIDs. A --dir that exists keeps its mode (refused if others
 may write to it); a new one is made 755, for PostgreSQL's user to reach its data through.
