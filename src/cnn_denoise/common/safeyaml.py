@@ -14,7 +14,7 @@ import yaml
 from cnn_denoise.common.errors import PipelineError, first_line
 
 MAX_NODES = 100_000  # a recipe or params.yaml holds hundreds
-MAX_BYTES = 8 << 20  # a document's text: far beyond any recipe or params.yaml
+MAX_BYTES = 1 << 20  # a document's text: a hundred times params.yaml
 
 
 class _TooLong(Exception):
