@@ -81,6 +81,7 @@ def team_server():
             raise
         pytest.skip(str(exc))
     folder = Path(tempfile.mkdtemp(prefix="cnn-denoise-team-"))
+    folder.chmod(0o755)  # start leaves an existing folder's mode alone: the postgres user must enter it
     try:
         state = server.start(folder, "127.0.0.1", free_port(), 2, "cnn-team.test")
         yield state

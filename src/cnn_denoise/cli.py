@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from cnn_denoise.common.errors import PipelineError, run_stage
+from cnn_denoise.common.errors import PipelineError, printable, run_stage
 from cnn_denoise.enhance import policy
 from cnn_denoise.enhance.files import TEMP_TAG, audio_info, enhance_file, identity, refuse_inputs_as_outputs, wav_files
 from cnn_denoise.enhance.score import score_line
@@ -50,7 +50,7 @@ def enhance(argv) -> int:
     model = args.model or default_model()
     denoiser = Denoiser.load(model)
     if line := verdict(model, denoiser.audio):
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)
     for src, info in zip(files, infos, strict=True):
         policy.ratio(info.samplerate, denoiser.sample_rate, str(src))  # every rate workable before any work
     clean_abandoned(out_dir, TEMP_TAG, keep={identity(src) for src in files})
@@ -88,23 +88,24 @@ def info(argv) -> int:
     d = Denoiser.load(model)
     spec_ = d.model.spec() if hasattr(d.model, "spec") else {"taps": d.model.taps, "features": d.model.features}
     about = d.audio.get("trained_on") or {}
-    print(f"model        {model}")
-    print(f"network      {', '.join(f'{k} {v}' for k, v in spec_.items())}")
-    print(f"trained on   {heard(d.audio)}")
-    print(
+    lines = [
+        f"model        {model}",
+        f"network      {', '.join(f'{k} {v}' for k, v in spec_.items())}",
+        f"trained on   {heard(d.audio)}",
         f"rate, level  {d.sample_rate} Hz, input RMS {d.input_rms:.3g}"
-        + (f" (levels {about['level_db']} dBFS)" if about.get("level_db") else "")
-    )
+        + (f" (levels {about['level_db']} dBFS)" if about.get("level_db") else ""),
+    ]
     if "test_si_sdr_db" in d.audio:
-        print(
+        lines.append(
             f"own test set SI-SDR {d.audio['test_si_sdr_db']:.2f} dB (noisy input {d.audio['noisy_si_sdr_db']:.2f} dB)"
         )
     from cnn_denoise.models import shipped
 
     if shipped.available() and Path(model).resolve() == shipped.WEIGHTS.resolve():
-        print("\n".join(shipped.lines(shipped.card())))
-    if line := verdict(model, d.audio):
-        print(line)
+        lines += shipped.lines(shipped.card())
+    lines.append(verdict(model, d.audio) or "")
+    for line in filter(None, lines):
+        print(printable(line))  # a checkpoint's text is anyone's: no escape sequence reaches the terminal
     return 0
 
 

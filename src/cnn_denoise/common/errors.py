@@ -5,11 +5,25 @@ class PipelineError(Exception):
     """Bad input or a failed step; the message names the problem and the fix."""
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (terminal escape sequences: ESC, CSI, BEL, ...) written as
+    Python escapes, so text read from a file can't move the cursor, retitle the window or hide
+    what follows; newlines and tabs too (a one-line message stays one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown(text: str) -> str:
+    """What may reach a terminal or a log: secrets scrubbed, control characters escaped."""
+    from cnn_denoise.common.redaction import scrub  # a library's message may quote a URL with its password
+
+    return printable(scrub(text))
+
+
 def first_line(exc: BaseException, limit: int | None = 200, default: str | None = None) -> str:
     """The first line of an exception's message, cut at `limit` characters (None: whole; the exception's
     type name when it has none, or `default`): what a one-line error quotes of a library's error."""
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__ if default is None else default)[:limit]
+    return shown(lines[0] if lines else type(exc).__name__ if default is None else default)[:limit]
 
 
 # What the stages tell a person after Ctrl-C and after running out of memory; the commands
@@ -77,7 +91,7 @@ def run_stage(
     try:
         code = main()
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(str(exc))}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         told = in_experiment() if interrupted == STAGE_INTERRUPTED else None
@@ -86,7 +100,8 @@ def run_stage(
     except OSError as exc:  # a folder that is read-only or full, a file that vanished
         where = f" {exc.filename}" if exc.filename else ""
         print(
-            f"error: cannot access{where}: {exc.strerror or exc}; check the path, its permissions and free space",
+            f"error: cannot access{shown(where)}: {shown(str(exc.strerror or exc))}; check the path, its "
+            "permissions and free space",
             file=sys.stderr,
         )
         code = 1

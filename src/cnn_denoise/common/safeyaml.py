@@ -5,7 +5,8 @@ stand for billions of values, which whatever walks them (printing a description,
 copying) then expands. Here the document's size as a tree (each alias counted as the node it
 names, every time it is used) is counted on PyYAML's node graph, in time linear in the file,
 before any value is built; past MAX_NODES, or where an alias refers to itself, the document is
-refused.
+refused. A long document without aliases is refused the same way, but while it is read: nodes
+are counted as PyYAML composes them, so a million-entry list costs the first MAX_NODES.
 """
 
 import yaml
@@ -13,6 +14,25 @@ import yaml
 from cnn_denoise.common.errors import PipelineError, first_line
 
 MAX_NODES = 100_000  # a recipe or params.yaml holds hundreds
+MAX_BYTES = 1 << 20  # a document's text: a hundred times params.yaml
+
+
+class _TooLong(Exception):
+    """More than MAX_NODES nodes written out in the document (aliases not expanded)."""
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing past MAX_NODES nodes, before the rest is parsed."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.nodes = 0
+
+    def compose_node(self, parent, index):
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooLong
+        return super().compose_node(parent, index)
 
 
 def _children(node) -> list:
@@ -45,7 +65,11 @@ def tree_size(root) -> int:
 
 def load(text: str, where: str):
     """The YAML document in `text` (safe types only); a PipelineError naming `where` otherwise."""
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_BYTES:
+        raise PipelineError(
+            f"{where} is {len(text)} characters long, more than {MAX_BYTES} a settings file may be; shorten it"
+        )
+    loader = _CountingLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -57,6 +81,10 @@ def load(text: str, where: str):
                 "write the values out, without nested aliases"
             )
         return loader.construct_document(node)
+    except _TooLong:
+        raise PipelineError(
+            f"{where} holds more than {MAX_NODES} values (a recipe or params.yaml holds hundreds); shorten it"
+        ) from None
     except ValueError as exc:  # tree_size's cycle
         raise PipelineError(f"{where}: {exc}; write the values out") from None
     except yaml.YAMLError as exc:

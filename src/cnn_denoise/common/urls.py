@@ -10,20 +10,11 @@ import re
 import urllib.parse
 
 from cnn_denoise.common.errors import PipelineError
+from cnn_denoise.common.redaction import query_span, redact, remember, scrub, split_userinfo
+
+__all__ = ["expand", "redact", "remember", "scrub", "secret_in", "split_userinfo"]
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$\$")
-
-
-def redact(url: str) -> str:
-    """The URL without its password and query (signed URLs carry their credentials there)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else f"{user}@{host}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
 
 
 SIGNED_QUERY_KEYS = {
@@ -39,20 +30,23 @@ SIGNED_QUERY_KEYS = {
 }  # what signed URLs (S3, GCS, Azure SAS) authenticate with
 
 
-def _names(text: str) -> list[str]:
-    """The environment variables text names, as $NAME or ${NAME}."""
-    return [m.group(1) or m.group(2) for m in VARIABLE.finditer(text) if m.group(0) != "$$"]
+def _literal(text: str) -> str:
+    """What of `text` is written out: its $NAME and ${NAME} references taken away ($$ is a $)."""
+    return VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else "", text)
 
 
 def secret_in(url: str) -> str | None:
     """What in a URL written literally would be a secret (a password, a signing query key), or None.
-    $NAME and ${NAME} references do not count: they are filled in from the environment at fetch time."""
-    parts = urllib.parse.urlsplit(url)
-    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    if ":" in user and not _names(user.partition(":")[2]):
-        return "a password"
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if key.lower() in SIGNED_QUERY_KEYS and not _names(value):
+    A password or a signing value made of $NAME and ${NAME} references alone does not count: they
+    are filled in from the environment at fetch time."""
+    parts = split_userinfo(url)
+    if parts and parts[2] and _literal(parts[2]):
+        return "a password"  # written literally, wholly or in part (only $NAME references are not)
+    tail = parts[3] if parts else url
+    start, end = query_span(tail)
+    query = tail[start + 1 : end if end > start else None] if start >= 0 else ""
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if key.lower() in SIGNED_QUERY_KEYS and _literal(value):
             return f"a signed query ({key}=...)"
     return None
 

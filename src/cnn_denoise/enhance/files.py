@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_denoise.common.errors import PipelineError, first_line
+from cnn_denoise.common.errors import PipelineError, first_line, printable
 from cnn_denoise.enhance import policy
 
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")  # what soundfile calls the RIFF WAV family
@@ -40,12 +40,26 @@ CODECS = {
 }
 
 
+def _utf8_name(path: Path) -> None:
+    """libsndfile takes a file name as UTF-8 text: one that is not could not be opened, and
+    would be reported as a broken WAV."""
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PipelineError(
+            f"{printable(str(path))}: the name is not UTF-8 text, which libsndfile cannot open; rename it"
+        ) from None
+
+
 def wav_files(inputs: list[str]) -> list[Path]:
     """The WAV files named, and those directly inside the folders named."""
     files = []
     for item in map(Path, inputs):
+        _utf8_name(item)
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+            for p in found:
+                _utf8_name(p)
             if not found:
                 raise PipelineError(f"{item} holds no .wav file; give WAV files or folders of them")
             files += found

@@ -146,19 +146,63 @@ def _weights_problem(spec_, state) -> str | None:
     return None
 
 
+def _numbers(value, count: int | None = None) -> bool:
+    items = value if isinstance(value, list) else [value] if count is None else None
+    return (
+        items is not None
+        and (count is None or len(items) == count)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in items)
+    )
+
+
+# what `info` and `enhance` print of a checkpoint's audio record, and the type each must have
+TRAINED_ON = {
+    "speech": lambda v: isinstance(v, str),
+    "kinds": lambda v: isinstance(v, list) and all(isinstance(k, str) for k in v),
+    "snr_db": lambda v: _numbers(v, 2),
+    "band_hz": lambda v: _numbers(v, 2),
+    "speed": lambda v: _numbers(v, 2),
+    "formant": lambda v: _numbers(v, 2),
+    "eq": _numbers,
+    "kind_weights": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _numbers(w) for k, w in v.items()),
+}
+
+
+def _audio_problem(audio: dict) -> str | None:
+    """Why a checkpoint's audio record cannot be shown (a value of the wrong type), or None."""
+    for key in ("test_si_sdr_db", "noisy_si_sdr_db"):
+        if key in audio and not _numbers(audio[key]):
+            return f"its audio record's {key} is a {type(audio[key]).__name__}, expected a finite number"
+    about = audio.get("trained_on")
+    if about is None:
+        return None
+    if not isinstance(about, dict):
+        return f"its audio record's trained_on is a {type(about).__name__}, expected a mapping"
+    for key, fits in TRAINED_ON.items():
+        if about.get(key) is not None and not fits(about[key]):
+            return f"its audio record's trained_on.{key} is a {type(about[key]).__name__} of the wrong shape"
+    return None
+
+
 def load_checkpoint(path, backend=choices.AUTO) -> tuple[MIMOCNN, dict]:
     """The model a checkpoint of `save` holds, and its `audio` record ({} if it has none);
     a PipelineError naming the file and the problem otherwise, found before the model is built."""
     import os
+    import stat
 
     from cnn_denoise.common.errors import first_line
 
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except FileNotFoundError:
         raise PipelineError(
             f"{path}: no such model file; train one first (dvc repro) or give the path of one"
         ) from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever, a device never end
+        raise PipelineError(
+            f"{path} is not a regular file (a folder, a pipe or a device); give the path of a models/model.pt"
+        )
+    size = st.st_size
     if size > MAX_CHECKPOINT_BYTES:
         raise PipelineError(
             f"{path} is {size} bytes, more than a model checkpoint here can be ({MAX_CHECKPOINT_BYTES}); "
@@ -167,6 +211,12 @@ def load_checkpoint(path, backend=choices.AUTO) -> tuple[MIMOCNN, dict]:
     try:
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # whatever a foreign or corrupt file makes torch.load raise
+        if "Weights only load failed" in str(exc):  # torch's message goes on to say how to unpickle it anyway
+            raise PipelineError(
+                f"{path} is not a model checkpoint of this project: not a weights-only one (it pickles Python "
+                "objects, which could run code when loaded), so it is not loaded; give a models/model.pt written by "
+                "the train stage"
+            ) from None
         raise PipelineError(
             f"{path} is not a model checkpoint of this project ({first_line(exc)}); give a models/model.pt "
             "written by the train stage"
@@ -180,6 +230,7 @@ def load_checkpoint(path, backend=choices.AUTO) -> tuple[MIMOCNN, dict]:
     why = _spec_problem(checkpoint["spec"]) or _weights_problem(checkpoint["spec"], checkpoint["state_dict"])
     if why is None and not isinstance(audio, dict):
         why = f"its audio record is a {type(audio).__name__}, expected a dict"
+    why = why or _audio_problem(audio)
     if why:
         raise PipelineError(
             f"{path} is not a usable model checkpoint: {why}; retrain it (dvc repro -f train) or give another"

@@ -46,8 +46,30 @@ def newest_finished(folder: str) -> str | None:
     return max(ages)[1] if ages else None
 
 
+# DVC's internals the guard relies on, with the parameters it calls them with
+RELIED_ON = {"_load": ("self", "stage"), "_get_cache_dir": ("self", "key"), "_load_cache": ("self", "key", "value")}
+
+
+def _check(stage_cache: type, get_stage_hash) -> None:
+    """An AttributeError naming the first internal the guard relies on that DVC no longer has as
+    the guard calls it: StageCache's three methods and the module's _get_stage_hash."""
+    import inspect
+
+    wanted = {**{f"StageCache.{k}": v for k, v in RELIED_ON.items()}, "_get_stage_hash": ("stage",)}
+    for name, parameters in wanted.items():
+        method = getattr(stage_cache, name.split(".")[1]) if "." in name else get_stage_hash
+        method = getattr(method, "__wrapped__", method)
+        try:
+            found = tuple(inspect.signature(method).parameters)
+        except (TypeError, ValueError):
+            found = None
+        if found != parameters:
+            raise AttributeError(f"{name} takes {found}, the guard calls it with {parameters}")
+
+
 def spare_half_written(stage_cache: type, get_stage_hash) -> None:
     """Make `stage_cache._load` load the newest finished entry (once; DVC's own stays as __wrapped__)."""
+    _check(stage_cache, get_stage_hash)
     load = stage_cache._load
     if getattr(load, "__wrapped__", None):
         return
@@ -67,7 +89,7 @@ def _guard(module) -> None:
     """Guard the StageCache of DVC's loaded MODULE; a DVC whose StageCache has changed stays
     unguarded, with one line saying so."""
     try:
-        spare_half_written(module.StageCache, module._get_stage_hash)
+        spare_half_written(module.StageCache, getattr(module, "_get_stage_hash", None))
     except AttributeError as e:
         print(
             f"warning: DVC's run cache left unguarded ({e}); see src/cnn_denoise/recipes/runcache.py", file=sys.stderr

@@ -5,6 +5,8 @@
     runs.py        the runs of training, evaluation and the baselines; reading them back
     registry.py    registered model versions: promote one, load a checkpoint by URI
     server.py      the team's server: `mlflow server` on PostgreSQL
+    record.py      its server.json: status, stop, only of the processes it started
+    roles.py       its PostgreSQL roles: an older folder's superuser split from the `mlflow` role
     mlflow_model.py  the model a run logs ("models from code")
 
 Only this package imports MLflow, and only inside functions: the stages import it for
@@ -13,7 +15,7 @@ free and pay for MLflow when they log. The names below are what the rest of the 
 
 from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
 from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_set_baselines, log_training, search
-from cnn_denoise.tracking.store import EXPERIMENT, guarded, tracking_uri
+from cnn_denoise.tracking.store import EXPERIMENT, guarded, shown_uri, tracking_uri
 
 __all__ = [
     "EXPERIMENT",
@@ -27,5 +29,6 @@ __all__ = [
     "promote",
     "registered_alias",
     "search",
+    "shown_uri",
     "tracking_uri",
 ]

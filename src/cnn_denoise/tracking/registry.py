@@ -2,7 +2,7 @@
 alias (`best`, a recipe's name) points at one, and a checkpoint loads by MLflow URI."""
 
 from cnn_denoise.common.errors import PipelineError, first_line
-from cnn_denoise.tracking.store import open_store, tracking_uri
+from cnn_denoise.tracking.store import open_store, shown_uri
 
 REGISTERED_MODEL = "cnn-denoise"
 NAMED_AT = "named_at"  # tag: when (ms since 1970) a later experiment that trained a run's model named it
@@ -23,7 +23,7 @@ def promote(name: str, alias: str = "best") -> str:
     runs = sorted(found.values(), key=lambda r: int(r.data.tags.get(NAMED_AT, r.info.start_time)), reverse=True)
     if not runs:
         raise PipelineError(
-            f"no finished run named {name!r} in {tracking_uri()}; "
+            f"no finished run named {name!r} in {shown_uri()}; "
             "give a DVC experiment's name (dvc exp show) or a run name"
         )
     client = mlflow.MlflowClient()
@@ -71,6 +71,6 @@ def checkpoint_path(uri: str, folder: str) -> str:
         return mlflow.artifacts.download_artifacts(f"runs:/{run_id}/checkpoint/model.pt", dst_path=folder)
     except Exception as exc:  # MLflow raises its own exception types for unknown runs, names and aliases
         raise PipelineError(
-            f"{uri}: no model checkpoint found in {tracking_uri()} ({first_line(exc, 200)}); "
+            f"{uri}: no model checkpoint found in {shown_uri()} ({first_line(exc, 200)}); "
             "check the run id or name, or MLFLOW_TRACKING_URI"
         ) from None

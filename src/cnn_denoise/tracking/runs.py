@@ -25,7 +25,7 @@ from cnn_denoise.common.procs import pid_alive
 from cnn_denoise.config.params import flatten
 from cnn_denoise.tracking.provenance import committed_params, run_name, run_tags, upstream_lock
 from cnn_denoise.tracking.registry import NAMED_AT, REGISTERED_MODEL
-from cnn_denoise.tracking.store import EXPERIMENT, open_store, tracking_uri
+from cnn_denoise.tracking.store import EXPERIMENT, open_store, shown_uri, tracking_uri
 
 
 def reap(client, exp_id: str) -> None:
@@ -205,7 +205,7 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
         mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics)
         if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
             _log_model(mlflow, model_path, tags)
-        print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {tracking_uri()}", file=sys.stderr)
+        print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {shown_uri()}", file=sys.stderr)
 
 
 def numbers(tree: dict) -> dict:

@@ -4,21 +4,24 @@
     python -m cnn_denoise.tracking.server stop  [--dir .team]
     python -m cnn_denoise.tracking.server status [--dir .team]
 
-One folder holds everything: PostgreSQL's data (initialised on first start with a random
-password kept in a 0600 file), the artifacts the server stores for its clients, the logs,
-and server.json with both PIDs. PostgreSQL listens on 127.0.0.1 only (no Unix socket), so
-only the MLflow server reaches it; the MLflow server listens on --host. The pipeline logs
-to it once MLFLOW_TRACKING_URI names it. `stop` stops both by their PIDs.
+One folder holds everything: PostgreSQL's data, the artifacts the server stores for its
+clients, the logs, and server.json with both PIDs (record.py). PostgreSQL is initialised on
+first start with two roles, each with a random password in a 0600 file: its superuser (pgadmin),
+which only this module uses, to make the other; and `mlflow` (pgpass), which owns the mlflow and
+optuna databases and nothing more: no superuser, who could run shell commands as the database's
+OS user, is named in the URLs the team is given (a folder made before is split so at its next
+start: roles.py). PostgreSQL listens on 127.0.0.1 only (no Unix
+socket); the MLflow server listens on --host. The pipeline logs to it once MLFLOW_TRACKING_URI
+names it. `stop` stops both by their PIDs. A --dir that exists keeps its mode (refused if others
+may write to it); a new one is made 755, for PostgreSQL's user to reach its data through.
 Why PostgreSQL: many writers at once (a team, parallel `dvc queue` workers) are what a
 database server is for; a SQLite file serialises them and cannot be shared over a network.
 """
 
 import argparse
-import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,11 +31,17 @@ from pathlib import Path
 
 from cnn_denoise.common.atomic import write_json
 from cnn_denoise.common.errors import PipelineError, run_stage
-from cnn_denoise.common.procs import answers, free_port, pid_alive, same_process, started
+from cnn_denoise.common.procs import answers, free_port, started
+from cnn_denoise.tracking import roles
+from cnn_denoise.tracking.record import status, stop, stop_pids
 
 PG_ROOT = Path("/usr/lib/postgresql")  # where Debian installs each version of PostgreSQL
 DATABASE = "mlflow"  # the database, and its user, that MLflow keeps its runs in
 OPTUNA_DATABASE = "optuna"  # beside it, the team's searches (cnn_denoise.tune), same user
+# PostgreSQL's superuser, used only by this module to make the role above and its databases: a
+# superuser can run shell commands as the database's OS user (COPY ... PROGRAM), so the role
+# whose password goes to every team member's MLflow and Optuna owns its databases and no more
+ADMIN = "admin"
 START_TIMEOUT = 90  # seconds for each server to answer
 
 
@@ -75,12 +84,12 @@ def _wait(ready, proc, what: str, log: Path) -> None:
         time.sleep(0.3)
 
 
-def _pg_ready(port: int, password: str) -> bool:
+def _pg_ready(port: int, user: str, password: str) -> bool:
     import psycopg2
 
     try:
         psycopg2.connect(
-            host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres", connect_timeout=2
+            host="127.0.0.1", port=port, user=user, password=password, dbname="postgres", connect_timeout=2
         ).close()
         return True
     except psycopg2.OperationalError:
@@ -102,19 +111,24 @@ def _secret(path: Path, text: str) -> None:
         f.write(text + "\n")
 
 
-def _init_db(folder: Path) -> str:
-    """initdb on first start; the password of the `mlflow` database user."""
-    data, pwfile = folder / "pgdata", folder / "pgpass"
+def _init_db(folder: Path) -> tuple[str, str, str]:
+    """initdb on first start; (the superuser's name, its password, the password of the `mlflow`
+    role). A folder made before the superuser was split off has `mlflow` as its superuser."""
+    data, pwfile, adminfile = folder / "pgdata", folder / "pgpass", folder / "pgadmin"
     if (data / "PG_VERSION").exists():
-        return pwfile.read_text().strip()
+        password = pwfile.read_text().strip()
+        if not adminfile.exists():  # made before the roles were split: `mlflow` is the superuser (roles.py)
+            return DATABASE, password, password
+        return ADMIN, adminfile.read_text().strip(), password
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
     user = _user()
     if user:
         shutil.chown(data, "postgres", "postgres")
-    password = secrets.token_urlsafe(24)
+    password, admin = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     _secret(pwfile, password)
+    _secret(adminfile, admin)
     init_pw = folder / ".initdb-pw"
-    _secret(init_pw, password)
+    _secret(init_pw, admin)
     if user:
         shutil.chown(init_pw, "postgres", "postgres")
     try:
@@ -124,7 +138,7 @@ def _init_db(folder: Path) -> str:
                 "-D",
                 str(data),
                 "-U",
-                DATABASE,
+                ADMIN,
                 "--auth=scram-sha-256",
                 f"--pwfile={init_pw}",
                 "-E",
@@ -144,10 +158,12 @@ def _init_db(folder: Path) -> str:
             f"initdb failed in {data}: {reason}; the postgres user must be able to reach that folder: use --dir "
             "elsewhere"
         )
-    return password
+    return ADMIN, admin, password
 
 
-def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]:
+def _start_postgres(folder: Path, admin: tuple[str, str], password: str) -> tuple[subprocess.Popen, int]:
+    """PostgreSQL on a free loopback port; the `mlflow` role (no superuser, no CREATEDB or
+    CREATEROLE) made and given its password, its two databases made and owned by it."""
     port = free_port()
     log = folder / "postgres.log"
     with open(log, "a") as out:
@@ -168,18 +184,35 @@ def _start_postgres(folder: Path, password: str) -> tuple[subprocess.Popen, int]
             start_new_session=True,
             **_user(),
         )
-    _wait(lambda: _pg_ready(port, password), proc, "PostgreSQL", log)
-    import psycopg2
+    _wait(lambda: _pg_ready(port, *admin), proc, "PostgreSQL", log)
+    try:
+        if admin[0] == DATABASE:  # an older folder: its superuser renamed, a new `mlflow` made
+            names = (DATABASE, OPTUNA_DATABASE)
+            admin = (ADMIN, roles.split(port, password, folder / "pgadmin", _secret, DATABASE, ADMIN, names))
+            print(f"moved {folder}'s databases to a `{DATABASE}` role that is no superuser", file=sys.stderr)
+        _roles(port, admin, password)
+    except BaseException:
+        stop_pids({"postgres_pid": proc.pid}, own=True)
+        raise
+    return proc, port
 
-    db = psycopg2.connect(host="127.0.0.1", port=port, user=DATABASE, password=password, dbname="postgres")
-    db.autocommit = True
+
+def _roles(port: int, admin: tuple[str, str], password: str) -> None:
+    """The `mlflow` role as it must be, its databases made, everything in them its own."""
+    db = roles.connect(port, *admin)
     with db.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DATABASE,))
+        verb = "ALTER" if cur.fetchone() else "CREATE"
+        cur.execute(
+            f"{verb} ROLE {DATABASE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %s",
+            (password,),
+        )
         for name in (DATABASE, OPTUNA_DATABASE):
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if cur.fetchone() is None:
-                cur.execute(f"CREATE DATABASE {name}")
+                cur.execute(f"CREATE DATABASE {name} OWNER {DATABASE}")
     db.close()
-    return proc, port
+    roles.own(port, *admin, DATABASE, (DATABASE, OPTUNA_DATABASE))
 
 
 def allowed_hosts(host: str, port: int, extra: str = "") -> str:
@@ -212,18 +245,26 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
             f"{state['postgres_pid']}); "
             "stop it first: python -m cnn_denoise.tracking.server stop"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
     if _user():
-        for parent in folder.parents:
-            if not parent.stat().st_mode & 0o001:
+        for parent in (folder, *folder.parents):
+            if parent.exists() and not parent.stat().st_mode & 0o001:
                 raise PipelineError(
                     f"PostgreSQL runs as the postgres user, who cannot enter {parent} (mode "
                     f"{parent.stat().st_mode & 0o777:o}); "
                     f"chmod o+x {parent} or start with --dir somewhere it can reach"
                 )
-    password = _init_db(folder)
-    pg, pg_port = _start_postgres(folder, password)
+    if folder.exists():  # its mode is its owner's choice: checked, never changed
+        mode = folder.stat().st_mode & 0o777
+        if mode & 0o022:
+            raise PipelineError(
+                f"{folder} is writable by other users (mode {mode:o}), who could replace its server.json or "
+                f"password files; chmod go-w {folder} or start with --dir elsewhere"
+            )
+    else:
+        folder.mkdir(parents=True)
+        os.chmod(folder, 0o755)  # PostgreSQL (another user when we are root) reaches pgdata through it
+    admin, admin_password, password = _init_db(folder)
+    pg, pg_port = _start_postgres(folder, (admin, admin_password), password)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     env = dict(
         os.environ,
@@ -256,7 +297,7 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
             )
         _wait(lambda: _http_ready(url), mlflow, "mlflow server", log)
     except BaseException:
-        _stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid, "own": True})
+        stop_pids({"mlflow_pid": mlflow and mlflow.pid, "postgres_pid": pg.pid}, own=True)
         raise
     state = {
         "url": url,
@@ -274,56 +315,6 @@ def start(folder: Path, host: str, port: int, workers: int, hosts: str = "") -> 
 def optuna_storage(state: dict, password: str) -> str:
     """The URL of the server's Optuna database (make tune's OPTUNA_STORAGE), from its record."""
     return f"postgresql+psycopg2://{DATABASE}:{password}@127.0.0.1:{state['postgres_port']}/{OPTUNA_DATABASE}"
-
-
-def status(folder: Path) -> dict | None:
-    """server.json when both of the processes it records still run (the same processes: PID
-    and start time), else None."""
-    state = _record(folder)
-    alive = [same_process(state.get(f"{key}_pid"), state.get(f"{key}_started")) for key in ("mlflow", "postgres")]
-    return state if state and all(alive) else None
-
-
-def _record(folder: Path) -> dict:
-    try:
-        state = json.loads((folder / "server.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def _stop_pids(state: dict) -> None:
-    """MLflow's process group gets SIGTERM, PostgreSQL SIGINT (its fast shutdown); SIGKILL after
-    30 s. Only the processes the record names (PID and start time): a PID the system has given
-    to another process since is left alone. A record without start times (a server started
-    just now, before it was written) names its own children."""
-    for key, sig in (("mlflow_pid", signal.SIGTERM), ("postgres_pid", signal.SIGINT)):
-        pid = state.get(key)
-        start = state.get(key.replace("_pid", "_started"), started(pid) if state.get("own") else None)
-        if not same_process(pid, start):
-            continue
-        try:
-            os.killpg(pid, sig) if key == "mlflow_pid" else os.kill(pid, sig)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.2)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-
-
-def stop(folder: Path) -> bool:
-    state = _record(folder)
-    if not state:
-        return False
-    _stop_pids(state)
-    (folder / "server.json").unlink(missing_ok=True)
-    return True
 
 
 def main(argv=None) -> int:
@@ -351,7 +342,7 @@ def main(argv=None) -> int:
         print(f"export OPTUNA_STORAGE={optuna_storage(state, '$(cat ' + str(Path(state['folder']) / 'pgpass') + ')')}")
         return 0
     if args.action == "stop":
-        print("stopped" if stop(args.dir) else f"no server recorded in {args.dir}")
+        print(stop(args.dir) or f"no server recorded in {args.dir}")
         return 0
     state = status(args.dir)
     print(f"running at {state['url']}" if state else "not running")

@@ -86,6 +86,13 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{main_root() / 'mlflow.db'}"
 
 
+def shown_uri() -> str:
+    """The tracking URI as messages show it: without its password or query."""
+    from cnn_denoise.common.urls import redact
+
+    return redact(tracking_uri())
+
+
 def is_remote(uri: str) -> bool:
     return uri.split(":")[0] in ("http", "https", "databricks")
 
@@ -126,6 +133,19 @@ def open_store():
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
+    try:
+        exp_id = _experiment(mlflow, MlflowException, uri)
+    except Exception as exc:  # a server down or refusing, a database missing its driver or unreadable
+        raise PipelineError(
+            f"MLflow store {shown_uri()} cannot be reached ({type(exc).__name__}: {first_line(exc, 200)}); "
+            "start it, or fix "
+            "MLFLOW_TRACKING_URI (unset: the project's mlflow.db)"
+        ) from None
+    mlflow.set_experiment(experiment_id=exp_id)
+    return mlflow, exp_id
+
+
+def _experiment(mlflow, MlflowException, uri: str) -> str:
     with _creation_lock(uri):
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(EXPERIMENT)
@@ -139,8 +159,7 @@ def open_store():
             for key, value in _tags().items():
                 if exp.tags.get(key) != value:  # made by an older version
                     client.set_experiment_tag(exp_id, key, value)
-    mlflow.set_experiment(experiment_id=exp_id)
-    return mlflow, exp_id
+    return exp_id
 
 
 def guarded(what: str, log) -> int:
@@ -158,7 +177,7 @@ def guarded(what: str, log) -> int:
         return 0
     except Exception as exc:  # any failure of the store must not lose the DVC outputs
         print(
-            f"MLflow tracking failed while {what} at {tracking_uri()}: {first_line(exc)}; the DVC outputs are "
+            f"MLflow tracking failed while {what} at {shown_uri()}: {first_line(exc)}; the DVC outputs are "
             "written, fix MLFLOW_TRACKING_URI or set CNN_DENOISE_TRACKING=off",
             file=sys.stderr,
         )

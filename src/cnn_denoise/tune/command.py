@@ -15,7 +15,11 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("name", help="a recipe of recipes/ with a search section")
-    common.add_argument("--storage", help=f"the study's database URL (default ${ENV_STORAGE}, else optuna.db here)")
+    common.add_argument(
+        "--storage",
+        help=f"the study's database URL (default ${ENV_STORAGE}, else optuna.db here); a password in it is "
+        f"seen by every user's `ps`: put such a URL in ${ENV_STORAGE}",
+    )
     common.add_argument("--study", help="the study's name (default: the recipe's)")
     for cmd in ("run", "worker"):
         p = sub.add_parser(cmd, parents=[common], help="run trials here (W workers) until the budget is spent")

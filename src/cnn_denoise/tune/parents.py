@@ -23,14 +23,14 @@ def parent_run(study, created: bool) -> str | None:
         return None
     if not created:
         return wait_for(lambda: reload_study(study).user_attrs.get("mlflow_run"), 60) or None
-    from cnn_denoise.tracking.store import guarded, tracking_uri
+    from cnn_denoise.tracking.store import guarded, shown_uri
 
     made = []
     if guarded("creating the study's run", lambda: made.append(_new_parent(study))):
-        raise PipelineError(f"no MLflow run for study {study.study_name} at {tracking_uri()}; fix the store, run again")
+        raise PipelineError(f"no MLflow run for study {study.study_name} at {shown_uri()}; fix the store, run again")
     study.set_user_attr("mlflow_run", made[0] if made else "")
     if made:
-        print(f"MLflow: the study's run is {made[0]} ({study.study_name}) in {tracking_uri()}", file=sys.stderr)
+        print(f"MLflow: the study's run is {made[0]} ({study.study_name}) in {shown_uri()}", file=sys.stderr)
     return made[0] if made else None
 
 

@@ -12,17 +12,20 @@ from cnn_denoise.recipes import book, workspace
 from cnn_denoise.tune.parents import parent_run, tracking_on
 from cnn_denoise.tune.report import best_trial, exp_name, table
 from cnn_denoise.tune.space import load, redact
-from cnn_denoise.tune.storage import load_study, open_study, reap, reload_study, started, storage_url
+from cnn_denoise.tune.storage import ENV_STORAGE, load_study, open_study, reap, reload_study, started, storage_url
 from cnn_denoise.tune.worker import Worker, git_remote
 
 # ---- the command ----
 
 
-def _start_workers(argv: list[str], count: int) -> list[subprocess.Popen]:
+def _start_workers(argv: list[str], count: int, url: str) -> list[subprocess.Popen]:
     """Worker processes, each the leader of its own process group: what a dead worker leaves
-    (dvc and its stages) is stopped by killing the group."""
+    (dvc and its stages) is stopped by killing the group. The storage URL (its password with it)
+    goes in their environment, which only its user reads, never their arguments, which `ps`
+    shows every user."""
     cmd = [sys.executable, "-m", "cnn_denoise.tune", "worker", *argv]
-    return [subprocess.Popen(cmd, start_new_session=True) for _ in range(count)]
+    env = dict(os.environ, **{ENV_STORAGE: url})
+    return [subprocess.Popen(cmd, start_new_session=True, env=env) for _ in range(count)]
 
 
 def _stop(procs, sig=signal.SIGTERM) -> None:
@@ -45,10 +48,10 @@ def run(args) -> int:
         f"started; {workers} worker(s) here{f', pushing to {remote}' if remote else ''}",
         file=sys.stderr,
     )
-    forward = [args.name, "--storage", url, "--study", name, *sum((["-S", s] for s in args.set), [])]
+    forward = [args.name, "--study", name, *sum((["-S", s] for s in args.set), [])]
     forward += ["--remote", remote or ""]
     snap = workspace.Snapshot.take()  # each trial's `dvc exp run --temp` stashes itself through the workspace
-    procs = _start_workers(forward, workers)
+    procs = _start_workers(forward, workers, url)
     lost = []
     try:
         while any(p.poll() is None for p in procs):

@@ -14,6 +14,9 @@ from cnn_denoise.config import params
 from cnn_denoise.recipes import book
 
 MAX_CORNERS = 20_000  # combinations of range ends and choices checked against the schema
+# values a stepped range may hold: a step too small to move a float (1e-300) or to matter makes
+# Optuna's grid arithmetic fail in every trial; a million is finer than any search here needs
+MAX_STEPS = 1_000_000
 
 
 # ---- the search section of a recipe ----
@@ -37,8 +40,13 @@ class Range(_Strict):
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and (self.low <= 0 or self.step is not None):
             raise ValueError("a log range needs low > 0 and no step")
-        if self.step is not None and self.step <= 0:
+        if self.step is not None and not self.step > 0:
             raise ValueError(f"step must be > 0, got {self.step}")
+        if self.step is not None and (self.high - self.low) / self.step > MAX_STEPS:
+            raise ValueError(
+                f"step {self.step} makes more than {MAX_STEPS} values from {self.low} to {self.high}; "
+                "take a larger step, or none"
+            )
         return self
 
     @property

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cnn_denoise.common.errors import PipelineError, first_line
 from cnn_denoise.common.procs import pid_alive
+from cnn_denoise.common.urls import remember
 from cnn_denoise.tracking.store import main_root
 from cnn_denoise.tune.exps import earlier_experiments
 from cnn_denoise.tune.space import Tune, redact
@@ -25,18 +26,29 @@ GRACE_S = int(os.environ.get("CNN_DENOISE_TUNE_GRACE", str(6 * HEARTBEAT_S)))  #
 
 
 def storage_url(flag: str | None = None) -> str:
-    """--storage, else $OPTUNA_STORAGE, else optuna.db (SQLite) in the main clone."""
-    return flag or os.environ.get(ENV_STORAGE) or f"sqlite:///{main_root() / 'optuna.db'}"
+    """--storage, else $OPTUNA_STORAGE, else optuna.db (SQLite) in the main clone. Its password
+    is kept out of every message from here on, a library's included."""
+    url = flag or os.environ.get(ENV_STORAGE) or f"sqlite:///{main_root() / 'optuna.db'}"
+    remember(url)
+    return url
 
 
-def open_storage(url: str, heartbeat: bool = True):
+def open_storage(url: str, heartbeat: bool = True, exists: bool = False):
     """Optuna's RDBStorage at `url`, checked by a query; one line naming it when it can't be reached.
-    With `heartbeat`, running trials record a heartbeat, and one silent for GRACE_S is FAILED."""
+    With `heartbeat`, running trials record a heartbeat, and one silent for GRACE_S is FAILED.
+    A SQLite file is made only in a folder that exists (a mistyped path makes no folders), and
+    only when not `exists` (reading a study makes no empty database)."""
     import optuna
     import sqlalchemy.exc
 
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.removeprefix("sqlite:///").partition("?")[0])
+        if not path.parent.is_dir() or (exists and not path.is_file()):
+            missing = path if path.parent.is_dir() else path.parent
+            raise PipelineError(
+                f"Optuna storage {redact(url)}: {missing} does not exist; fix --storage / ${ENV_STORAGE}"
+                + (", or run make tune first" if exists else f", or create the folder: mkdir -p {path.parent}")
+            )
         engine = {"connect_args": {"timeout": 120}}  # workers wait for each other's writes
     elif url.startswith("postgresql"):
         engine = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
@@ -103,7 +115,7 @@ def open_study(tune: Tune, url: str, name: str, budget: int | None = None, heart
 
 def load_study(url: str, name: str, heartbeat: bool = False):
     optuna = optuna_module()
-    storage = open_storage(url, heartbeat)
+    storage = open_storage(url, heartbeat, exists=True)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

@@ -153,9 +153,9 @@ def main(argv=None):
         return exps_main()
     rows, metrics = runs_rows(args.max_runs)
     if not rows:
-        print(f"no runs in {tracking.tracking_uri()} yet: run `make repro` or `dvc exp run` first", file=sys.stderr)
+        print(f"no runs in {tracking.shown_uri()} yet: run `make repro` or `dvc exp run` first", file=sys.stderr)
         return 1
-    print(f"MLflow store: {tracking.tracking_uri()}  ({len(rows)} runs, newest first)"[:WIDTH])
+    print(f"MLflow store: {tracking.shown_uri()}  ({len(rows)} runs, newest first)"[:WIDTH])
     labels = [(k, RUN_METRICS.get(k, k.removeprefix(MATRIX[0]).removesuffix(MATRIX[1]) + " dB")) for k in metrics]
     print("\n".join(table(rows, labels, "run")))
     return 0
