@@ -84,13 +84,13 @@ def promote(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="cnn-denoise promote", description="Point a registered-model alias at a run's model."
     )
-    parser.add_argument("name", help="the run: a DVC experiment's name (dvc exp show) or an MLflow run name")
+    parser.add_argument("name", help="the run: a DVC experiment's name (make exps lists them) or an MLflow run name")
     parser.add_argument("--alias", default="best", help="the alias to set (default: %(default)s)")
     args = parser.parse_args(argv)
     if not RUN_NAME.fullmatch(args.name):
         raise PipelineError(
             f"run name {args.name!r} holds a quote, a backslash or a control character, which MLflow's search "
-            "cannot match; give the name as dvc exp show lists it, or rename the experiment"
+            "cannot match; give the name as make exps lists it, or rename the experiment"
         )
     if not ALIAS.fullmatch(args.alias) or args.alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", args.alias):
         raise PipelineError(

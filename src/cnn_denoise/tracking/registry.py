@@ -24,7 +24,7 @@ def promote(name: str, alias: str = "best") -> str:
     if not runs:
         raise PipelineError(
             f"no finished run named {name!r} in {tracking_uri()}; "
-            "give a DVC experiment's name (dvc exp show) or a run name"
+            "give a DVC experiment's name (make exps lists them) or a run name"
         )
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{runs[0].info.run_id}'")
