@@ -68,7 +68,9 @@ tracking-server-stop: setup
 
 # The UI on this clone's store: one worker and no job runner (MLflow's defaults start several
 # processes that outlive Ctrl-C); HOST=/PORT= as for tracking-server.
+# It prints the headline view's and the registry's full addresses first.
 mlflow-ui: setup
+	@MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db python -m cnn_denoise.views.ui $(or $(HOST),127.0.0.1) $(or $(PORT),5000)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec mlflow server --workers 1 --host $(or $(HOST),127.0.0.1) \
 	  --port $(or $(PORT),5000) --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
