@@ -82,7 +82,10 @@ def enhance(inputs: list[str], out_dir: Path, model: str | None = None, score: b
                 continue
             audio, enhanced = audio + done["seconds"], enhanced + 1
             if score:
-                tqdm.write(score_line(src, outputs[src], info), file=sys.stderr)
+                try:
+                    tqdm.write(score_line(src, outputs[src], info), file=sys.stderr)
+                except PipelineError as exc:  # the output is written; only its score is missing
+                    tqdm.write(f"note: {src.name}: not scored: {exc}", file=sys.stderr)
             for line in notes(src, outputs[src], info, done):
                 tqdm.write(line, file=sys.stderr)
     if score and enhanced:
