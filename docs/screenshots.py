@@ -35,6 +35,11 @@ CHROMIUM_FLAGS = [
 ]
 
 
+# Wall time one page may take: virtual time stands still while the UI's requests are pending,
+# and a busy machine's single MLflow worker serves its JavaScript slowly.
+SHOT_SECONDS = 600
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,7 +62,7 @@ def shoot(url: str, path: Path, wait_ms: int = 15000) -> None:
             ],
             check=True,
             capture_output=True,
-            timeout=180,
+            timeout=SHOT_SECONDS,
         )
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
 
@@ -109,7 +114,7 @@ def main() -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         runs = view_url(base, exp.experiment_id)  # the headline columns, best SI-SDR first
         shoot(f"{runs}&compareRunsMode=TABLE", OUT / "mlflow-runs.png")
-        shoot(f"{runs}&compareRunsMode=CHART", OUT / "mlflow-chart.png")
+        shoot(f"{runs}&compareRunsMode=CHART", OUT / "mlflow-chart.png", 40000)  # the charts' library loads last
         client = mlflow.MlflowClient(tracking_uri=store)
         versions = client.search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
         if versions:

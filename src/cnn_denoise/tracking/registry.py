@@ -9,8 +9,9 @@ NAMED_AT = "named_at"  # tag: when (ms since 1970) a later experiment that train
 ENHANCE_ALIASES = ("speech", "best")  # what `cnn-denoise enhance` takes when no -m is given, first registered first
 WHICH = (
     f"cnn-denoise enhance with no -m takes the version aliased @{ENHANCE_ALIASES[0]}, else @{ENHANCE_ALIASES[1]}, "
-    "else the speech model shipped with the project (make promote EXP=<run> ALIAS=<alias> sets one)."
+    "else the speech model shipped with the project (make promote EXP=name ALIAS=speech sets one)."
 )
+# Plain text: MLflow's UI reads descriptions as Markdown, where <run> is an HTML tag and vanishes.
 MODEL_DESCRIPTION = (
     "One version per CNN run (the run that trained it, its commit). Each version's description says whether the "
     f"model improves its own test set over the noisy input (SI-SDR). {WHICH}"
