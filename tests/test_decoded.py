@@ -14,6 +14,7 @@ from helpers import encode
 from test_enhance import denoising_model, speech_at
 
 from cnn_denoise import cli
+from cnn_denoise.enhance import score
 from cnn_denoise.scoring import quality
 
 
@@ -34,9 +35,13 @@ def test_a_lossy_recording_is_decoded_denoised_and_written_as_wav(tmp_path, caps
     noisy, clean = speech_at(rate, 2.0, 2, seed=3)
     src = encode(tmp_path / name, noisy, rate, codec)
     with pytest.raises(SystemExit) as exited:
-        cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model)])
+        cli.main(
+            ["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model), *(["--score"] * (codec == "aac"))]
+        )
     err = capsys.readouterr().err
     assert exited.value.code == 0, err
+    if codec == "aac":  # the input is read for DNSMOS as it was for denoising, and the scores are explained
+        assert f"{name}: DNSMOS SIG " in err and score.MEANING in err, err
     assert f"note: {name}: decoded with PyAV (" in err and "written as talk.wav, a PCM_16 WAV" in err, err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["talk.wav"]
     out, got_rate = sf.read(tmp_path / "out" / "talk.wav")
