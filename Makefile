@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
+.PHONY: setup apt-lists repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
 
 setup: $(VENV)/.installed $(VENV)/.runcache
 
@@ -25,10 +25,15 @@ $(VENV)/.runcache: $(VENV)/.installed src/cnn_denoise/recipes/runcache.py
 	$(BIN)/python -c 'from cnn_denoise.recipes.runcache import main; main()'
 	touch $@
 
-# The speech stages `apt-get download` two packages: a fresh machine (root, no package lists yet) updates them once.
-repro: setup
-	@[ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || \
-	  apt-get update -qq
+# The speech stages `apt-get download` two packages, `make system` installs two: a fresh machine (root,
+# no package lists yet) updates the lists once. apt may keep them compressed (_Packages.lz4, .xz,
+# .gz by Acquire::GzipIndexes), so any _Packages* file counts.
+APT_LISTS_DIR ?= /var/lib/apt/lists
+HAS_APT_LISTS = ls $(APT_LISTS_DIR)/*_Packages* >/dev/null 2>&1
+apt-lists:
+	@[ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || $(HAS_APT_LISTS) || apt-get update -qq
+
+repro: setup apt-lists
 	dvc repro
 	dvc metrics show
 	@python -m cnn_denoise.views.summary
@@ -47,9 +52,11 @@ lint: setup
 # (the team's tracking server). Installed where we can (root with apt, as in CI); elsewhere
 # those tests skip and say why, except under CI, where they fail.
 SYSTEM_PACKAGES = $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/postgres),,postgresql)
+# Lists older than the mirror's packages fail the install: updated then, and tried once more.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null
 system:
-	@[ -z "$(strip $(SYSTEM_PACKAGES))" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; } || \
+	@[ -z "$(strip $(SYSTEM_PACKAGES))" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { $(HAS_APT_LISTS) || apt-get update -qq; } && { $(APT_INSTALL) || { apt-get update -qq && $(APT_INSTALL); }; }; } || \
 	  echo "could not install $(SYSTEM_PACKAGES): the tests that need them will skip"
 
 # The team's MLflow server on PostgreSQL, state in .team/ (see README, "Working as a team").
@@ -61,7 +68,9 @@ tracking-server-stop: setup
 
 # The UI on this clone's store: one worker and no job runner (MLflow's defaults start several
 # processes that outlive Ctrl-C); HOST=/PORT= as for tracking-server.
+# It prints the headline view's and the registry's full addresses first.
 mlflow-ui: setup
+	@MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db python -m cnn_denoise.views.ui $(or $(HOST),127.0.0.1) $(or $(PORT),5000)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec mlflow server --workers 1 --host $(or $(HOST),127.0.0.1) \
 	  --port $(or $(PORT),5000) --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 

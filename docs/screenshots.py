@@ -1,7 +1,8 @@
 """Retake the README's MLflow UI screenshots (docs/img/) from the project's own store.
 
 Starts `mlflow ui` over ./mlflow.db on a free 127.0.0.1 port, opens the experiment's runs
-table and the chart view in headless Chromium, writes PNGs, and stops the server by its PID.
+table and the chart view (the headline view `make mlflow-ui` prints), the registry and the
+version `enhance` takes in headless Chromium, writes PNGs, and stops the server by its PID.
 Run it after `make repro` and a few experiments (`make recipe`, `make sweep`):
 
     python docs/screenshots.py
@@ -34,6 +35,11 @@ CHROMIUM_FLAGS = [
 ]
 
 
+# Wall time one page may take: virtual time stands still while the UI's requests are pending,
+# and a busy machine's single MLflow worker serves its JavaScript slowly.
+SHOT_SECONDS = 600
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,7 +62,7 @@ def shoot(url: str, path: Path, wait_ms: int = 15000) -> None:
             ],
             check=True,
             capture_output=True,
-            timeout=180,
+            timeout=SHOT_SECONDS,
         )
     print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
 
@@ -65,7 +71,8 @@ def main() -> int:
     import mlflow
 
     from cnn_denoise import tracking
-    from cnn_denoise.tracking.store import open_store, view_url
+    from cnn_denoise.tracking.registry import ENHANCE_ALIASES
+    from cnn_denoise.tracking.store import open_store, registry_url, view_url
 
     open_store()  # an older store gets the experiment's kind and the headline view
 
@@ -107,12 +114,15 @@ def main() -> int:
         OUT.mkdir(parents=True, exist_ok=True)
         runs = view_url(base, exp.experiment_id)  # the headline columns, best SI-SDR first
         shoot(f"{runs}&compareRunsMode=TABLE", OUT / "mlflow-runs.png")
-        shoot(f"{runs}&compareRunsMode=CHART", OUT / "mlflow-chart.png")
-        version = mlflow.MlflowClient(tracking_uri=store).get_latest_versions(tracking.REGISTERED_MODEL)
-        if version:
-            shoot(
-                f"{base}/#/models/{tracking.REGISTERED_MODEL}/versions/{version[-1].version}", OUT / "mlflow-model.png"
-            )
+        shoot(f"{runs}&compareRunsMode=CHART", OUT / "mlflow-chart.png", 40000)  # the charts' library loads last
+        client = mlflow.MlflowClient(tracking_uri=store)
+        versions = client.search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
+        if versions:
+            shoot(registry_url(base, tracking.REGISTERED_MODEL), OUT / "mlflow-registry.png")
+            # the version enhance takes when it has an alias for it, else the newest
+            taken = [v for v in versions if set(v.aliases) & set(ENHANCE_ALIASES)]
+            version = max(taken or versions, key=lambda v: int(v.version)).version
+            shoot(f"{base}/#/models/{tracking.REGISTERED_MODEL}/versions/{version}", OUT / "mlflow-model.png")
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)

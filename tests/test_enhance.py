@@ -165,12 +165,11 @@ def refused(capsys, argv, message):
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("not_wav", "is not a readable WAV file"),
+        ("not_wav", "is not a recording libsndfile or PyAV can read"),
         ("empty", "holds no samples"),
         ("nan", "holds NaN or infinite samples"),
         ("bad_model", "is not a model checkpoint of this project"),
         ("missing", "no such file or folder"),
-        ("flac", "is a FLAC file, not a WAV"),
     ],
 )
 def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message, model_path):
@@ -185,9 +184,6 @@ def test_bad_input_is_one_line_and_no_output(tmp_path, capsys, case, message, mo
     elif case == "bad_model":
         sf.write(src, np.zeros(1000), 16000)
         model.write_bytes(b"not a checkpoint")
-    elif case == "flac":
-        src = tmp_path / "in.flac"
-        sf.write(src, np.zeros(1000), 16000)
     elif case == "missing":
         src = tmp_path / "nope.wav"
     refused(capsys, ["enhance", str(src), "-o", str(tmp_path / "out"), "-m", str(model)], message)
@@ -525,8 +521,8 @@ def test_mp3_in_a_wav_comes_back_as_16_bit_pcm_and_says_so(tmp_path, capsys, mod
     assert (out.subtype, out.samplerate, out.frames) == ("PCM_16", 44100, 50 * 1152)  # what it holds, not its header
 
 
-@pytest.mark.parametrize("tag, name", [(0x0161, "WMA"), (0x2000, "AC-3"), (0x1234, "audio of WAV format tag 0x1234")])
-def test_a_codec_libsndfile_cannot_decode_is_refused_by_name(tmp_path, capsys, model_path, tag, name):
+@pytest.mark.parametrize("tag, name", [(0x2000, "AC-3"), (0x1234, "audio of WAV format tag 0x1234")])
+def test_a_codec_neither_libsndfile_nor_pyav_decodes_is_refused_by_name(tmp_path, capsys, model_path, tag, name):
     import struct
 
     fmt = struct.pack("<HHIIHHH", tag, 1, 8000, 16000, 2, 16, 0)
@@ -535,7 +531,7 @@ def test_a_codec_libsndfile_cannot_decode_is_refused_by_name(tmp_path, capsys, m
     refused(
         capsys,
         ["enhance", str(tmp_path / "x.wav"), "-o", str(tmp_path / "out"), "-m", str(model_path)],
-        f"x.wav holds {name}, which libsndfile cannot decode; convert it to PCM first",
+        f"x.wav holds {name}, which neither libsndfile nor PyAV decodes (",
     )
 
 

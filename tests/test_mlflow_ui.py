@@ -1,5 +1,6 @@
 """`make mlflow-ui`: one worker, no job runner, HOST/PORT honoured, gone within seconds of Ctrl-C."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, free_port, wait_healthy
+from helpers import REPO, free_port, rest, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +40,27 @@ def rss_mib(pids: list[int]) -> float:
 def test_one_worker_on_the_port_asked_and_gone_after_ctrl_c(tmp_path):
     port = free_port()
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true")
+    printed = tmp_path / "stdout"
     proc = subprocess.Popen(
         ["make", "-s", "-C", str(REPO), "mlflow-ui", f"PORT={port}", "HOST=127.0.0.1"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=printed.open("w"),
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own group, as a terminal's Ctrl-C reaches it
     )
     try:
         assert wait_healthy(f"http://127.0.0.1:{port}", proc, 120), "the UI did not start"
+        # the full addresses of the headline view (the experiment's id, from the store) and the registry
+        experiment = rest(f"http://127.0.0.1:{port}", "experiments/get-by-name", experiment_name="lab2b-cnn-denoise")
+        exp_id = experiment["experiment"]["experiment_id"]
+        out = printed.read_text()
+        base = f"http://127.0.0.1:{port}/#/"
+        assert f"{base}experiments/{exp_id}/runs?viewStateShareKey=headline" in out, out
+        assert f"{base}models/cnn-denoise" in out, out
+        tags = {t["key"]: t["value"] for t in experiment["experiment"]["tags"]}
+        view = json.loads(tags["mlflow.sharedViewState.headline"])
+        charted = {c["metricKey"]: c["deleted"] for c in view["compareRunCharts"]}
+        assert charted["test.l1_vs_zeros_db"] is False and charted["test.l1"] is True  # dB bars, not 0.00 ones
         time.sleep(3)  # anything it starts late (a job runner) has started by now
         pids = group(proc.pid)
         print(f"make mlflow-ui: {len(pids)} processes, {rss_mib(pids):.0f} MiB RSS")

@@ -25,6 +25,8 @@ def test_prints_the_deliverables_every_baseline_with_its_meaning_and_a_plain_ver
     assert "54.97" in low and "upper reference, not a competitor" in low
     assert "bar to beat" in next(line for line in lines if line.startswith("least-squares filter"))
     assert "worse than the noisy input (SI-SDR -14.7 dB vs -4.6 dB)" in lines[-2] and "make recipe" in lines[-1]
+    assert lines[-3] == summary.MEANING and "how close the output is to the clean speech" in lines[-3]
+    assert "DNSMOS (enhance --score): how clean it sounds, no reference" in lines[-3]
     assert max(map(len, lines)) <= 160
 
 

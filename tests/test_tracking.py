@@ -63,7 +63,10 @@ def test_train_then_evaluate_share_one_run(store, tmp_path, monkeypatch):
     monkeypatch.setattr(requirements_utils, "_check_requirement_satisfied", lambda r: checked.append(r) or check(r))
     tracking.log_training({"model.taps": "[3, 2]", "train.lr": "0.5"}, history, path, tmp_path / "history.csv")
     assert checked == []  # neither when the model is written nor when MLflow loads it back to try the input example
-    tracking.log_evaluation(path, {"train": {"l1": 0.25}, "test": {"l1": 0.5, "mse": 0.1}})
+    baselines = {"zeros": {"l1": 5.0, "mse": 1.0}, "noisy": {"si_sdr_db": -4.6}}
+    tracking.log_evaluation(
+        path, {"train": {"l1": 0.25}, "test": {"l1": 0.5, "mse": 0.1, "si_sdr_db": -14.7}}, None, baselines
+    )
 
     mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")
@@ -92,6 +95,15 @@ def test_train_then_evaluate_share_one_run(store, tmp_path, monkeypatch):
     torch.testing.assert_close(torch.from_numpy(logged.predict(x.numpy())), model(x).detach())
     [version] = mlflow.MlflowClient().search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
     assert version.run_id == run.info.run_id
+    # the registry says what the model does to its test set, and which alias enhance takes
+    assert version.description.startswith("Trained by run brisk-lamb at ")
+    assert "makes its test set worse than the noisy input: SI-SDR -14.7 dB vs -4.6 dB" in version.description
+    assert "enhance with no -m takes the version aliased @speech, else @best" in version.description
+    registered = mlflow.MlflowClient().get_registered_model(tracking.REGISTERED_MODEL)
+    assert "@speech, else @best" in registered.description
+    # L1 and MSE in a unit a chart labels (0.5 and 0.1 against zeros' 5 and 1: -20 dB and -10 dB)
+    assert run.data.metrics["test.l1_vs_zeros_db"] == pytest.approx(-20)
+    assert run.data.metrics["test.mse_vs_zeros_db"] == pytest.approx(-10)
     tracking.log_training({"train.lr": "0.5"}, history, path)  # the same model again (a run-cache restore)
     assert len(mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], output_format="list")) == 1
 
@@ -299,3 +311,13 @@ def test_two_runs_logging_one_dataset_at_once_both_keep_it(store, tmp_path):
         assert [(d.dataset.name, d.dataset.digest) for d in r.inputs.dataset_inputs] == [
             ("train", sha256_file(split, "md5"))
         ]
+
+
+def test_a_version_says_whether_it_beats_its_noisy_input_and_what_enhance_takes():
+    from cnn_denoise.tracking.registry import version_description
+
+    better = version_description("Trained by run speech at abc1234.", 9.98, 7.09)
+    worse = version_description("Trained by run workspace@abc1234.", -14.72, -4.57)
+    assert "It improves its test set over the noisy input: SI-SDR 10.0 dB vs 7.1 dB." in better
+    assert "makes its test set worse than the noisy input: SI-SDR -14.7 dB vs -4.6 dB; not a model" in worse
+    assert all("takes the version aliased @speech, else @best" in d for d in (better, worse))

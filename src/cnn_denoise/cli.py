@@ -1,19 +1,14 @@
-"""cnn-denoise: the project's command line.
-
-cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL]    denoise WAV files
-cnn-denoise promote NAME [--alias best]              models:/cnn-denoise@best -> that run's model
+"""cnn-denoise: the project's command line. It parses arguments and calls the library; COMMANDS
+is the table `cnn-denoise --help` prints, one line per command (a new command is a row there).
 """
 
 import argparse
 import re
 import sys
-import time
 from pathlib import Path
 
 from cnn_denoise.common.errors import PipelineError, printable, run_stage
 from cnn_denoise.enhance import policy
-from cnn_denoise.enhance.files import TEMP_TAG, audio_info, enhance_file, identity, refuse_inputs_as_outputs, wav_files
-from cnn_denoise.enhance.score import score_line
 from cnn_denoise.enhance.which import default_model, heard, verdict
 
 
@@ -21,12 +16,18 @@ def enhance(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="cnn-denoise enhance",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Denoise WAV recordings with a trained model.",
+        description="Denoise recordings with a trained model: WAVs come back in their own format, what PyAV "
+        "decodes (MP3, FLAC, AAC, Opus...) as WAVs; a file that cannot be read is named at the end (exit status 1) "
+        "after the others are done.",
         epilog=policy.help_text(),
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="WAV files, or folders of them")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="recordings, or folders of them")
     parser.add_argument(
-        "-o", "--out", required=True, metavar="OUT_DIR", help="folder for the outputs (same file names)"
+        "-o",
+        "--out",
+        required=True,
+        metavar="OUT_DIR",
+        help="folder for the outputs (same names; <stem>.wav for what is not a WAV)",
     )
     parser.add_argument(
         "-m",
@@ -38,44 +39,9 @@ def enhance(argv) -> int:
         "--score", action="store_true", help="print DNSMOS (SIG, BAK, OVRL; no clean reference) before and after"
     )
     args = parser.parse_args(argv)
-    from tqdm import tqdm
+    from cnn_denoise.enhance.batch import enhance as enhance_all
 
-    from cnn_denoise.common.atomic import clean_abandoned
-    from cnn_denoise.enhance.denoiser import Denoiser
-
-    files = wav_files(args.inputs)
-    infos = [audio_info(src) for src in files]  # every input readable before any work
-    out_dir = Path(args.out)
-    refuse_inputs_as_outputs(files, out_dir)
-    model = args.model or default_model()
-    denoiser = Denoiser.load(model)
-    if line := verdict(model, denoiser.audio):
-        print(printable(line), file=sys.stderr)
-    for src, info in zip(files, infos, strict=True):
-        policy.ratio(info.samplerate, denoiser.sample_rate, str(src))  # every rate workable before any work
-    clean_abandoned(out_dir, TEMP_TAG, keep={identity(src) for src in files})
-    start, audio = time.perf_counter(), 0.0
-    for src, info in tqdm(
-        list(zip(files, infos, strict=True)), desc="enhance", unit="file", file=sys.stderr, disable=None
-    ):
-        done = enhance_file(denoiser, src, out_dir / src.name)
-        audio += done["seconds"]
-        if args.score:
-            tqdm.write(score_line(src, out_dir / src.name), file=sys.stderr)
-        if done["scaled"] != 1.0:
-            print(f"note: {policy.clipping_note(src.name, done['scaled'])}", file=sys.stderr)
-        if done["subtype"] != info.subtype:
-            print(
-                f"note: {src.name}: written as {done['subtype']} WAV (libsndfile cannot write its {info.subtype})",
-                file=sys.stderr,
-            )
-    took = time.perf_counter() - start
-    print(
-        f"enhanced {len(files)} file(s) into {out_dir}: {audio:.1f} s of audio in {took:.1f} s "
-        f"(real-time factor {took / audio:.3f})",
-        file=sys.stderr,
-    )
-    return 0
+    return enhance_all(args.inputs, Path(args.out), args.model, args.score)
 
 
 def info(argv) -> int:
@@ -119,13 +85,13 @@ def promote(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="cnn-denoise promote", description="Point a registered-model alias at a run's model."
     )
-    parser.add_argument("name", help="the run: a DVC experiment's name (dvc exp show) or an MLflow run name")
+    parser.add_argument("name", help="the run: a DVC experiment's name (make exps lists them) or an MLflow run name")
     parser.add_argument("--alias", default="best", help="the alias to set (default: %(default)s)")
     args = parser.parse_args(argv)
     if not RUN_NAME.fullmatch(args.name):
         raise PipelineError(
             f"run name {args.name!r} holds a quote, a backslash or a control character, which MLflow's search "
-            "cannot match; give the name as dvc exp show lists it, or rename the experiment"
+            "cannot match; give the name as make exps lists it, or rename the experiment"
         )
     if not ALIAS.fullmatch(args.alias) or args.alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", args.alias):
         raise PipelineError(
@@ -159,14 +125,33 @@ HINTS = {
 }
 
 
+# Every command: its name, the one line `cnn-denoise --help` gives it, and its function.
+COMMANDS = {
+    "enhance": ("denoise recordings (WAV, FLAC, MP3...) into a folder, optionally scored with DNSMOS", enhance),
+    "info": ("what a model is, what it was trained on, and its SI-SDR on its own test set", info),
+    "promote": ("point models:/cnn-denoise@ALIAS (default best) at a run's model", promote),
+}
+GENERIC_HINTS = {"interrupted": "run it again", "out_of_memory": "close other programs and run it again"}
+
+
+def overview() -> str:
+    """What `cnn-denoise` and `cnn-denoise --help` print: the commands, one line each."""
+    width = max(map(len, COMMANDS))
+    lines = ["usage: cnn-denoise COMMAND [ARGUMENTS]   (cnn-denoise COMMAND --help: its arguments)", "", "commands:"]
+    lines += [f"  {name:{width}}  {about}" for name, (about, _) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"enhance": enhance, "promote": promote, "info": info}
-    if not argv or argv[0] not in commands:
-        print(
-            "usage: cnn-denoise enhance INPUT... -o OUT_DIR [-m MODEL] [--score] | cnn-denoise info [MODEL] | "
-            "cnn-denoise promote NAME [--alias best]",
-            file=sys.stderr,
-        )
+    if argv[:1] in (["-h"], ["--help"]):
+        print(overview())
+        sys.exit(0)
+    if not argv:
+        print(overview(), file=sys.stderr)
         sys.exit(2)
-    run_stage(lambda: commands[argv[0]](argv[1:]), **HINTS[argv[0]])
+    if argv[0] not in COMMANDS:
+        print(f"error: no command {argv[0]!r}; cnn-denoise --help lists them ({', '.join(COMMANDS)})", file=sys.stderr)
+        sys.exit(2)
+    command = COMMANDS[argv[0]][1]
+    run_stage(lambda: command(argv[1:]), **HINTS.get(argv[0], GENERIC_HINTS))

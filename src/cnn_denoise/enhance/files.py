@@ -1,5 +1,6 @@
-"""Recordings as files: which inputs are WAVs we can decode, their format kept on the way out, and
-a file denoised in blocks, written whole beside its output or not at all (FileSource, FileStore)."""
+"""Recordings as files: which inputs are recordings we can decode (WAVs through libsndfile, their
+format kept on the way out; the rest through PyAV, decoded.py, back as WAVs), and a file denoised
+in blocks, written whole beside its output or not at all (FileSource, FileStore)."""
 
 import os
 import struct
@@ -12,6 +13,14 @@ from cnn_denoise.common.errors import PipelineError, first_line, printable
 from cnn_denoise.enhance import policy
 
 WAV_FORMATS = ("WAV", "WAVEX", "RF64")  # what soundfile calls the RIFF WAV family
+
+# What enhance takes from a folder (a file named on the command line is tried whatever its name):
+# the RIFF WAV family and the audio files FFmpeg decodes, not the videos, pictures and notes
+# that share folders with recordings.
+AUDIO_SUFFIXES = {
+    ".wav", ".wave", ".rf64", ".flac", ".mp3", ".mp2", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma",
+    ".aif", ".aiff", ".aifc", ".caf", ".w64", ".au", ".snd", ".amr", ".ac3", ".mka", ".wv", ".ape", ".spx",
+}  # fmt: skip
 
 
 TEMP_TAG = "enhance"  # temp files beside an output are .<name>.enhance-<random>.tmp
@@ -51,29 +60,36 @@ def _utf8_name(path: Path) -> None:
         ) from None
 
 
-def wav_files(inputs: list[str]) -> list[Path]:
-    """The WAV files named, and those directly inside the folders named."""
+def audio_files(inputs: list[str]) -> list[Path]:
+    """The files named, and the recordings (AUDIO_SUFFIXES) directly inside the folders named."""
     files = []
     for item in map(Path, inputs):
         _utf8_name(item)
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
             for p in found:
                 _utf8_name(p)
             if not found:
-                raise PipelineError(f"{item} holds no .wav file; give WAV files or folders of them")
+                raise PipelineError(
+                    f"{item} holds no recording (.wav, .flac, .mp3, ...); give recordings or folders of them"
+                )
             files += found
         elif item.is_file():
             files.append(item)
         else:
             raise PipelineError(f"{item}: no such file or folder")
-    names = [p.name for p in files]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise PipelineError(
-            f"two inputs are named {twice[0]}; their outputs would collide in one folder: enhance them separately"
-        )
     return files
+
+
+def refuse_collisions(outputs: dict[Path, Path]) -> None:
+    """Two inputs whose outputs would have the same name (a.wav, and a.mp3 written as a.wav)."""
+    seen = {}
+    for src, dst in outputs.items():
+        if dst.name in seen:
+            raise PipelineError(
+                f"{seen[dst.name]} and {src} would both be written as {dst.name} in one folder: enhance them separately"
+            )
+        seen[dst.name] = src
 
 
 def format_tag(path: Path) -> int | None:
@@ -100,35 +116,63 @@ def format_tag(path: Path) -> int | None:
 
 
 def audio_info(path: Path):
+    """soundfile's info for a WAV libsndfile decodes, else decoded.AvInfo for what PyAV decodes;
+    a PipelineError naming the problem and the fix for anything else."""
     import soundfile as sf
 
+    from cnn_denoise.enhance import decoded
+
     try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile's own error type for anything it cannot parse
-        tag = format_tag(path)
-        if tag is not None and tag not in DECODED:
-            raise PipelineError(
-                f"{path} holds {CODECS.get(tag, f'audio of WAV format tag 0x{tag:04X}')}, which libsndfile cannot "
-                "decode; convert it to PCM first (e.g. ffmpeg -i in.wav -c:a pcm_s16le out.wav)"
-            ) from None
-        reason = first_line(exc).split(": ")[-1][:160]
-        raise PipelineError(f"{path} is not a readable WAV file ({reason}); give a .wav file") from None
-    if info.format not in WAV_FORMATS:
+        info, said = sf.info(str(path)), None
+    except Exception as exc:  # libsndfile's own error type for anything it cannot parse: PyAV may
+        info, said = None, first_line(exc).split(": ")[-1][:120].rstrip(".")
+    if info is not None and info.format in WAV_FORMATS:
+        if info.frames == 0:
+            raise PipelineError(f"{path} holds no samples; give a recording")
+        return info
+    try:
+        return decoded.probe(path)
+    except ValueError as exc:
+        reason = f"libsndfile: {said}; PyAV: {exc}" if said else str(exc)
+    tag = format_tag(path)
+    if tag is not None and tag not in DECODED:
         raise PipelineError(
-            f"{path} is a {info.format} file, not a WAV; convert it to WAV first (e.g. sox in.flac out.wav)"
+            f"{path} holds {CODECS.get(tag, f'audio of WAV format tag 0x{tag:04X}')}, which neither libsndfile nor "
+            f"PyAV decodes ({reason}); export it again as PCM WAV or FLAC from the program that made it"
         )
-    if info.frames == 0:
+    if reason == "no samples in it":
         raise PipelineError(f"{path} holds no samples; give a recording")
-    return info
+    raise PipelineError(
+        f"{path} is not a recording libsndfile or PyAV can read ({reason}); give a WAV, FLAC, MP3 or other audio file"
+    )
+
+
+def output_path(out_dir: Path, src: Path, info) -> Path:
+    """A WAV's output has its name; a recording PyAV decodes comes back as <stem>.wav."""
+    from cnn_denoise.enhance.decoded import AvInfo
+
+    return out_dir / (src.stem + ".wav" if isinstance(info, AvInfo) else src.name)
+
+
+def open_source(src: Path, info):
+    """The recording's samples in blocks: FileSource for a WAV, decoded.AvSource otherwise."""
+    from cnn_denoise.enhance.decoded import AvInfo, AvSource
+
+    return AvSource(src, info) if isinstance(info, AvInfo) else FileSource(src, info)
 
 
 def output_subtype(info) -> str:
     """The input's sample format where libsndfile can write it (every WAV encoding it writes:
-    PCM, float, A-law, u-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10), else FALLBACK_SUBTYPE (MP3)."""
+    PCM, float, A-law, u-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10), else FALLBACK_SUBTYPE (MP3);
+    what decoded.py chose for a recording PyAV decodes."""
     import io
 
     import soundfile as sf
 
+    from cnn_denoise.enhance.decoded import AvInfo
+
+    if isinstance(info, AvInfo):
+        return info.subtype
     try:
         with sf.SoundFile(io.BytesIO(), "w", info.samplerate, info.channels, info.subtype, format=info.format):
             return info.subtype
@@ -141,13 +185,12 @@ def identity(path) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def refuse_inputs_as_outputs(files: list[Path], out_dir: Path) -> None:
+def refuse_inputs_as_outputs(files: list[Path], outputs: list[Path]) -> None:
     """No output may be an input: compared as files (device and inode), not as names, so an
     output folder that is an input folder by another path (a symlink, a bind mount, a Docker
     volume, a hard link of the recording) is refused like the folder itself."""
     inputs = {identity(src): src for src in files}
-    for src in files:
-        dst = out_dir / src.name
+    for dst in outputs:
         try:
             same = inputs.get(identity(dst))
         except (FileNotFoundError, NotADirectoryError):
@@ -197,10 +240,15 @@ class FileSource:
 class FileStore:
     """The output at the training level, float32 in a file with no name beside the output
     (channel after channel): on the output's disk, not in /tmp, and gone with the process,
-    however it ends."""
+    however it ends. Laid out by the source's frame count, read when the first block is put:
+    the level pass before has counted them (a header's or container's count is an estimate)."""
 
-    def __init__(self, fd: int, channels: int, frames: int):
-        self.fd, self.channels, self.frames = fd, channels, frames
+    def __init__(self, fd: int, source):
+        self.fd, self.channels, self.source = fd, source.channels, source
+
+    @property
+    def frames(self) -> int:
+        return self.source.frames
 
     def put(self, c0: int, a: int, block: np.ndarray) -> None:
         for i, row in enumerate(block.astype("<f4")):
@@ -214,25 +262,27 @@ class FileStore:
         return np.stack([np.frombuffer(r, dtype="<f4") for r in rows]).astype(np.float64)
 
 
-def enhance_file(denoiser, src: Path, dst: Path) -> dict:
-    """Denoise one WAV file into dst (same rate, channels, length and sample format, or
-    FALLBACK_SUBTYPE where libsndfile cannot write it), in blocks; returns {"seconds": audio
-    length, "scaled": the factor applied to avoid clipping, "subtype": the output's format}."""
+def enhance_file(denoiser, src: Path, dst: Path, info=None) -> dict:
+    """Denoise one recording into dst (same rate, channels and length; a WAV's sample format, or
+    FALLBACK_SUBTYPE where libsndfile cannot write it; a WAV of decoded.py's choice for what PyAV
+    decodes), in blocks; returns {"seconds": audio length, "scaled": the factor applied to
+    avoid clipping, "subtype": the output's format}. `info`: audio_info(src), when known."""
     import soundfile as sf
 
     from cnn_denoise.common.atomic import atomic_path
     from cnn_denoise.enhance.denoiser import READ
 
-    info = audio_info(src)
-    subtype, source = output_subtype(info), FileSource(src, info)
+    info = info or audio_info(src)
+    subtype, source = output_subtype(info), open_source(src, info)
+    container = info.format if info.format in WAV_FORMATS else "WAV"
     dst.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(prefix=f".{dst.name}.{TEMP_TAG}-", suffix=".tmp", dir=dst.parent) as tmp:
-        store, rows = FileStore(tmp.fileno(), info.channels, info.frames), max(1, READ // info.channels)
+        store, rows = FileStore(tmp.fileno(), source), max(1, READ // info.channels)
         rms, peak = denoiser.process(source, store)
         factor, clipped = policy.output_factor(peak, rms, denoiser.input_rms)
         with (
             atomic_path(dst, TEMP_TAG) as tmp_out,
-            sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, subtype, format=info.format) as out,
+            sf.SoundFile(str(tmp_out), "w", info.samplerate, info.channels, subtype, format=container) as out,
         ):
             for a in range(0, source.frames, rows):
                 block = store.get(a, min(a + rows, source.frames)) * factor

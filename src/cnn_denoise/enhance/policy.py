@@ -29,10 +29,11 @@ RULES = {
     "y from x = 0.5 y + n, so speech comes out about twice as loud; silence stays silence",
     "clipping": f"never wrapped around: an output past full scale (1.0) is scaled down as a whole to a peak of "
     f"{FULL_SCALE}, and said (the command prints a note, Denoiser warns)",
-    "format": "the output has the input's length and sample format, written back in it (PCM 8 to 32-bit, float, "
-    "u-law, A-law, IMA/MS/NMS ADPCM, G.721, GSM 6.10; MP3 in a WAV comes back as 16-bit PCM, said); codecs "
-    "libsndfile cannot decode (WMA, AAC, AC-3...) are refused by name; inputs are never overwritten; long files "
-    "stream in blocks with bounded memory",
+    "format": "a WAV comes back in its own length and sample format (PCM 8 to 32-bit, float, u-law, A-law, "
+    "IMA/MS/NMS ADPCM, G.721, GSM 6.10; MP3 in a WAV as 16-bit PCM, said); what PyAV (FFmpeg) decodes (MP3, FLAC, "
+    "AAC, Opus, Vorbis, WMA...) comes back as <stem>.wav, 16-bit PCM (24-bit from deeper lossless sources), said; "
+    "a file neither reads is named at the end, after the others, and the exit status is 1; inputs are never "
+    "overwritten; long files stream in blocks with bounded memory",
 }
 
 

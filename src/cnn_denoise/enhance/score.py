@@ -1,5 +1,6 @@
 """`enhance --score`: DNSMOS of a file before and after, in memory bounded whatever its rate,
-channel count or length, and only where there is speech to score.
+channel count, length or format (files.open_source: a WAV, or what PyAV decodes), only where
+there is speech to score, and what DNSMOS does not say (MEANING).
 
 A file is read in blocks, each block's channels averaged, and resampled to DNSMOS's 16 kHz in
 blocks (denoiser.resampled_blocks: the same samples as the whole at once), so what is held is
@@ -27,27 +28,38 @@ SILENT_RMS = 1e-3  # quieter files (RMS, full scale 1: -60 dBFS) are not scored:
 READ = 1 << 16  # frames read at once
 RATE = 16000  # Hz: DNSMOS's
 
+# Printed once with the scores: DNSMOS and SI-SDR can move apart (a model that muffles noise and
+# speech alike sounds cleaner and is further from the speech), and nothing else says why.
+MEANING = (
+    "note: DNSMOS (1 to 5) rates how clean a recording sounds, with no clean reference; it does not say how close "
+    "the output is to the clean speech, which SI-SDR does (make repro's table, cnn-denoise info): a model can raise "
+    "one and lower the other"
+)
 
-def mono_16k(path: Path) -> np.ndarray:
-    """The file's first SCORED_SECONDS, channels averaged, at 16 kHz (float32), read in blocks."""
-    import soundfile as sf
 
+def mono_16k(path: Path, info=None) -> np.ndarray:
+    """The file's first SCORED_SECONDS, channels averaged, at 16 kHz (float32), read in blocks;
+    `info`: files.audio_info(path), when known."""
     from cnn_denoise.enhance import policy
     from cnn_denoise.enhance.denoiser import Window, resampled_blocks
+    from cnn_denoise.enhance.files import audio_info, open_source
 
-    info = sf.info(str(path))
-    total = min(info.frames, SCORED_SECONDS * info.samplerate)
-    up, down = policy.ratio(info.samplerate, RATE, str(path))
+    source = open_source(path, info or audio_info(path))
+    total = min(source.frames, SCORED_SECONDS * source.rate)
+    up, down = policy.ratio(source.rate, RATE, str(path))
 
     def blocks():
         done = 0
-        with sf.SoundFile(str(path)) as f:
-            while done < total:
-                block = f.read(min(READ, total - done), dtype="float64", always_2d=True)
-                if len(block) == 0:  # fewer frames than the header said (an MP3's estimate): silence
-                    block = np.zeros((min(READ, total - done), 1))
-                done += len(block)
-                yield block.mean(axis=1)[None]
+        for block in source.blocks(0, source.channels, READ):
+            block = block[:, : total - done]
+            done += block.shape[1]
+            yield block.mean(axis=0)[None]
+            if done >= total:
+                return
+        while done < total:  # fewer frames than the header said (an MP3's or a container's estimate): silence
+            block = np.zeros((1, min(READ, total - done)))
+            done += block.shape[1]
+            yield block
 
     out = np.empty(-(-total * up // down), dtype=np.float32)
     at = 0
@@ -68,15 +80,15 @@ def unscorable(audio: np.ndarray) -> str | None:
     return None
 
 
-def score_line(src: Path, dst: Path) -> str:
+def score_line(src: Path, dst: Path, info=None) -> str:
     """DNSMOS before and after, for one file (its first SCORED_SECONDS, channels averaged), or
-    why it has none."""
+    why it has none; `info`: files.audio_info(src), when known."""
     from cnn_denoise.scoring.perceptual import dnsmos
 
     scores = {}
-    for side, path in (("input", src), ("output", dst)):
+    for side, path, known in (("input", src, info), ("output", dst, None)):
         try:
-            audio = mono_16k(path)
+            audio = mono_16k(path, known)
         except PipelineError as exc:
             return f"{src.name}: no DNSMOS score: {exc}"
         if why := unscorable(audio):

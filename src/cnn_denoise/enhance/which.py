@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-DEFAULT_ALIASES = ("speech", "best")  # what enhance takes when no -m is given, first registered first
-
 
 def default_model() -> str:
     """models:/cnn-denoise@speech or @best when the project's store holds one (a model you
@@ -11,12 +9,13 @@ def default_model() -> str:
     pipeline's models/model.pt. A store that does not exist yet is not created to find out."""
     from cnn_denoise import tracking
     from cnn_denoise.models import shipped
+    from cnn_denoise.tracking.registry import ENHANCE_ALIASES
 
     fallback = str(shipped.WEIGHTS) if shipped.available() else "models/model.pt"
     uri = tracking.tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return fallback
-    found = tracking.registered_alias(DEFAULT_ALIASES)
+    found = tracking.registered_alias(ENHANCE_ALIASES)
     return f"models:/{tracking.REGISTERED_MODEL}@{found}" if found else fallback
 
 

@@ -6,6 +6,30 @@ from cnn_denoise.tracking.store import open_store, shown_uri
 
 REGISTERED_MODEL = "cnn-denoise"
 NAMED_AT = "named_at"  # tag: when (ms since 1970) a later experiment that trained a run's model named it
+ENHANCE_ALIASES = ("speech", "best")  # what `cnn-denoise enhance` takes when no -m is given, first registered first
+WHICH = (
+    f"cnn-denoise enhance with no -m takes the version aliased @{ENHANCE_ALIASES[0]}, else @{ENHANCE_ALIASES[1]}, "
+    "else the speech model shipped with the project (make promote EXP=name ALIAS=speech sets one)."
+)
+# Plain text: MLflow's UI reads descriptions as Markdown, where <run> is an HTML tag and vanishes.
+MODEL_DESCRIPTION = (
+    "One version per CNN run (the run that trained it, its commit). Each version's description says whether the "
+    f"model improves its own test set over the noisy input (SI-SDR). {WHICH}"
+)
+
+
+def version_description(trained_by: str, test_db: float | None = None, noisy_db: float | None = None) -> str:
+    """What a version's description says: which run trained it, whether it improves its test set
+    over the noisy input (a lab model that makes recordings worse says so), which alias enhance takes."""
+    verdict = ""
+    if test_db is not None and noisy_db is not None:
+        verdict = (
+            f" It improves its test set over the noisy input: SI-SDR {test_db:.1f} dB vs {noisy_db:.1f} dB."
+            if test_db > noisy_db
+            else f" It makes its test set worse than the noisy input: SI-SDR {test_db:.1f} dB vs {noisy_db:.1f} dB;"
+            " not a model to enhance recordings with."
+        )
+    return f"{trained_by}{verdict} {WHICH}"
 
 
 def promote(name: str, alias: str = "best") -> str:
@@ -24,7 +48,7 @@ def promote(name: str, alias: str = "best") -> str:
     if not runs:
         raise PipelineError(
             f"no finished run named {name!r} in {shown_uri()}; "
-            "give a DVC experiment's name (dvc exp show) or a run name"
+            "give a DVC experiment's name (make exps lists them) or a run name"
         )
     client = mlflow.MlflowClient()
     versions = client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{runs[0].info.run_id}'")

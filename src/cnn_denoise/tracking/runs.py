@@ -24,7 +24,7 @@ from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.common.procs import pid_alive
 from cnn_denoise.config.params import flatten
 from cnn_denoise.tracking.provenance import committed_params, run_name, run_tags, upstream_lock
-from cnn_denoise.tracking.registry import NAMED_AT, REGISTERED_MODEL
+from cnn_denoise.tracking.registry import MODEL_DESCRIPTION, NAMED_AT, REGISTERED_MODEL, version_description
 from cnn_denoise.tracking.store import EXPERIMENT, open_store, shown_uri, tracking_uri
 
 
@@ -150,8 +150,23 @@ def _log_model(mlflow, model_path, tags: dict) -> None:
         for key in ("dvc_exp_name", "git_commit", "model_sha256"):
             if tags.get(key):
                 client.set_model_version_tag(REGISTERED_MODEL, version, key, tags[key])
-        commit = tags.get("git_commit", "")[:7] or "no commit"
-        client.update_model_version(REGISTERED_MODEL, version, description=f"Trained by run {name} at {commit}.")
+        client.update_model_version(REGISTERED_MODEL, version, description=version_description(_trained_by(name, tags)))
+        client.update_registered_model(REGISTERED_MODEL, description=MODEL_DESCRIPTION)
+
+
+def _trained_by(name: str, tags: dict) -> str:
+    return f"Trained by run {name} at {tags.get('git_commit', '')[:7] or 'no commit'}."
+
+
+def _describe_version(mlflow, run, metrics: dict, baselines: dict) -> None:
+    """The run's registered version's description, now that its test set is scored: whether it
+    improves on the noisy input."""
+    client = mlflow.MlflowClient()
+    noisy = baselines.get("noisy", {}).get("si_sdr_db")
+    for version in client.search_model_versions(f"name = '{REGISTERED_MODEL}' and run_id = '{run.info.run_id}'"):
+        trained_by = _trained_by(run.info.run_name, {**run.data.tags, **version.tags})
+        text = version_description(trained_by, metrics.get("test", {}).get("si_sdr_db"), noisy)
+        client.update_model_version(REGISTERED_MODEL, version.version, description=text)
 
 
 def _renamed(mlflow, run) -> None:
@@ -264,8 +279,9 @@ def log_evaluation(model_path, metrics: dict, reports=None, baselines: dict | No
         mlflow.log_metrics(numbers(metrics))
         if baselines:
             mlflow.log_metrics(chart_units(metrics, baselines))
-            params = mlflow.get_run(run.info.run_id).data.params
-            mlflow.set_tag("mlflow.note.content", describe(params, metrics, baselines))
+            logged = mlflow.get_run(run.info.run_id)
+            mlflow.set_tag("mlflow.note.content", describe(logged.data.params, metrics, baselines))
+            _describe_version(mlflow, logged, metrics, baselines)
         if reports:
             mlflow.log_artifacts(str(reports), artifact_path="reports")
         print(f"MLflow: final metrics added to run {run.info.run_id} ({run.info.run_name})", file=sys.stderr)

@@ -25,8 +25,51 @@ EXPERIMENT = "lab2b-cnn-denoise"
 # GenAI "Overview" of traces. These are model-training runs.
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # A saved view of the runs table (MLflow's shared view state: ?viewStateShareKey=headline):
-# the columns a person compares first, best SI-SDR on top; without it the table shows no metric.
+# the columns a person compares first, best SI-SDR on top; without it the table shows no metric
+# (MLflow 3's UI keeps its default columns in the browser, so this link is how a person gets them).
 VIEW_KEY = "headline"
+HEADLINE_BARS = {  # the chart view's first section, values that read at a glance
+    "test.si_sdr_db": "test SI-SDR, dB (higher is better)",
+    "test.stoi": "test STOI (0 to 1, higher is better)",
+    "test.l1_vs_zeros_db": "test L1, dB against outputting silence (lower is better)",
+    "test.mse_vs_zeros_db": "test MSE, dB against outputting silence (lower is better)",
+}
+HIDDEN = ("test.l1", "test.mse", "train.l1")  # ~1e-4 and less: MLflow's bars label them all 0.00 (dB above instead)
+
+
+def _charts() -> list[dict]:
+    """The chart view's cards: the headline as bars, L1 per epoch as lines, and the raw L1 and
+    MSE bars marked deleted (MLflow adds a bar for every metric without a card)."""
+    bars = [
+        {"type": "BAR", "uuid": f"headline-{key}", "metricSectionId": "headline", "metricKey": key, "displayName": name}
+        for key, name in HEADLINE_BARS.items()
+    ]
+    curve = {
+        "type": "LINE",
+        "uuid": "epochs-l1",
+        "metricSectionId": "epochs",
+        "metricKey": "epoch.test_l1",
+        "selectedMetricKeys": ["epoch.train_l1", "epoch.test_l1"],
+        "displayName": "L1 per epoch, train and test",
+        "xAxisKey": "step",
+        "scaleType": "log",
+        "xAxisScaleType": "linear",
+        "yAxisKey": "metric",
+        "yAxisExpressions": [],
+        "lineSmoothness": 0,
+        "useGlobalXaxisKey": False,
+        "useGlobalLineSmoothing": False,
+        "range": {},
+    }
+    gone = [
+        {"type": "BAR", "uuid": f"hidden-{key}", "metricSectionId": "headline", "metricKey": key, "deleted": True}
+        for key in HIDDEN
+    ]
+    return [
+        {"isGenerated": False, "deleted": False, "runsCountToCompare": 20, **card} for card in (*bars, curve, *gone)
+    ]
+
+
 VIEW = {
     "selectedColumns": [
         "tags.`mlflow.note.content`",
@@ -35,12 +78,22 @@ VIEW = {
     ],
     "orderByKey": "metrics.`test.si_sdr_db`",
     "orderByAsc": False,
+    "compareRunCharts": _charts(),
+    "compareRunSections": [  # sorted by name in the UI, before MLflow's own "Model metrics"
+        {"uuid": "headline", "name": "Headline: the test set", "display": True, "isReordered": False},
+        {"uuid": "epochs", "name": "Training: L1 per epoch", "display": True, "isReordered": False},
+    ],
 }
 
 
 def view_url(base: str, experiment_id: str) -> str:
     """The runs table with the headline columns, at a tracking server or UI at `base`."""
     return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
+
+
+def registry_url(base: str, name: str) -> str:
+    """The registered model's versions, their aliases and descriptions."""
+    return f"{base}/#/models/{name}"
 
 
 MODES = ("warn", "require", "off")

@@ -17,6 +17,15 @@ BASELINES = (
 )
 
 
+# Printed under the table: `enhance --score` (DNSMOS) can rise where SI-SDR falls (a model that
+# muffles noise and speech alike sounds cleaner and is further from the speech); unexplained, the
+# two numbers look like a contradiction.
+MEANING = (
+    "SI-SDR: how close the output is to the clean speech (it needs that reference); DNSMOS (enhance --score): "
+    "how clean it sounds, no reference. They can disagree."
+)
+
+
 def table(measures: dict) -> list[str]:
     """The test set's L1, SI-SDR and STOI of the CNN and each baseline, with their meaning."""
     rows = [("this CNN", measures["test"], "")]
@@ -56,6 +65,7 @@ def main(path="metrics/eval.json", measures_path="reports/measures.json") -> int
     except (OSError, ValueError):
         return 0
     print("\n".join(table(measures)))
+    print(MEANING)
     if line := verdict(measures):
         print(line)
     return 0
