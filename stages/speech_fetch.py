@@ -1,4 +1,4 @@
-"""speech_fetch: the Debian packages of recorded speech and hold music, SHA-256 checked
+"""speech_fetch: the Debian packages of recorded voices and hold music, SHA-256 checked
 (speech.source: apt-get download, or a folder or URL holding the .debs)."""
 
 import argparse
@@ -7,7 +7,7 @@ import sys
 from cnn_denoise.common.atomic import atomic_dir, clean_stale
 from cnn_denoise.common.errors import run_stage
 from cnn_denoise.config import params
-from cnn_denoise.speech import corpus
+from cnn_denoise.speech import corpus, voices
 
 
 def main(argv=None):
@@ -16,7 +16,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     clean_stale(args.out)
     s = params.load().speech
-    wanted = [s.music] if s.folder is not None else [s.voice, s.music]  # a folder of your own replaces the voice
+    wanted = [s.music] if s.folder is not None else [*s.voices, s.music]  # a folder of your own replaces the voices
+    for pkg in wanted[:-1]:
+        voices.check_package(pkg.package)  # reserved and bench voices: refused before any download
     with atomic_dir(args.out) as tmp:
         for pkg in wanted:
             path = corpus.fetch_deb(pkg.package, pkg.version, pkg.sha256, s.source, tmp)

@@ -3,7 +3,8 @@
     speech_mix.py train CORPUS TRAIN_OUT TEST_OUT SPLIT_OUT   training and validation sets
     speech_mix.py matrix CORPUS MATRIX_OUT                    one test set per noise kind and SNR band
 
-Both deal the utterances alike (speech.split_seed): test sets use only held-out prompts.
+Both split the corpus alike (speech.validation_voices, speech.split_seed): test sets speak only
+held-out voices (or, for a corpus of one voice, held-out prompts).
 """
 
 import argparse
@@ -34,9 +35,11 @@ def mixer_weights(s) -> tuple:
     return mixer.uneven(s.kind_weights.get(k, 1.0) for k in s.kinds)
 
 
-def about(s, rate: int) -> dict:
-    """What a model trained on these segments has heard (its checkpoint keeps it; cnn-denoise info)."""
-    voice = f"folder {s.folder}" if s.folder else f"Debian {s.voice.package} {s.voice.version} (one English speaker)"
+def about(s, rate: int, split: dict | None = None) -> dict:
+    """What a model trained on these segments has heard (its checkpoint keeps it; cnn-denoise info):
+    with a split by voice, which voices it trained on and which were held out."""
+    packages = ", ".join(f"{v.package} {v.version}" for v in s.voices)
+    voice = f"folder {s.folder}" if s.folder else f"Debian {packages}"
     weights = mixer_weights(s)
     return {
         "speech": voice,
@@ -48,6 +51,7 @@ def about(s, rate: int) -> dict:
         **({"eq": s.eq} if s.eq else {}),
         **({"kind_weights": dict(zip(s.kinds, weights, strict=True))} if weights else {}),
         "rate": rate,
+        **({"voices": split["voices"]} if split and "voices" in split else {}),
     }
 
 
@@ -57,7 +61,7 @@ def setup(p, corpus):
         raise PipelineError("speech.kinds has music but the corpus holds none; run dvc repro -f speech_corpus")
     if choices.RECORDED in s.kinds and not corpus.get("recorded"):
         raise PipelineError(f"speech.kinds has recorded but {s.folder}/noise holds no WAVs; add some or drop recorded")
-    split = mixer.split_prompts(corpus["speech"], s.test_fraction, s.babble_fraction, s.split_seed)
+    split = mixer.split_corpus(corpus["speech"], s.validation_voices, s.test_fraction, s.babble_fraction, s.split_seed)
     mix = mixer.Mix(
         kinds=tuple(s.kinds),
         snr_db=tuple(s.snr_db),
@@ -109,14 +113,15 @@ def main(argv=None):
             args.outs[2],
             {
                 "rate": mix.rate,
-                "about": about(s, mix.rate),
+                "about": about(s, mix.rate, split),
                 "prompts": split,
                 "segments": {"train": train_meta, "test": test_meta},
             },
         )
+        held = f"; held-out voices: {', '.join(split['voices']['test'])}" if "voices" in split else ""
         print(
             f"speech_mix: {s.train_segments} training and {s.test_segments} test segments of {s.seconds} s at "
-            f"{mix.rate} Hz ({len(split['train'])} and {len(split['test'])} prompts)",
+            f"{mix.rate} Hz ({len(split['train'])} and {len(split['test'])} prompts{held})",
             file=sys.stderr,
         )
         return

@@ -103,4 +103,12 @@ def write_debs(folder, voice=None, music=None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "asterisk-core-sounds-en-g722_1.6.1-1_all.deb").write_bytes(voice)
     (folder / "asterisk-moh-opsound-wav_2.03-1.1_all.deb").write_bytes(music)
-    return {"speech.voice.sha256": sha256(voice), "speech.music.sha256": sha256(music)}
+    return {
+        "speech.voices": [voice_param("asterisk-core-sounds-en-g722", "1.6.1-1", voice)],
+        "speech.music.sha256": sha256(music),
+    }
+
+
+def voice_param(package: str, version: str, data: bytes) -> dict:
+    """One entry of params.yaml's speech.voices for a package's bytes."""
+    return {"package": package, "version": version, "sha256": sha256(data)}

@@ -156,7 +156,17 @@ def test_params_that_are_not_utf8(tmp_path):
             r"speech\.kind_weights\.white: Input should be greater",
         ),
         (lambda p: p["speech"].update(kinds=["recorded"]), r"speech\.kinds has recorded .* but speech\.folder is null"),
-        (lambda p: p["speech"]["voice"].update(sha256="abc"), r"speech\.voice\.sha256: String should match pattern"),
+        (lambda p: p["speech"]["voices"][0].update(sha256="abc"), r"speech\.voices\.0\.sha256: String should match"),
+        (lambda p: p["speech"].update(voices=[]), r"speech\.voices: List should have at least 1 item"),
+        (
+            lambda p: p["speech"].update(voices=p["speech"]["voices"][:1] * 2),
+            r"speech\.voices names a package twice; keep one entry each",
+        ),
+        (
+            lambda p: p["speech"].update(validation_voices=1.0),
+            r"speech\.validation_voices: Input should be less than 1",
+        ),
+        (lambda p: p["speech"].update(trim_db=6.0), r"speech\.trim_db: Input should be less than 0"),
         (
             lambda p: p["speech"]["matrix"].update(bands=[[5.0, -5.0]]),
             r"an SNR band \[5.0, -5.0\] must be \[low, high\]",

@@ -12,7 +12,7 @@ from debs import music_deb, sha256, utterance, voice_deb, wav_bytes, write_debs
 from helpers import write_params_copy
 
 from cnn_denoise.common.errors import PipelineError
-from cnn_denoise.speech import corpus
+from cnn_denoise.speech import corpus, voices
 
 G722 = ("asterisk-core-sounds-en-g722", "1.6.1-1")
 
@@ -24,9 +24,17 @@ def packages(tmp_path_factory):
     return folder, shas
 
 
+def english(path, min_seconds: float) -> dict:
+    """{prompt: clip} of the English voice in the package at path, as speech_corpus reads it."""
+    clips, _ = voices.corpus_speech([(path, G722[0])], min_seconds)
+    prefix = "asterisk/allison-smith:en_US/"
+    assert all(name.startswith(prefix) for name in clips)
+    return {name[len(prefix) :]: clip for name, clip in clips.items()}
+
+
 def test_the_english_voice_only_decoded_at_its_rate(packages):
     folder, _ = packages
-    clips = corpus.voice_from_deb(folder / corpus.deb_name(*G722), 0.5)
+    clips = english(folder / corpus.deb_name(*G722), 0.5)
     assert sorted(clips) == sorted([f"prompt-{i:02d}" for i in range(12)] + ["digits/1", "digits/2"])
     clip = clips["prompt-00"]
     assert clip["rate"] == 16000 and clip["audio"].dtype == torch.int16
@@ -39,7 +47,7 @@ def test_the_english_voice_only_decoded_at_its_rate(packages):
 
 def test_wav_prompts_and_min_seconds(tmp_path):
     (tmp_path / "v.deb").write_bytes(voice_deb(g722=False, prompts=["long", "short"], seconds=0.4))
-    assert sorted(corpus.voice_from_deb(tmp_path / "v.deb", 0.45)) == ["short"]  # 0.5 s kept, 0.4 s left out
+    assert sorted(english(tmp_path / "v.deb", 0.45)) == ["short"]  # 0.5 s kept, 0.4 s left out
 
 
 def test_music_and_copyright(packages):
@@ -64,7 +72,7 @@ def test_apt_get_download_is_run_and_checked(packages, tmp_path, monkeypatch):
     monkeypatch.setenv(
         "PATH", fake_apt(tmp_path / "bin", f'echo "$@" >> {log}; cp {folder}/"$(echo $2 | cut -d= -f1)"_*.deb .\n')
     )
-    got = corpus.fetch_deb(*G722, shas["speech.voice.sha256"], "apt", tmp_path / "out")
+    got = corpus.fetch_deb(*G722, shas["speech.voices"][0]["sha256"], "apt", tmp_path / "out")
     assert got.read_bytes() == (folder / corpus.deb_name(*G722)).read_bytes()
     assert log.read_text() == "download asterisk-core-sounds-en-g722=1.6.1-1\n"
     with pytest.raises(PipelineError, match=r"SHA-256 [0-9a-f]{64}, expected 0{64}; a corrupt or different"):
@@ -84,13 +92,13 @@ def test_fetch_from_a_loopback_server_and_a_folder(packages, http_server, tmp_pa
     root, url = http_server
     name = corpus.deb_name(*G722)
     (root / name).write_bytes((folder / name).read_bytes())
-    got = corpus.fetch_deb(*G722, shas["speech.voice.sha256"], f"{url}/files", tmp_path / "http")
-    assert sha256(got.read_bytes()) == shas["speech.voice.sha256"]
+    got = corpus.fetch_deb(*G722, shas["speech.voices"][0]["sha256"], f"{url}/files", tmp_path / "http")
+    assert sha256(got.read_bytes()) == shas["speech.voices"][0]["sha256"]
     with pytest.raises(PipelineError, match=r"asterisk-core-sounds-en-g722's sha256 mismatch"):
         corpus.fetch_deb(*G722, "1" * 64, f"{url}/files", tmp_path / "bad")
     with pytest.raises(PipelineError, match=r"HTTP 404.*check speech.source"):
         corpus.fetch_deb(*G722, "1" * 64, f"{url}/status/404/x", tmp_path / "bad")
-    assert corpus.fetch_deb(*G722, shas["speech.voice.sha256"], str(folder), tmp_path / "dir").is_file()
+    assert corpus.fetch_deb(*G722, shas["speech.voices"][0]["sha256"], str(folder), tmp_path / "dir").is_file()
     with pytest.raises(
         PipelineError, match=r"^speech.source: no asterisk-core-sounds-en-g722_1.6.1-1_all.deb in .*; put it"
     ):
@@ -115,7 +123,7 @@ def _bad_member_deb(name: str) -> bytes:
 def test_corrupt_packages_are_one_line(tmp_path, blob, message):
     (tmp_path / "x.deb").write_bytes(blob)
     with pytest.raises(PipelineError, match=message):
-        corpus.voice_from_deb(tmp_path / "x.deb", 0.5)
+        english(tmp_path / "x.deb", 0.5)
 
 
 def test_a_package_with_an_escaping_member_or_no_data_is_refused(tmp_path):
@@ -123,19 +131,19 @@ def test_a_package_with_an_escaping_member_or_no_data_is_refused(tmp_path):
 
     (tmp_path / "slip.deb").write_bytes(_bad_member_deb("../../etc/evil"))
     with pytest.raises(PipelineError, match=r"member '../../etc/evil' points outside its folder; refusing"):
-        corpus.voice_from_deb(tmp_path / "slip.deb", 0.5)
+        english(tmp_path / "slip.deb", 0.5)
     (tmp_path / "empty.deb").write_bytes(ar({"debian-binary": b"2.0\n"}))
     with pytest.raises(PipelineError, match=r"holds no data.tar"):
-        corpus.voice_from_deb(tmp_path / "empty.deb", 0.5)
+        english(tmp_path / "empty.deb", 0.5)
     good = voice_deb()
     (tmp_path / "cut.deb").write_bytes(good[: len(good) // 2])
     with pytest.raises(PipelineError, match=r"truncated|corrupt"):
-        corpus.voice_from_deb(tmp_path / "cut.deb", 0.5)
+        english(tmp_path / "cut.deb", 0.5)
     (tmp_path / "none.deb").write_bytes(music_deb())
-    with pytest.raises(PipelineError, match=r"holds no prompts of the English voice"):
-        corpus.voice_from_deb(tmp_path / "none.deb", 0.5)
+    with pytest.raises(PipelineError, match=r"holds no utterances of .*'s voices of at least 0.5 s"):
+        english(tmp_path / "none.deb", 0.5)
     with pytest.raises(PipelineError, match=r"no such package; run dvc repro"):
-        corpus.voice_from_deb(tmp_path / "missing.deb", 0.5)
+        english(tmp_path / "missing.deb", 0.5)
 
 
 def user_folder(root, files: dict[str, bytes]):
@@ -199,14 +207,16 @@ def test_the_fetch_and_corpus_stages(packages, tmp_path, stage):
     corpus = torch.load(out / "corpus.pt", weights_only=True)
     assert sorted(corpus) == ["music", "recorded", "speech"] and len(corpus["speech"]) == 14
     credits = (out / "ATTRIBUTION.md").read_text()
-    assert "Allison Smith" in credits and "CC-BY-SA-3.0" in credits and shas["speech.voice.sha256"] in credits
+    assert "Allison Smith" in credits and "CC-BY-SA-3.0" in credits and shas["speech.voices"][0]["sha256"] in credits
     assert sorted(p.name for p in out.iterdir()) == [
         "ATTRIBUTION.md",
         "copyright-asterisk-core-sounds-en-g722",
         "copyright-asterisk-moh-opsound-wav",
         "corpus.pt",
+        "voices.json",
     ]
-    write_params_copy(tmp_path, **{"speech.source": str(folder), "speech.voice.sha256": "2" * 64})
+    wrong = [{**shas["speech.voices"][0], "sha256": "2" * 64}]
+    write_params_copy(tmp_path, **{"speech.source": str(folder), "speech.voices": wrong})
     proc = stage("speech_fetch", "data/speech/debs2", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "expected " + "2" * 64 in proc.stderr
     assert not (tmp_path / "data/speech/debs2").exists()

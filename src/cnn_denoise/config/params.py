@@ -170,10 +170,12 @@ class Matrix(_Strict):
 
 class Speech(_Strict):
     source: str = Field(min_length=1)
-    voice: Package
+    voices: list[Package] = Field(min_length=1, max_length=50)
     music: Package
     folder: str | None = Field(min_length=1)
     min_seconds: Number = Field(gt=0, le=60)
+    trim_db: Annotated[float, BeforeValidator(_yaml_number), Field(allow_inf_nan=False, ge=-120, lt=0)] | None
+    validation_voices: Number = Field(ge=0, lt=1)
     seconds: Number = Field(gt=0, le=60)
     kinds: list[Literal[choices.NOISE_KINDS]] = Field(min_length=1, max_length=len(choices.NOISE_KINDS))
     snr_db: list[Decibels] = Field(**Pair)
@@ -212,6 +214,8 @@ class Speech(_Strict):
         _range(self.formant, "speech.formant")
         if len(set(self.kinds)) != len(self.kinds):
             raise ValueError(f"speech.kinds names a kind twice: {self.kinds}")
+        if len({v.package for v in self.voices}) != len(self.voices):
+            raise ValueError("speech.voices names a package twice; keep one entry each")
         if extra := sorted(k for k, w in self.kind_weights.items() if w != 1 and k not in self.kinds):
             raise ValueError(
                 f"speech.kind_weights weighs {', '.join(extra)}, which speech.kinds does not mix; add it to "

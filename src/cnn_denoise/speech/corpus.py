@@ -1,17 +1,17 @@
-"""Recorded speech for the speech stages: Debian's packages of Asterisk's English prompts (one
-speaker, Allison Smith) and opsound's hold music, or a folder of the user's own WAVs.
+"""Recorded speech for the speech stages: fetching and reading Debian packages (the voices of
+voices.py, opsound's hold music), or a folder of the user's own WAVs.
 
 The packages come with `apt-get download NAME=VERSION` (or from a folder or URL holding
 NAME_VERSION_all.deb), their SHA-256 is checked, and they are unpacked in memory: a .deb is an
-`ar` archive whose data.tar.* holds the files (deb.py reads them); nothing is extracted to disk, and
-members with unsafe names (absolute, `..`, links) or sizes refuse the package. Only the English voice's
-prompts are kept (its folder in the package; other voices and languages, tones and silences
-are left out); G.722 files are decoded with PyAV (FFmpeg), WAVs with soundfile.
+`ar` archive whose data.tar.* holds the files (deb.py reads them); nothing is extracted to disk,
+and members with unsafe names (absolute, `..`, links) or sizes refuse the package. G.722 files
+are decoded with PyAV (FFmpeg), WAV, FLAC and Ogg with soundfile; which files are whose voice is
+voices.py's.
 
 A corpus is {"speech": {name: clip}, "music": {...}, "recorded": {...}}, each clip
-{"rate": Hz, "audio": int16 or float32 tensor [n]}, at the rate it was recorded at: the mixer
-resamples what it uses. Names are prompts ("digits/1") or file names, so a split by name is a
-split by utterance.
+{"rate": Hz, "audio": int16 or float32 tensor [n]} (a package's speech clips also "voice": its
+voice id), at the rate it was recorded at: the mixer resamples what it uses. Names are
+"voice:utterance" for the packages' voices, file names for a folder's.
 """
 
 import errno
@@ -32,13 +32,10 @@ from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.speech.deb import MAX_DEB_BYTES, deb_files
 
 APT_TIMEOUT = 900  # seconds apt-get download may take
-# The voice's folder inside the package (Asterisk's sounds for en_US, female, Allison Smith).
-VOICE_DIR = "usr/share/asterisk/sounds/en_US_f_Allison/"
 MUSIC_DIR = "usr/share/asterisk/moh/"
 # Prompts that are tones or silence, not speech.
 NOT_SPEECH = {"ascending-2tone", "descending-2tone", "beep", "beeperr", "confbridge-join", "confbridge-leave"}
 NOT_SPEECH_DIRS = ("silence/",)
-AUDIO_SUFFIXES = (".wav", ".flac", ".g722")
 SILENT_RMS = 1e-3  # an utterance quieter than this (RMS, full scale 1) is silent: -60 dBFS
 MIN_RATE = 8000  # Hz: below it there is no speech band to speak of
 AUDIO_FILES = (".wav", ".flac")  # what speech.folder's recordings are named (any case)
@@ -46,22 +43,26 @@ AUDIO_FILES = (".wav", ".flac")  # what speech.folder's recordings are named (an
 # which designs a filter of 20 max(up, down) + 1 taps for every segment it mixes: the standard
 # rates' terms are a few hundred (44100 to 16000 is 160/441); an odd rate's (199999) millions.
 MAX_RATIO_TERM = 1 << 12
-CREDITS = """\
+MUSIC_CREDIT = (
+    "opsound hold music: Paul Shuler (Macroform): cold_day, robot_dity, the_simplicity; Manolo Camp: "
+    "morning_coffee; Reno Project: system. License: CC-BY-SA-3.0 (by explicit permission of their authors), "
+    "https://creativecommons.org/licenses/by-sa/3.0/"
+)
+CREDITS = (
+    """\
 # Attribution
 
 The recordings in this folder come from Debian's packages, unchanged but for decoding; the data
 sets made from them (data/speech/) are mixes of them with noise, i.e. adaptations.
 
-- Voice: {voice}. Asterisk's English prompts, recorded by Allison Smith
-  (http://www.theivrvoice.com), financial contributions by Digium, Inc. (http://www.digium.com).
-  License: Creative Commons Attribution-ShareAlike 3.0 (CC-BY-SA-3.0),
-  https://creativecommons.org/licenses/by-sa/3.0/
-- Music: {music}. opsound hold music: Paul Shuler (Macroform): cold_day, robot_dity,
-  the_simplicity; Manolo Camp: morning_coffee; Reno Project: system.
-  License: CC-BY-SA-3.0 (by explicit permission of their authors).
+- Voice: {voice}.
+- Music: {music}. """
+    + MUSIC_CREDIT
+    + """
 
 The packages' own copyright files are beside this one (copyright-<package>).
 """
+)
 
 
 def deb_name(package: str, version: str) -> str:
@@ -221,39 +222,6 @@ def _clip(audio, rate) -> dict:
     import torch
 
     return {"rate": int(rate), "audio": torch.from_numpy(np.ascontiguousarray(audio))}
-
-
-def voice_prompt(name: str) -> str | None:
-    """The prompt name ("digits/1") of a file of the English voice in the package, or None for
-    anything else (other voices or languages, documents, tones, silences)."""
-    if not name.startswith(VOICE_DIR) or not name.endswith(AUDIO_SUFFIXES):
-        return None
-    prompt = name[len(VOICE_DIR) :].rsplit(".", 1)[0]
-    if prompt.startswith(NOT_SPEECH_DIRS) or prompt in NOT_SPEECH:
-        return None
-    return prompt
-
-
-def voice_from_deb(path, min_seconds: float) -> dict:
-    """{prompt: clip} of the English voice's prompts in the package at `path`; prompts shorter
-    than min_seconds are left out (the package's single letters and digits are ~0.3 s)."""
-    files = deb_files(path, lambda n: voice_prompt(n) is not None)
-    out = {}
-    for name, blob in sorted(files.items()):
-        what = f"{Path(path).name}:{name}"
-        audio, rate = _decode_g722(blob, what) if name.endswith(".g722") else read_audio(blob, what)
-        if len(audio) / rate < min_seconds or np.sqrt(np.mean(as_float(audio) ** 2)) < SILENT_RMS:
-            continue
-        prompt = voice_prompt(name)
-        if prompt in out:  # a .wav and a .g722 of one prompt: one utterance
-            continue
-        out[prompt] = _clip(audio, rate)
-    if not out:
-        raise PipelineError(
-            f"{path} holds no prompts of the English voice (no {VOICE_DIR}*.g722 or .wav of at least "
-            f"{min_seconds} s); set speech.voice to an asterisk-core-sounds-en package"
-        )
-    return out
 
 
 def music_from_deb(path) -> dict:

@@ -1,10 +1,19 @@
-"""Noisy speech from a corpus (speech.py): fixed-length segments of clean utterances at a drawn
-level, plus noise of a kind at a drawn SNR, in the layout the lab's stages take ({"x", "y"}
-float32 [Q, 1, N]).
+"""Noisy speech from a corpus (corpus.py, voices.py): fixed-length segments of clean utterances
+at a drawn level, plus noise of a kind at a drawn SNR, in the layout the lab's stages take
+({"x", "y"} float32 [Q, 1, N]).
 
-Splits are by utterance: the prompts are dealt once (speech.split_seed) into training targets,
-test targets, and two babble pools (one for training noise, one for test noise), so no prompt
-is both heard clean in training and scored in testing, and babble never speaks a target.
+Splits are by voice where the corpus has several (split_corpus): whole speaker groups are held out
+(speech.validation_voices, speech.split_seed), test sets speak only those, and babble draws from
+the other voices of the same side, never the utterance's own. A corpus of one voice (a folder of
+the user's) is split by utterance: the prompts are dealt once into training targets, test targets
+and two babble pools, so no prompt is both heard clean in training and scored in testing, and
+babble never speaks a target.
+
+Bands: every segment is made at data.sample_rate (16 kHz for the speech recipes). A voice recorded
+at 8 kHz is upsampled and so holds nothing above 4 kHz, and its clean target holds nothing there
+either; the noise is full band whatever the voice. So the model learns to remove everything above
+4 kHz under a narrow-band voice, and to keep a wide-band voice's highs: it tells them apart by
+what it hears, as it must for a user's telephone recording.
 Music and the user's noise recordings are split in time: the first part of each recording
 feeds training, the last part testing.
 
@@ -140,6 +149,28 @@ def split_prompts(names, test_fraction: float, babble_fraction: float, seed: int
     }
 
 
+def split_corpus(clips: dict, held_out: float, test_fraction: float, babble_fraction: float, seed: int) -> dict:
+    """The split of a corpus {name: clip}: by voice (voices.split_voices on the clips' "voice") when
+    they come from two or more speaker groups and held_out > 0, then both sides babble in their own
+    voices ("voices" lists each side's); else by utterance (split_prompts)."""
+    from cnn_denoise.speech import voices
+
+    voice_of = {name: clip.get("voice") for name, clip in clips.items()}
+    ids = set(voice_of.values())
+    if held_out == 0 or None in ids or len({voices.speaker_group(v) for v in ids}) < 2:
+        return split_prompts(clips, test_fraction, babble_fraction, seed)
+    train_voices, test_voices = voices.split_voices(ids, held_out, seed)
+    train = sorted(n for n, v in voice_of.items() if v in train_voices)
+    test = sorted(n for n, v in voice_of.items() if v in test_voices)
+    return {
+        "train": train,
+        "test": test,
+        "babble_train": train,
+        "babble_test": test,
+        "voices": {"train": train_voices, "test": test_voices},
+    }
+
+
 def _resampled(clip: dict, start: int, n_out: int, rate: int) -> np.ndarray:
     """n_out samples at `rate` of the clip from its native sample `start` (zeros past its ends)."""
     audio, native = clip["audio"].numpy(), clip["rate"]
@@ -210,10 +241,13 @@ def _hum(rng, n: int, rate: int) -> np.ndarray:
     return (amp[:, None] * np.sin(2 * np.pi * f0 * k[:, None] * t[None, :] + phase[:, None])).sum(0)
 
 
-def _babble(rng, n: int, pool: list[dict], mix: Mix) -> np.ndarray:
+def _babble(rng, n: int, pool: list[dict], mix: Mix, own=None) -> np.ndarray:
     """Several other utterances at once: each talker a stream of random utterances from the pool
-    (one after the other, from a random point, each as `voice` draws it), at equal RMS, summed."""
+    (one after the other, from a random point, each as `voice` draws it), at equal RMS, summed.
+    own: the target's voice, which babble never speaks (unless the pool holds no other)."""
     rate, talkers = mix.rate, mix.babble_talkers
+    if own is not None:
+        pool = [c for c in pool if c.get("voice") != own] or pool
     total = np.zeros(n)
     for _ in range(int(rng.integers(talkers[0], talkers[1] + 1))):
         stream, filled = np.zeros(n), -int(rng.integers(0, n))  # the talker may be mid-sentence at 0
@@ -246,8 +280,9 @@ def regions(clips: dict, part: str, test_fraction: float) -> list:
     return out
 
 
-def noise(kind: str, rng, n: int, mix: Mix, pools: dict) -> np.ndarray:
-    """n samples of noise of a kind (unscaled); pools holds the babble and recording sources."""
+def noise(kind: str, rng, n: int, mix: Mix, pools: dict, own=None) -> np.ndarray:
+    """n samples of noise of a kind (unscaled); pools holds the babble and recording sources; own:
+    the target's voice, which babble leaves out."""
     for _ in range(TRIES):
         if kind == choices.BAND:
             v = synth.band_noise(rng, n, mix.rate)
@@ -260,7 +295,7 @@ def noise(kind: str, rng, n: int, mix: Mix, pools: dict) -> np.ndarray:
         elif kind == choices.HUM:
             v = _hum(rng, n, mix.rate)
         elif kind == choices.BABBLE:
-            v = _babble(rng, n, pools[choices.BABBLE], mix)
+            v = _babble(rng, n, pools[choices.BABBLE], mix, own)
         elif kind in (choices.MUSIC, choices.RECORDED):
             v = _excerpt(rng, n, mix.rate, pools[kind])
         else:
@@ -293,7 +328,7 @@ def mix_set(name: str, targets: dict, pools: dict, mix: Mix, count: int, seed: i
         snr, level = rng.uniform(*mix.snr_db), rng.uniform(*mix.level_db)
         clean = shaped(rng, _target(rng, voice(rng, targets[prompt], mix), n, mix.rate), mix.eq)
         clean *= 10 ** (level / 20) / max(_rms(clean), 1e-12)
-        hiss = shaped(rng, noise(kind, rng, n, mix, pools), mix.eq)
+        hiss = shaped(rng, noise(kind, rng, n, mix, pools, targets[prompt].get("voice")), mix.eq)
         hiss *= _rms(clean) / 10 ** (snr / 20) / _rms(hiss)
         noisy = clean + hiss
         if (peak := np.max(np.abs(noisy))) > PEAK:  # never past full scale: both scaled, the SNR kept
