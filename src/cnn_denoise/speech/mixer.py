@@ -14,6 +14,7 @@ at 8 kHz is upsampled and so holds nothing above 4 kHz, and its clean target hol
 either; the noise is full band whatever the voice. So the model learns to remove everything above
 4 kHz under a narrow-band voice, and to keep a wide-band voice's highs: it tells them apart by
 what it hears, as it must for a user's telephone recording.
+
 Music and the user's noise recordings are split in time: the first part of each recording
 feeds training, the last part testing.
 
