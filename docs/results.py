@@ -531,6 +531,24 @@ def peers_section(rev: str, bench: dict | None, held: tuple[dict | None, str]) -
     return "\n".join(out) + "\n"
 
 
+def from_kept_runs(bench_path: Path, heldout_path: Path | None, rev: str) -> int:
+    """The front page and the peers' section from kept JSONs (bench/unseen.py's, scoring/matrix.py's),
+    the rest of docs/results.md as it is: what a shipped model's runs give without scoring it again."""
+    bench = json.loads(bench_path.read_text())
+    held = (
+        (json.loads(heldout_path.read_text()), f"`{heldout_path}` (scoring/matrix.py on the recipe's matrix)")
+        if heldout_path
+        else (None, "no held-out scores given (--heldout)")
+    )
+    text = OUT.read_text()
+    body = text[text.find(GENERATED) :] if GENERATED in text else text
+    start = body.find(PEERS_HEADING)
+    body = body[:start].rstrip("\n") if start >= 0 else body.rstrip("\n")
+    OUT.write_text("# Results\n\n" + front_page(bench) + "\n" + body + "\n\n" + peers_section(rev, bench, held))
+    print(f"wrote {OUT.relative_to(ROOT)} (front page and peers from {bench_path})", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -541,8 +559,16 @@ def main(argv=None) -> int:
         action="store_true",
         help="rescore the speech sections only (the test matrix, the unseen voice), keeping the others as they are",
     )
+    parser.add_argument(
+        "--bench", type=Path, help="with --matrix-only: bench/unseen.py's JSON of the shipped model, not run again"
+    )
+    parser.add_argument(
+        "--heldout", type=Path, help="with --bench: scoring/matrix.py's JSON on the recipe's held-out voices"
+    )
     args = parser.parse_args(argv)
     rev = commit()
+    if args.bench:
+        return from_kept_runs(args.bench, args.heldout, rev)
     if args.matrix_only:
         text = OUT.read_text()
         start = text.find(MATRIX_HEADING)
