@@ -469,6 +469,18 @@ def front_page(bench: dict | None) -> str:
     return "\n".join(f"- {line}" for line in lines) + "\n"
 
 
+README_MARKS = ("<!-- headline: written by docs/results.py", "<!-- /headline -->")
+
+
+def readme_headline(text: str, bench: dict | None) -> str:
+    """README's text with its first screen's headline (between README_MARKS) made from the bench run."""
+    start, end = text.find(README_MARKS[0]), text.find(README_MARKS[1])
+    if start < 0 or end < start:
+        return text
+    opening = text[start : text.index("\n", start) + 1]
+    return text[:start] + opening + front_page(bench) + text[end:]
+
+
 def heldout(exps: dict) -> tuple[dict | None, str]:
     """The speech recipe's own held-out sets (its eval.json "sets", less the lab's) as a scores JSON,
     and where they come from; (None, why) when that experiment or its sets are missing."""
@@ -545,6 +557,8 @@ def from_kept_runs(bench_path: Path, heldout_path: Path | None, rev: str) -> int
     start = body.find(PEERS_HEADING)
     body = body[:start].rstrip("\n") if start >= 0 else body.rstrip("\n")
     OUT.write_text("# Results\n\n" + front_page(bench) + "\n" + body + "\n\n" + peers_section(rev, bench, held))
+    readme = ROOT / "README.md"
+    readme.write_text(readme_headline(readme.read_text(), bench))
     print(f"wrote {OUT.relative_to(ROOT)} (front page and peers from {bench_path})", file=sys.stderr)
     return 0
 
