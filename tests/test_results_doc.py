@@ -241,3 +241,17 @@ def test_matrix_only_makes_the_front_page_and_the_speech_sections_again(tmp_path
     assert text.count(results.GENERATED) == 1 and "kept" in text and "new matrix" in text
     assert text.index(results.MATRIX_HEADING) < text.index(results.UNSEEN_HEADING) < text.index(results.PEERS_HEADING)
     assert text.count(results.PEERS_HEADING) == 1 and "Missing: no `speech` experiment" in text
+
+
+def test_the_readme_headline_is_the_bench_runs_and_the_rest_is_kept(tmp_path):
+    """README's first screen: the lines between the markers come from the bench JSON, every other
+    line stays byte for byte; without markers the README is left alone."""
+    results = load_results(tmp_path)
+    readme = (ROOT / "README.md").read_text()
+    lines = ["SI-SDR gain: speech +7.0 dB", "PESQ-WB: speech 2.0", "DNSMOS OVRL: speech 2.9"]
+    got = results.readme_headline(readme, {"headline": lines})
+    start, end = got.index(results.README_MARKS[0]), got.index(results.README_MARKS[1])
+    assert got[start:end].splitlines()[1:] == [f"- {line}" for line in lines]
+    assert got[:start] == readme[: readme.index(results.README_MARKS[0])]
+    assert got[end:] == readme[readme.index(results.README_MARKS[1]) :]
+    assert results.readme_headline("no markers here\n", {"headline": lines}) == "no markers here\n"
