@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup apt-lists repro test test-fast lint system tracking-server tracking-server-stop bench bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
+.PHONY: setup apt-lists repro test test-fast lint system tracking-server tracking-server-stop bench bench-realtime bench-unseen bench-team bench-sweep compare exps promote recipe sweep tune tune-report tune-promote results demo mlflow-ui clean
 
 setup: $(VENV)/.installed $(VENV)/.runcache
 
@@ -48,10 +48,10 @@ lint: setup
 	ruff check .
 	ruff format --check .
 
-# System packages a few end-to-end tests use: Chromium (the offline-plot page) and PostgreSQL
-# (the team's tracking server). Installed where we can (root with apt, as in CI); elsewhere
+# System packages a few end-to-end tests use: Chromium (the offline-plot page), PostgreSQL
+# (the team's tracking server) and sox (the README's live pipe). Installed where we can (root with apt, as in CI); elsewhere
 # those tests skip and say why, except under CI, where they fail.
-SYSTEM_PACKAGES = $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/postgres),,postgresql)
+SYSTEM_PACKAGES = $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/postgres),,postgresql) $(if $(shell command -v sox),,sox)
 # Lists older than the mirror's packages fail the install: updated then, and tried once more.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null
 system:
@@ -79,6 +79,9 @@ clean:
 
 bench: setup
 	python bench/bench.py
+
+bench-realtime: setup  # real-time factors of enhance and stream (PyTorch, onnxruntime) beside RNNoise, DTLN, DeepFilterNet3; MODEL= (default: enhance's)
+	python bench/realtime.py $(if $(MODEL),--model $(MODEL))
 
 bench-unseen: setup  # the speech model on a voice it never heard (French-Canadian prompts), per noise kind
 	python bench/unseen.py $(MODELS)

@@ -319,6 +319,28 @@ def team_section() -> str:
     )
 
 
+def realtime_section() -> str:
+    """Real-time factors beside the peers (bench/realtime.py); the fastest peer of each column named."""
+    path = ROOT / "bench" / "realtime.json"
+    if not path.exists():
+        return "## Real time\n\nNo bench/realtime.json yet: run `make bench-realtime`, then `make results`.\n"
+    r = json.loads(path.read_text())
+    columns = sorted({(x["audio"], x["threads"]) for x in r["rows"]}, key=lambda c: (c[1], c[0]))
+    systems = list(dict.fromkeys(x["system"] for x in r["rows"]))
+    rtf = {(x["system"], x["audio"], x["threads"]): x["rtf"] for x in r["rows"]}
+    rows = [[s, *(rtf.get((s, a, t)) for a, t in columns)] for s in systems]
+    note = (
+        f" on {r['cores']} cores ({r['machine']}, load average {r.get('load_average', 0):.1f} from other work), "
+        f"{r['seconds_per_file']:g} s per file (bench/realtime.json). Model: {r['model']}, algorithmic delay "
+        f"{r['delay_ms']:g} ms. Seconds of compute per second of audio (below 1: faster than real time), the best of "
+        "two runs; each system's whole run in one process, resampling included. The CNN's `stream` rows are "
+        "`cnn-denoise stream`'s path at 10 ms blocks on its default one thread; enhance's are whole recordings, as "
+        "the peers run.\n"
+    )
+    header = ["system", *(f"{a}, {t} thread{'s' if t > 1 else ''}" for a, t in columns)]
+    return "\n".join([heading("Real time", "make bench-realtime", r["commit"], note), table(header, rows), ""])
+
+
 def mix_matrix(folder: Path) -> None:
     """The speech test matrix and a training set for the least-squares filter, mixed at
     MATRIX_RATE by the speech_mix stage from the workspace's corpus (dvc repro made it), with
@@ -616,6 +638,7 @@ def main(argv=None) -> int:
         sweep_section(exps, rev, sweep_s),
         bench_section(),
         team_section(),
+        realtime_section(),
         matrix_section(rev),  # the last three: --matrix-only replaces them
         unseen,
         peers_section(rev, bench, heldout(exps)),

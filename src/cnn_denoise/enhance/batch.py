@@ -41,13 +41,16 @@ def notes(src: Path, dst: Path, info, done: dict) -> list[str]:
     return said
 
 
-def enhance(inputs: list[str], out_dir: Path, model: str | None = None, score: bool = False) -> int:
+def enhance(
+    inputs: list[str], out_dir: Path, model: str | None = None, score: bool = False, engine="torch", threads=None
+) -> int:
     """Denoise every recording of `inputs` into out_dir; 0 when all were, 1 when some could not be
-    read or denoised (each named on its own `error:` line, after the others are done)."""
+    read or denoised (each named on its own `error:` line, after the others are done). `engine`,
+    `threads`: what runs the model (backend.load)."""
     from tqdm import tqdm
 
     from cnn_denoise.common.atomic import clean_abandoned
-    from cnn_denoise.enhance.denoiser import Denoiser
+    from cnn_denoise.enhance import backend
     from cnn_denoise.enhance.score import MEANING, score_line
     from cnn_denoise.enhance.which import default_model, verdict
 
@@ -63,7 +66,7 @@ def enhance(inputs: list[str], out_dir: Path, model: str | None = None, score: b
     start, audio, enhanced = time.perf_counter(), 0.0, 0
     if infos:
         model = model or default_model()
-        denoiser = Denoiser.load(model)
+        denoiser = backend.load(model, engine, threads)
         if line := verdict(model, denoiser.audio):
             print(printable(line), file=sys.stderr)  # a checkpoint's text: no escape sequence reaches the terminal
         for src, info in list(infos.items()):

@@ -14,6 +14,7 @@ groups, so that a pass holds about BUDGET samples whatever the rate ratio or cha
 clipping rule), through the same gate as every array the program writes.
 """
 
+import sys
 import tempfile
 import warnings
 from functools import lru_cache
@@ -21,12 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.signal
-import torch
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.enhance import policy
-from cnn_denoise.enhance.stream import Stream, demand_problem, floats_per_sample
-from cnn_denoise.models import checkpoint as ckpt
+from cnn_denoise.enhance.demand import demand_problem, floats_per_sample
 
 BLOCK = 1 << 16  # samples of one channel per block, at most, on either side of a resampler
 BUDGET = 1 << 24  # float64 samples a pass holds at once, all its blocks and channels together (roughly)
@@ -174,6 +173,9 @@ class Denoiser:
 
     @classmethod
     def load(cls, source) -> "Denoiser":
+        """A checkpoint or MLflow URI on PyTorch (backend.load picks onnxruntime instead)."""
+        from cnn_denoise.models import checkpoint as ckpt
+
         source = str(source)
         if source.startswith(("runs:/", "models:/")):
             from cnn_denoise import tracking
@@ -194,7 +196,8 @@ class Denoiser:
     def __call__(self, noisy, sample_rate: int):
         """The denoised signal, same type, shape and rate; channels last, as soundfile reads them.
         Scaled down as a whole, with a warning, where it would pass full scale (policy.RULES)."""
-        is_torch = isinstance(noisy, torch.Tensor)
+        torch = sys.modules.get("torch")  # a torch tensor can only come from a program that imported torch
+        is_torch = torch is not None and isinstance(noisy, torch.Tensor)
         x = noisy.detach().cpu().numpy() if is_torch else np.asarray(noisy)
         if not np.issubdtype(x.dtype, np.floating):
             raise PipelineError(
@@ -210,6 +213,31 @@ class Denoiser:
             warnings.warn(policy.clipping_note("Denoiser", clipped), stacklevel=2)
         out = policy.gate(store.data * factor, f"the output of {self.name}", FAULTY_MODEL).T.reshape(x.shape)
         return torch.as_tensor(out, dtype=noisy.dtype) if is_torch else out.astype(x.dtype, copy=False)
+
+    def stream(self, channels: int):
+        """The model over (channels, n) float64 blocks at its rate and level, in step with its
+        input: call per block, then flush() (Stream on PyTorch; engine.BlockStream on onnxruntime)."""
+        import torch
+
+        from cnn_denoise.enhance.stream import Stream
+
+        stream = Stream(self.model, channels)
+
+        class Arrays:
+            def __call__(self, block):
+                x = torch.from_numpy(np.ascontiguousarray(block[:, None, :])).float()
+                return stream(x)[:, 0, :].double().numpy()
+
+            def flush(self):
+                return stream.flush()[:, 0, :].double().numpy()
+
+        return Arrays()
+
+    def block_engine(self):
+        """The model one block at a time with its state (engine.py), what `stream` runs."""
+        from cnn_denoise.enhance.engine import TorchEngine
+
+        return TorchEngine(self.model)
 
     def process(self, source, store) -> tuple[float, float]:
         """Denoise `source` (ArraySource, or a file's) into `store` at the training level; return
@@ -231,14 +259,13 @@ class Denoiser:
         """(first frame, block) of channels c0..c1 denoised, at the recording's rate, in order."""
         n, channels = source.frames, c1 - c0
         inputs = (policy.to_training_level(b, rms, self.input_rms) for b in source.blocks(c0, c1, p.read))
-        stream = Stream(self.model, channels)
+        stream = self.stream(channels)
 
         def at_model_rate():
             for block in resampled_blocks(Window(inputs, channels), n, up, down, p.step_in):
                 for a in range(0, block.shape[-1], p.chunk):
-                    x = torch.from_numpy(np.ascontiguousarray(block[:, None, a : a + p.chunk])).float()
-                    yield stream(x)[:, 0, :].double().numpy()
-            yield stream.flush()[:, 0, :].double().numpy()  # a network's last frames and lag (masknet)
+                    yield stream(block[:, a : a + p.chunk])
+            yield stream.flush()  # a network's last frames and lag (masknet)
 
         done = 0
         for block in resampled_blocks(Window(at_model_rate(), channels), -(-n * up // down), down, up, p.step_back):
