@@ -23,7 +23,9 @@ def test_help_lists_every_command_with_one_line_and_exits_0():
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert proc.stdout.startswith("usage: cnn-denoise COMMAND")
     commands = listed(proc.stdout)
-    assert set(commands) == {"enhance", "info", "promote"} and all(len(line) > 20 for line in commands.values())
+    assert set(commands) == {"enhance", "stream", "export", "info", "promote"} and all(
+        len(line) > 20 for line in commands.values()
+    )
     assert run("-h").stdout == proc.stdout
 
 
