@@ -9,6 +9,8 @@ variables change the model's bytes.
 """
 
 import hashlib
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +20,6 @@ import yaml
 from helpers import make_project, set_params, sh
 
 from cnn_denoise.common import numerics
-
-pytestmark = pytest.mark.slow
 
 # the small dataset with recordings long enough that the Toeplitz GEMMs take MKL's SIMD kernels
 DATA = {"data.synthetic.pairs": 12, "data.synthetic.samples": 8000}
@@ -64,6 +64,59 @@ def caller(env: dict, machine: dict) -> dict:
     return base | {"OMP_NUM_THREADS": "2"} | machine
 
 
+PROBE = (
+    "from cnn_denoise.common import numerics; pinned = numerics.pin(); import numpy, torch; "
+    "from numpy._core._multiarray_umath import __cpu_features__ as npy; "
+    "print(pinned, torch.backends.cpu.get_cpu_capability(), npy['X86_V3'], npy['X86_V4'])"
+)
+
+
+def test_a_stage_process_pins_the_kernels_over_the_callers_choice():
+    """What `python stages/X.py` does first: the caller asked for AVX2 kernels; torch and NumPy
+    load with their baseline ones. CNN_DENOISE_NUMERICS=native leaves the caller's choice."""
+    flags = cpu_flags()
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2", NPY_DISABLE_CPU_FEATURES="")
+    run = [sys.executable, "-c", PROBE]
+    pinned = subprocess.run(run, env=env, capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert pinned == ["True", "DEFAULT", "False", "False"]
+    native = subprocess.run(
+        run, env=env | {numerics.SWITCH: "native"}, capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert native[:2] == ["False", "AVX2" if "avx2" in flags else "DEFAULT"]
+
+
+def test_pin_changes_nothing_in_a_process_that_loaded_torch(monkeypatch):
+    """A test running a stage's main() in-process: too late to pin; the environment is left alone."""
+    import torch  # noqa: F401
+
+    monkeypatch.setattr(numerics, "_pinned", False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert numerics.pin() is False and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
+
+
+@pytest.mark.parametrize("n", [40_000, 1_000_000, 4097 * 3, 100])
+def test_fixed_sum_is_the_same_bits_at_any_thread_count(n):
+    """torch's own sum of a large tensor differs between one thread and several (what made the
+    baselines and the speech recipe's gain differ under a sweep); fixed_sum does not, and it is
+    the sum to float64 rounding."""
+    import torch
+
+    x = torch.randn(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    before = torch.get_num_threads()
+    found = {}
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            found[threads] = (x.sum().item(), numerics.fixed_sum(x).item())
+    finally:
+        torch.set_num_threads(before)
+    assert len({fixed for _, fixed in found.values()}) == 1, found
+    assert found[1][1] == pytest.approx(math.fsum(x.tolist()), rel=1e-12, abs=1e-12)
+    if n == 1_000_000:  # the premise: torch's sum takes another order on one thread
+        assert len({plain for plain, _ in found.values()}) > 1, found
+
+
+@pytest.mark.slow
 def test_every_simulated_machine_writes_the_same_dvc_lock(tmp_path):
     repo, env = make_project(tmp_path)
     set_params(repo, **DATA)
