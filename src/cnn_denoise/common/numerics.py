@@ -12,7 +12,10 @@ dvc.lock). pin() makes every machine take the code that every x86-64 CPU can run
   CPU, Intel or AMD (torch's GEMMs and FFTs: the Toeplitz and FFT backends, the least-squares
   filter);
 - NPY_DISABLE_CPU_FEATURES: NumPy's ufuncs in their baseline loops (STOI's logarithms and
-  roots, the mixer's noise), not its AVX2 or AVX-512 ones.
+  roots, the mixer's noise), not its AVX2 or AVX-512 ones;
+- MKL_NUM_THREADS=1: MKL's GEMMs split their sums between threads (COMPATIBLE,STRICT does not
+  stop it), so the lab's model after two epochs differed between one thread (a sweep's share,
+  a one-core machine) and two; torch's own kernels keep their threads.
 
 Each is read once, when its library loads, so pin() must run before torch and NumPy are
 imported: the first lines of each stage that computes floats, and a sweep's warm process
@@ -20,9 +23,9 @@ before it preloads them. It changes nothing in a process that has already loaded
 that runs a stage's main() in-process), and says so by returning False.
 
 Not pinned, because they change no output here (tests/test_numerics.py runs the stages
-under each): the thread counts (torch's, MKL's, OpenBLAS's; the sums that did depend on them
-take a fixed order: fixed_sum, and scoring/sets.py), and OpenBLAS's core type (NumPy's and
-SciPy's BLAS), which some machines set to avoid kernels that are wrong on them.
+under each): torch's and OpenBLAS's thread counts (the sums that did depend on torch's take a
+fixed order: fixed_sum, and scoring/sets.py), and OpenBLAS's core type (NumPy's and SciPy's
+BLAS), which some machines set to avoid kernels that are wrong on them.
 
 CNN_DENOISE_NUMERICS=native leaves every library its fastest kernels, and its machine's bits.
 """
@@ -35,6 +38,7 @@ SETTINGS = {
     "MKL_CBWR": "COMPATIBLE",
     # every group above NumPy's x86-64-v2 baseline (numpy.show_runtime() names them)
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+    "MKL_NUM_THREADS": "1",
 }
 SWITCH = "CNN_DENOISE_NUMERICS"  # =native: no pinning
 LIBRARIES = ("torch", "numpy")  # they read SETTINGS when they load
