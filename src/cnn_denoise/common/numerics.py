@@ -23,9 +23,9 @@ before it preloads them. It changes nothing in a process that has already loaded
 that runs a stage's main() in-process), and says so by returning False.
 
 Not pinned, because they change no output here (tests/test_numerics.py runs the stages
-under each): torch's and OpenBLAS's thread counts (the sums that did depend on torch's take a
-fixed order: fixed_sum, and scoring/sets.py), and OpenBLAS's core type (NumPy's and SciPy's
-BLAS), which some machines set to avoid kernels that are wrong on them.
+under each): torch's and OpenBLAS's thread counts (the scores that did depend on torch's
+take a fixed order: scoring/sets.py), and OpenBLAS's core type (NumPy's and SciPy's BLAS),
+which some machines set to avoid kernels that are wrong on them.
 
 CNN_DENOISE_NUMERICS=native leaves every library its fastest kernels, and its machine's bits.
 """
@@ -57,26 +57,6 @@ def pin() -> bool:
     os.environ.update(SETTINGS)
     _pinned = True
     return True
-
-
-BLOCK = 4096  # elements fixed_sum adds in one run
-
-
-def fixed_sum(t):
-    """The sum of a tensor's elements in an order no thread count changes (autograd follows it).
-
-    torch adds a tensor of more than 32768 elements in one run on one thread and in blocks on
-    several, so a loss or a gain came out other in its last bits under a sweep's one thread than
-    under dvc repro's two. Summing the rows of a [n / BLOCK, BLOCK] view splits the work between
-    threads by rows only, each row added in one run; the row sums are added the same way."""
-    import torch  # a tensor's caller has loaded it; this module must not (pin() runs first)
-
-    flat = t.reshape(-1)
-    if flat.numel() <= BLOCK:
-        return flat.sum()
-    if pad := -flat.numel() % BLOCK:
-        flat = torch.cat([flat, flat.new_zeros(pad)])
-    return fixed_sum(flat.view(-1, BLOCK).sum(1))
 
 
 def pinned() -> bool:

@@ -18,7 +18,6 @@ import torch
 import torch.distributed as dist
 
 from cnn_denoise.common.errors import PipelineError
-from cnn_denoise.common.numerics import fixed_sum
 from cnn_denoise.config import choices
 from cnn_denoise.scoring.sets import model_scores
 from cnn_denoise.training.losses import LOSSES
@@ -168,7 +167,7 @@ def _chunked_loss(net, x, y, idx, name: str, l1=None) -> torch.Tensor:
 def _add_l1(l1, pred, y) -> None:
     """Add the batch's absolute error to `l1`, if given (train.history batches)."""
     if l1 is not None:
-        l1 += fixed_sum((pred.detach() - y).abs().double())
+        l1 += (pred.detach() - y).abs().sum(dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -181,7 +180,7 @@ def calibrate_gain(model, x: torch.Tensor, y: torch.Tensor) -> float | None:
         return None
     seen = slice(0, min(len(x), RECORDED))
     pred = torch.cat([model(x[i : i + CHUNK]) for i in range(seen.start, seen.stop, CHUNK)]).double()
-    gain = fixed_sum(pred * y[seen].double()) / fixed_sum(pred.square()).clamp_min(1e-30)
+    gain = (pred * y[seen].double()).sum() / pred.square().sum().clamp_min(1e-30)
     model.rescale(float(gain))
     return float(gain)
 

@@ -5,7 +5,6 @@ from typing import NamedTuple
 
 import torch
 
-from cnn_denoise.common.numerics import fixed_sum
 from cnn_denoise.config import choices
 
 
@@ -33,16 +32,16 @@ class Loss(NamedTuple):
 
 LOSSES = {
     # the mean absolute error (PyTorch's L1Loss, what the course trained with)
-    choices.L1: Loss(lambda pred, y: fixed_sum((pred - y).abs())[None], lambda s, count: s[0] / count),
+    choices.L1: Loss(lambda pred, y: (pred - y).abs().sum()[None], lambda s, count: s[0] / count),
     # minus the batch's SNR in dB: 10 log10(sum |pred - y|^2 / sum |y|^2); a silent batch: large, finite
     choices.SNR: Loss(
-        lambda pred, y: torch.stack([fixed_sum((pred - y).square()), fixed_sum(y.square())]),
+        lambda pred, y: torch.stack([(pred - y).square().sum(), y.square().sum()]),
         lambda s, count: 10 * torch.log10(s[0] / s[1].clamp_min(1e-30)),
     ),
     # minus the mean scale-invariant SDR of the recordings in dB (Le Roux et al., 2019): blind to the
     # output's gain, every recording weighs alike whatever its level; sums: (SI-SDR total, recordings)
     choices.SI_SDR: Loss(
-        lambda pred, y: torch.stack([fixed_sum(si_sdr_db(pred, y)), torch.tensor(float(len(y)), device=y.device)]),
+        lambda pred, y: torch.stack([si_sdr_db(pred, y).sum(), torch.tensor(float(len(y)), device=y.device)]),
         lambda s, count: -s[0] / s[1],
     ),
 }
