@@ -7,6 +7,10 @@ least-squares filter, which takes the CNN's receptive field and so is fitted the
 CNNs on one dataset measures these once, not in every experiment.
 """
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import sys
 

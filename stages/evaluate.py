@@ -12,6 +12,10 @@ here), each with its real-time factor; on the speech sets also wide-band PESQ an
 cannot hear the lab's 14-15.5 kHz noise: not reported there).
 """
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import csv
 import hashlib

@@ -1,5 +1,9 @@
 """fetch: the dataset zip, made offline (data.url: synthetic) or downloaded and hash-checked."""
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import hashlib
 import sys

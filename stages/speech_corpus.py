@@ -2,6 +2,10 @@
 hold music, decoded, checked, at their own rates, with each package's licence and credit beside
 them (ATTRIBUTION.md, copyright-<package>) and what each voice holds (voices.json)."""
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import sys
 from pathlib import Path

@@ -7,6 +7,10 @@ Both split the corpus alike (speech.validation_voices, speech.split_seed): test 
 held-out voices (or, for a corpus of one voice, held-out prompts).
 """
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import dataclasses
 import sys

@@ -4,6 +4,10 @@ Its MLflow run (params, per-epoch losses, the model) is logged by the evaluate s
 on this model next and opens the store anyway: a process that imports MLflow and opens its store
 costs seconds, as much as a sweep's short training (bench/README.md)."""
 
+from cnn_denoise.common import numerics
+
+numerics.pin()  # before torch and NumPy load: they pick their kernels then (same bits on every machine)
+
 import argparse
 import csv
 import io

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from helpers import make_project, sh
 
+from cnn_denoise.common import numerics
 from cnn_denoise.recipes import sweep
 
 
@@ -23,8 +24,16 @@ def here() -> dict:
     return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
-def test_a_plain_python_script_runs_warm():
+def test_a_plain_python_script_runs_warm(monkeypatch):
+    monkeypatch.setattr(numerics, "_pinned", True)  # as in a sweep's process: preload() pinned its kernels
     assert sweep.script_argv("python stages/train.py a.pt b.pt", here()) == ["stages/train.py", "a.pt", "b.pt"]
+
+
+def test_a_process_with_other_kernels_runs_stages_cold(monkeypatch):
+    """A process that loaded torch before pinning (this one) would train with other kernels
+    than `python stages/train.py` pins: its stages run as processes of their own."""
+    monkeypatch.setattr(numerics, "_pinned", False)
+    assert sweep.script_argv("python stages/train.py a.pt", here()) is None
 
 
 @pytest.mark.parametrize(

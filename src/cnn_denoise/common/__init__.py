@@ -9,4 +9,5 @@ download.py  fetch a file from a URL or a path: timeout, retries, progress, SHA-
 hashing.py   sha256_file, the one file hash
 safeyaml.py  YAML read with a budget on its aliases, one-line errors
 tables.py    plain-text tables: cell, WIDTH
+numerics.py  the same floats on every machine: pin, the kernels chosen before torch loads
 """

@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from cnn_denoise.common import numerics
 from cnn_denoise.common.errors import PipelineError, exit_now
 
 # what the stages and DVC import, loaded once before the forks (each costs a stage seconds)
@@ -50,6 +51,7 @@ LOGS = Path(".dvc") / "tmp" / "sweep"  # one log per experiment: DVC's output an
 def preload() -> None:
     """Import PRELOAD in this process (MLflow's environment defaults first, as open_store does)."""
     global _started_with
+    numerics.pin()  # first: the stages forked from here compute with the kernels `python stages/X.py` pins
     from cnn_denoise.tracking import store
 
     store.configure()
@@ -60,7 +62,7 @@ def preload() -> None:
 
 
 def _start_vars(env) -> dict:
-    return {k: v for k, v in env.items() if k.startswith("PYTHON") or k in THREAD_VARS}
+    return {k: v for k, v in env.items() if k.startswith("PYTHON") or k in THREAD_VARS or k == numerics.SWITCH}
 
 
 def script_argv(cmd: str, env: dict) -> list[str] | None:
@@ -79,6 +81,8 @@ def script_argv(cmd: str, env: dict) -> list[str] | None:
     if found is None or found.parent.resolve() != mine.parent.resolve() or not found.samefile(mine):
         return None
     if _start_vars(env) != (_started_with if _started_with is not None else _start_vars(os.environ)):
+        return None
+    if numerics.pinned() != (env.get(numerics.SWITCH) != "native"):  # loaded with other kernels than a stage pins
         return None
     return argv[1:]
 
