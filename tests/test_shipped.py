@@ -24,7 +24,11 @@ def folder(tmp_path, monkeypatch):
 
 def small_checkpoint(path):
     net = MaskNet(stride=4, filters=16, width=5, taps=3, dilations=[1, 2], input_scale=30.0)
-    audio = {"sample_rate": 16000, "input_rms": 0.01, "trained_on": {"packages": ["a-voice 1.0"], "kinds": ["white"]}}
+    audio = {
+        "sample_rate": 16000,
+        "input_rms": 0.01,
+        "trained_on": {"speech": "Debian a-voice 1.0", "kinds": ["white"], "voices": {"test": ["b/v"]}},
+    }
     ckpt.save(net, path, audio)
     return net
 
@@ -38,7 +42,7 @@ def test_ship_copies_the_weights_and_writes_a_card(folder, tmp_path):
     assert json.loads(shipped.CARD.read_text()) == card == shipped.card()
     assert card["weights"] == sum(p.numel() for p in net.parameters())
     assert card["latency_ms"] == pytest.approx(1000 * net.latency / 16000)
-    assert card["trained_on"]["packages"] == ["a-voice 1.0"] and card["recipe"] == "speech"
+    assert card["trained_on"]["speech"] == "Debian a-voice 1.0" and card["recipe"] == "speech"
     assert any("+6.1 dB" in line for line in shipped.lines(card))
 
 
@@ -47,7 +51,7 @@ def test_info_prints_the_card_of_the_shipped_model(folder, tmp_path, capsys):
     shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s here")
     cli.info([str(shipped.WEIGHTS)])
     out = capsys.readouterr().out
-    assert "shipped      speech recipe" in out and "a-voice 1.0" in out
+    assert "shipped      speech recipe" in out and "a-voice 1.0" in out and "held out: b/v" in out
 
 
 def test_enhance_takes_the_shipped_model_when_nothing_is_registered(folder, tmp_path, monkeypatch):

@@ -145,12 +145,13 @@ def info(argv) -> int:
     d = Denoiser.load(model)
     spec_ = d.model.spec() if hasattr(d.model, "spec") else {"taps": d.model.taps, "features": d.model.features}
     about = d.audio.get("trained_on") or {}
-    voices = about.get("voices")  # a split by voice: what its own test set and the matrix speak
+    voices = about.get("voices") if isinstance(about.get("voices"), dict) else None  # a split by voice
+    held = ", ".join(map(str, (voices or {}).get("test", [])))
     lines = [
         f"model        {model}",
         f"network      {', '.join(f'{k} {v}' for k, v in spec_.items())}",
         f"trained on   {heard(d.audio)}",
-        *([f"voices       {len(voices['train'])} trained on; held out: {', '.join(voices['test'])}"] if voices else []),
+        *([f"voices       {len(voices.get('train', []))} trained on; held out: {held}"] if voices else []),
         f"rate, level  {d.sample_rate} Hz, input RMS {d.input_rms:.3g}"
         + (f" (levels {about['level_db']} dBFS)" if about.get("level_db") else ""),
     ]

@@ -66,9 +66,9 @@ def lines(c: dict) -> list[str]:
         f"shipped      {c.get('recipe', '?')} recipe at commit {c.get('commit', '?')}, trained {c.get('trained', '?')}",
         f"size         {size}; algorithmic latency {c.get('latency_ms', 0):g} ms",
     ]
-    packages = (c.get("trained_on") or {}).get("packages") or []
-    if packages:
-        out.append("data         " + ", ".join(packages))
+    about = c.get("trained_on") or {}
+    if about.get("speech"):
+        out.append(f"data         {about['speech']}")
     out += [f"held out     {line}" for line in c.get("headline", [])]
     return out
 
