@@ -112,6 +112,7 @@ def main(argv) -> int:
 
     cli = parser(__doc__)
     cli.add_argument("--babble", choices=("english", "unseen"), default="english", help="whose voices babble")
+    cli.add_argument("--segments", type=int, default=SEGMENTS, help="segments per set (default: the matrix's)")
     args = cli.parse_intermixed_args(argv)
     babble = args.babble
     models = dict(args.models) or {"speech": "models:/cnn-denoise@speech"}
@@ -127,7 +128,9 @@ def main(argv) -> int:
         for kind in s.kinds:
             for band in s.matrix.bands:
                 name = mixer.set_name(kind, band)
-                pairs, _ = mixer.mix_set(name, targets, pools, speech_mix.scored(mix, kind, band), SEGMENTS, s.seed)
+                pairs, _ = mixer.mix_set(
+                    name, targets, pools, speech_mix.scored(mix, kind, band), args.segments, s.seed
+                )
                 save_torch(tmp / "matrix" / f"{name}.pt", pairs)
                 index[name] = {"kind": kind, "snr_db": list(band), "file": f"{name}.pt"}
         write_json(tmp / "matrix" / "index.json", {"rate": RATE, "sets": index})
@@ -135,7 +138,7 @@ def main(argv) -> int:
         save_torch(tmp / "train.pt", train)
         print(f"unseen: {len(targets)} prompts of {VOICE.rstrip('/').rsplit('/', 1)[1]}", file=sys.stderr)
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)
-    scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE})"
+    scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE}), {args.segments} segments a set"
     scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
     # the first model's, which the shipped model's card and docs/results.md's top quote
     scores["headline"] = headline.headline(scores, next(iter(models)), " on an unseen voice")
