@@ -69,3 +69,40 @@ def test_a_bad_scores_file_is_refused_in_one_line(folder, tmp_path):
     with pytest.raises(cli.PipelineError, match="not a bench JSON"):
         shipped.ship(str(tmp_path / "m.pt"), "speech", "10 s", str(tmp_path / "bad.json"))
     assert not shipped.WEIGHTS.exists()
+
+
+def test_the_shipped_model_denoises_with_no_training_and_no_registry(tmp_path):
+    """The project's own shipped file, through the real command, in a folder with no models/ and
+    no store: 16 kHz mono and 48 kHz stereo come back at their rate and shape, quieter noise."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    assert shipped.available(), "the speech model is shipped with the project (models/shipped/)"
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 2) / 16000
+    voice = 0.1 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    sf.write(tmp_path / "mono.wav", voice + 0.05 * rng.standard_normal(len(t)), 16000)
+    stereo = np.repeat(np.interp(np.arange(96000) / 3, np.arange(len(t)), voice)[:, None], 2, 1)
+    sf.write(tmp_path / "stereo.wav", stereo + 0.05 * rng.standard_normal(stereo.shape), 48000)
+    env = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}"}
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "cnn-denoise"), "enhance", "mono.wav", "stereo.wav", "-o", "out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    for name, rate, channels in (("mono.wav", 16000, 1), ("stereo.wav", 48000, 2)):
+        info = sf.info(tmp_path / "out" / name)
+        assert (info.samplerate, info.channels) == (rate, channels)
+    noisy, _ = sf.read(tmp_path / "mono.wav")
+    clean, _ = sf.read(tmp_path / "out" / "mono.wav")
+    residual = lambda x: np.mean((x - voice) ** 2)  # noqa: E731
+    assert residual(clean) < residual(noisy)
+    assert not (tmp_path / "none").exists() and not (tmp_path / "models").exists()

@@ -82,7 +82,7 @@ def _commit() -> str:
         return "?"
 
 
-def ship(model: str, recipe: str, trained: str, scores: str | None = None) -> dict:
+def ship(model: str, recipe: str, trained: str, scores: str | None = None, commit: str | None = None) -> dict:
     """Copy the checkpoint at `model` (a path or an MLflow URI) into shipped/ and write its card."""
     with tempfile.TemporaryDirectory() as tmp:
         path = model
@@ -99,7 +99,13 @@ def ship(model: str, recipe: str, trained: str, scores: str | None = None) -> di
                     f"{scores}: not a bench JSON ({exc}); give the file bench/unseen.py wrote"
                 ) from None
         c = describe(
-            path, recipe=recipe, commit=_commit(), source=model, trained=trained, scores=scores, headline=headline
+            path,
+            recipe=recipe,
+            commit=commit or _commit(),
+            source=model,
+            trained=trained,
+            scores=scores,
+            headline=headline,
         )
         FOLDER.mkdir(exist_ok=True)
         with atomic_path(WEIGHTS) as tmp_weights:
@@ -113,9 +119,10 @@ def main(argv=None) -> int:
     parser.add_argument("model", help="the checkpoint to ship: a path, runs:/<id> or models:/cnn-denoise@speech")
     parser.add_argument("--recipe", default="speech", help="the recipe that trained it")
     parser.add_argument("--trained", required=True, help="how long, on what machine (CPU or GPU)")
+    parser.add_argument("--commit", help="the commit that trained it (default: HEAD)")
     parser.add_argument("--scores", help="bench/unseen.py's JSON of this model beside the peers, on voices never heard")
     args = parser.parse_args(argv)
-    c = ship(args.model, args.recipe, args.trained, args.scores)
+    c = ship(args.model, args.recipe, args.trained, args.scores, args.commit)
     print("\n".join(lines(c)), file=sys.stderr)
     return 0
 
