@@ -111,7 +111,12 @@ def main(argv) -> int:
     from cnn_denoise.speech import mixer
 
     cli = parser(__doc__)
-    cli.add_argument("--babble", choices=("english", "unseen"), default="english", help="whose voices babble")
+    cli.add_argument(
+        "--babble",
+        choices=("english", "unseen"),
+        default="english",
+        help="whose voices babble: the held-out voices' pool, or the unseen voice's own",
+    )
     cli.add_argument("--segments", type=int, default=SEGMENTS, help="segments per set (default: the matrix's)")
     args = cli.parse_intermixed_args(argv)
     babble = args.babble
@@ -139,7 +144,9 @@ def main(argv) -> int:
         print(f"unseen: {len(targets)} prompts of {VOICE.rstrip('/').rsplit('/', 1)[1]}", file=sys.stderr)
         scores = matrix.score(tmp / "matrix", tmp / "train.pt", models)
     scores["voice"] = f"{PACKAGE} {VERSION} ({VOICE}), {args.segments} segments a set"
-    scores["babble"] = "the unseen voice's own prompts" if babble == "unseen" else "the English speaker's test pool"
+    scores["babble"] = (
+        "the unseen voice's own prompts" if babble == "unseen" else "the held-out voices' test pool (speech_mix)"
+    )
     # the first model's, which the shipped model's card and docs/results.md's top quote
     scores["headline"] = headline.headline(scores, next(iter(models)), " on an unseen voice")
     write_json(out, scores)
