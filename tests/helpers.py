@@ -278,3 +278,26 @@ def encode(path: Path, samples: np.ndarray, rate: int, codec: str = "libmp3lame"
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+# The speech stages in order, with the paths dvc.yaml gives them: corpus, then the sets and the matrix.
+SPEECH_STAGES = (
+    ("speech_fetch", "data/speech/debs"),
+    ("speech_corpus", "data/speech/debs", "data/speech/corpus"),
+    (
+        "speech_mix",
+        "train",
+        "data/speech/corpus",
+        "data/speech/train.pt",
+        "data/speech/test.pt",
+        "data/speech/split.json",
+    ),
+    ("speech_mix", "matrix", "data/speech/corpus", "data/speech/matrix"),
+)
+
+
+def speech_stages(stage, cwd) -> None:
+    """Run the speech stages in `cwd` through the `stage` fixture, each expected to succeed."""
+    for name, *args in SPEECH_STAGES:
+        proc = stage(name, *args, cwd=cwd)
+        assert proc.returncode == 0, proc.stderr

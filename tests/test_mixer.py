@@ -10,7 +10,7 @@ import scipy.linalg
 import scipy.signal
 import torch
 from debs import utterance, write_debs
-from helpers import set_params, si_sdr_numpy, write_params_copy
+from helpers import set_params, si_sdr_numpy, speech_stages, write_params_copy
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.config import choices
@@ -307,21 +307,7 @@ def test_the_speech_mix_stages(tmp_path, stage):
             "speech.matrix.segments": 2,
         },
     )
-    for name, *args in (
-        ("speech_fetch", "data/speech/debs"),
-        ("speech_corpus", "data/speech/debs", "data/speech/corpus"),
-        (
-            "speech_mix",
-            "train",
-            "data/speech/corpus",
-            "data/speech/train.pt",
-            "data/speech/test.pt",
-            "data/speech/split.json",
-        ),
-        ("speech_mix", "matrix", "data/speech/corpus", "data/speech/matrix"),
-    ):
-        proc = stage(name, *args, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr
+    speech_stages(stage, tmp_path)
     speech = tmp_path / "data/speech"
     train, test = load_split(speech / "train.pt"), load_split(speech / "test.pt")
     assert train["x"].shape == (6, 1, 8000) and test["x"].shape == (3, 1, 8000)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 from debs import deb, utterance, voice_param, write_debs
-from helpers import REPO, write_params_copy
+from helpers import REPO, speech_stages, write_params_copy
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.config import choices
@@ -176,21 +176,7 @@ def many_voices(tmp_path):
 
 def test_the_stages_hold_out_whole_voices(many_voices, stage):
     folder = many_voices
-    for name, *args in (
-        ("speech_fetch", "data/speech/debs"),
-        ("speech_corpus", "data/speech/debs", "data/speech/corpus"),
-        (
-            "speech_mix",
-            "train",
-            "data/speech/corpus",
-            "data/speech/train.pt",
-            "data/speech/test.pt",
-            "data/speech/split.json",
-        ),
-        ("speech_mix", "matrix", "data/speech/corpus", "data/speech/matrix"),
-    ):
-        proc = stage(name, *args, cwd=folder)
-        assert proc.returncode == 0, proc.stderr
+    speech_stages(stage, folder)
     out = folder / "data/speech"
     summary = json.loads((out / "corpus/voices.json").read_text())
     assert sorted(summary) == [

@@ -18,6 +18,17 @@ from cnn_denoise.common.errors import PipelineError, first_line
 INTEGER_SUBTYPES = {"u8": "PCM_16", "s16": "PCM_16", "s32": "PCM_24", "s64": "PCM_24"}
 
 
+def read_through(source, done: int) -> None:
+    """After a whole pass over a file source: its frame count learned on the first, a file that
+    shrank since, or held nothing, refused (FileSource's and AvSource's rule)."""
+    if not source.counted:
+        source.frames, source.counted = done, True
+    elif done < source.frames:
+        raise PipelineError(f"{source.path} changed while it was read ({done} frames, then fewer); run it again")
+    if done == 0:
+        raise PipelineError(f"{source.path} holds no samples; give a recording")
+
+
 class AvInfo(NamedTuple):
     """What enhance needs of a recording before any work, as soundfile's info gives it for a WAV;
     `frames` is the container's estimate until a pass has counted them."""
@@ -123,12 +134,7 @@ class AvSource:
             raise PipelineError(
                 f"{self.path}: PyAV cannot decode it past frame {done} ({reason(exc)}); export it again"
             ) from None
-        if not self.counted:
-            self.frames, self.counted = done, True
-        elif done < self.frames:
-            raise PipelineError(f"{self.path} changed while it was read ({done} frames, then fewer); run it again")
-        if done == 0:
-            raise PipelineError(f"{self.path} holds no samples; give a recording")
+        read_through(self, done)
 
 
 def _rebatch(pieces, size: int):

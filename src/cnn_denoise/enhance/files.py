@@ -229,12 +229,9 @@ class FileSource:
             raise PipelineError(
                 f"{self.path}: libsndfile cannot decode it past frame {done} ({first_line(exc)}); export it again"
             ) from None
-        if not self.counted:
-            self.frames, self.counted = done, True
-        elif done < self.frames:
-            raise PipelineError(f"{self.path} changed while it was read ({done} frames, then fewer); run it again")
-        if done == 0:
-            raise PipelineError(f"{self.path} holds no samples; give a recording")
+        from cnn_denoise.enhance.decoded import read_through
+
+        read_through(self, done)
 
 
 class FileStore:
