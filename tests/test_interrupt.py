@@ -52,6 +52,14 @@ RECIPES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _not_under_make(monkeypatch):
+    """The commands name `python -m ...` to go on, or `make ...` under make (MAKELEVEL): these
+    tests run the commands directly, also when `make test` started pytest."""
+    for name in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _project(folder: Path) -> dict:
     """The small repository, run once and committed, then params.yaml edited and not committed."""
     from helpers import sweep_repo

@@ -17,7 +17,7 @@ import yaml
 from helpers import REPO, free_port, make_project, sh
 
 from cnn_denoise.common.errors import PipelineError
-from cnn_denoise.tune import report, space, storage, worker
+from cnn_denoise.tune import space, storage, worker
 
 RECIPE = {  # two epochs on helpers.SMALL data, nothing to listen to, no model registered: seconds of work
     "description": "a test search",
@@ -263,7 +263,7 @@ def _check_study(url: str, mlflow_uri: str, shown: list, killed: int, killed_pid
     best = min(r.data.metrics["test.l1"] for r in children)
     # two trials can tie (nearby learning rates, two epochs, the L1 kept to six digits): either is best
     best_runs = {r.info.run_name for r in children if r.data.metrics["test.l1"] == best}
-    assert best == study.best_value and f"t-{report.best_trial.number}" in best_runs
+    assert best == study.best_value and f"t-{study.best_trial.number}" in best_runs
     assert parent.data.tags.get("best_trial") in {None, *best_runs}
 
 
@@ -356,7 +356,7 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     sh(["dvc", "exp", "pull", "origin", *names], home, env)
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], home, env).stdout)
     _check_study(url, team_server["url"], shown, killed, killed_pid)
-    sh(["dvc", "exp", "apply", f"t-{report.best_trial.number}"], home, env)
+    sh(["dvc", "exp", "apply", f"t-{study.best_trial.number}"], home, env)
     assert json.loads((home / "metrics" / "eval.json").read_text())["test"]["l1"] == study.best_value
 
 
