@@ -41,13 +41,10 @@ LIVE_RULES = {
 
 
 def help_text(width: int = 100) -> str:
-    """LIVE_RULES as the end of `cnn-denoise stream --help`."""
-    import textwrap
+    """LIVE_RULES as the end of `cnn-denoise stream --help`, laid out as enhance's policies are."""
+    from cnn_denoise.enhance import policy
 
-    lines = ["policies: enhance's (cnn-denoise enhance --help), but"]
-    for name, rule in LIVE_RULES.items():
-        lines += textwrap.wrap(rule, width, initial_indent=f"  {name:10}", subsequent_indent=" " * 12)
-    return "\n".join(lines) + "\n"
+    return policy.help_text(width, LIVE_RULES, "policies: enhance's (cnn-denoise enhance --help), but")
 
 
 class Level:

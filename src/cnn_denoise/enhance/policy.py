@@ -37,10 +37,10 @@ RULES = {
 }
 
 
-def help_text(width: int = 100) -> str:
-    """RULES as the epilog of `cnn-denoise enhance --help`."""
-    lines = ["policies:"]
-    for name, rule in RULES.items():
+def help_text(width: int = 100, rules: dict | None = None, header: str = "policies:") -> str:
+    """RULES (or `rules`) as the epilog of `cnn-denoise enhance --help` (or of another command's)."""
+    lines = [header]
+    for name, rule in (RULES if rules is None else rules).items():
         lines += textwrap.wrap(rule, width, initial_indent=f"  {name:10}", subsequent_indent=" " * 12)
     return "\n".join(lines) + "\n"
 
