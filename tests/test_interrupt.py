@@ -172,7 +172,9 @@ def test_a_stopped_search_leaves_the_workspace_as_it_was(tmp_path, when):
     ran = _interrupt(tmp_path, env, tune, when, "TERM")
     assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
     last = ran.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: interrupted; trials that finished are kept in study search"), last
+    assert last.startswith(
+        "error: interrupted; the workers were stopped; trials that finished are kept in study search"
+    ), last
     assert "the workspace is as it was" in last and last.endswith("cnn_denoise.tune run search --workers 1"), last
 
 

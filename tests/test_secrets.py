@@ -63,6 +63,7 @@ def test_tune_workers_get_the_password_in_their_environment_and_ctrl_c_says_what
     repo, env = project(tmp_path / "p")
     password = (Path(team_server["folder"]) / "pgpass").read_text().strip()
     env.update(OPTUNA_STORAGE=server.optuna_storage(team_server, password), CNN_DENOISE_TRACKING="off")
+    env["MAKELEVEL"] = "1"  # as `make tune` runs it: the way to go on is then named as a make command
     run = subprocess.Popen(
         [sys.executable, "-m", "cnn_denoise.tune", "run", "t", "--workers", "2"],
         cwd=repo,
@@ -93,7 +94,8 @@ def test_tune_workers_get_the_password_in_their_environment_and_ctrl_c_says_what
     assert not leaked, leaked[:1]
     assert run.returncode == 130, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("error: interrupted; the workers were stopped") and "make tune" in last, last
+    assert last.startswith("error: interrupted; the workers were stopped") and "make tune NAME=t" in last, last
+    assert "the workspace is as it was" in last, last
     assert "dvc repro" not in err and password not in err
 
 

@@ -79,7 +79,8 @@ def run(args) -> int:
         with contextlib.suppress(Exception):
             reap(reload_study(study))  # the stopped trials are FAILED now, not RUNNING
         print(
-            f"error: interrupted; trials that finished are kept in study {name} (make tune-report); "
+            f"error: interrupted; the workers were stopped; trials that finished are kept in study {name} "
+            "(make tune-report); "
             f"{workspace.put_back(snap)}; to go on with the budget: {_again(args)}",
             file=sys.stderr,
         )
