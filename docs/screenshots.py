@@ -3,6 +3,8 @@
 Starts `mlflow ui` over ./mlflow.db on a free 127.0.0.1 port, opens the experiment's runs
 table and the chart view (the headline view `make mlflow-ui` prints), the registry and the
 version `enhance` takes in headless Chromium, writes PNGs, and stops the server by its PID.
+The shipped speech model is registered first (@shipped, `python -m cnn_denoise.models.shipped
+--register`), so the registry shows it beside the lab's.
 Run it after `make repro` and a few experiments (`make recipe`, `make sweep`):
 
     python docs/screenshots.py
@@ -71,12 +73,15 @@ def main() -> int:
     import mlflow
 
     from cnn_denoise import tracking
+    from cnn_denoise.models import shipped
     from cnn_denoise.tracking.registry import ENHANCE_ALIASES
     from cnn_denoise.tracking.store import open_store, registry_url, view_url
 
-    open_store()  # an older store gets the experiment's kind and the headline view
-
     store = f"sqlite:///{ROOT / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    open_store()  # an older store gets the experiment's kind and the headline view
+    if shipped.available():  # the registry shows the model enhance takes on a fresh clone
+        tracking.log_shipped(shipped.WEIGHTS, shipped.card())
     exp = mlflow.MlflowClient(tracking_uri=store).get_experiment_by_name(tracking.EXPERIMENT)
     if exp is None:
         sys.exit("error: no runs yet: run make repro and an experiment or two first")
@@ -119,8 +124,9 @@ def main() -> int:
         versions = client.search_model_versions(f"name = '{tracking.REGISTERED_MODEL}'")
         if versions:
             shoot(registry_url(base, tracking.REGISTERED_MODEL), OUT / "mlflow-registry.png")
-            # the version enhance takes when it has an alias for it, else the newest
+            # the version enhance takes: aliased for it, else the shipped one, else the newest
             taken = [v for v in versions if set(v.aliases) & set(ENHANCE_ALIASES)]
+            taken = taken or [v for v in versions if "shipped" in v.aliases]
             version = max(taken or versions, key=lambda v: int(v.version)).version
             shoot(f"{base}/#/models/{tracking.REGISTERED_MODEL}/versions/{version}", OUT / "mlflow-model.png")
     finally:

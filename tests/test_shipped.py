@@ -106,3 +106,44 @@ def test_the_shipped_model_denoises_with_no_training_and_no_registry(tmp_path):
     residual = lambda x: np.mean((x - voice) ** 2)  # noqa: E731
     assert residual(clean) < residual(noisy)
     assert not (tmp_path / "none").exists() and not (tmp_path / "models").exists()
+
+
+def test_register_puts_the_shipped_model_in_the_store_once_with_its_card(tmp_path, mlflow_server):
+    """`python -m cnn_denoise.models.shipped --register` (twice: one version) against a real MLflow
+    server, read back through its REST API as the UI reads it; `enhance -m
+    models:/cnn-denoise@shipped` then writes the same bits as `enhance -m` of the shipped file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+    from helpers import rest
+
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "MLFLOW_TRACKING_URI": mlflow_server}
+    for _ in range(2):
+        run = subprocess.run(
+            [sys.executable, "-m", "cnn_denoise.models.shipped", "--register"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0 and "version 1 (@shipped)" in run.stderr.splitlines()[-1], run.stderr
+    (version,) = rest(mlflow_server, "model-versions/search", filter="name='cnn-denoise'")["model_versions"]
+    aliased = rest(mlflow_server, "registered-models/alias", name="cnn-denoise", alias="shipped")["model_version"]
+    assert aliased["version"] == version["version"] and shipped.card()["headline"][0] in version["description"]
+    assert "enhance with no -m" in version["description"]
+    tags = {
+        t["key"]: t["value"] for t in rest(mlflow_server, "runs/get", run_id=version["run_id"])["run"]["data"]["tags"]
+    }
+    assert tags["kind"] == "shipped" and tags["git_commit"] == shipped.card()["commit"]
+    rng = np.random.default_rng(1)
+    sf.write(tmp_path / "in.wav", 0.05 * rng.standard_normal(8000), 16000)
+    outs = []
+    for model in ("models:/cnn-denoise@shipped", str(shipped.WEIGHTS)):
+        out = tmp_path / f"out{len(outs)}"
+        run = subprocess.run(
+            ["cnn-denoise", "enhance", "in.wav", "-o", str(out), "-m", model],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        outs.append((out / "in.wav").read_bytes())
+    assert outs[0] == outs[1]

@@ -6,6 +6,10 @@ training and no registry: its weights (shipped/speech.pt, git-tracked) and its c
         --trained "4,020 s on this 2-core machine (CPU)"     # copies MODEL in and writes the card
 
 `make recipe NAME=speech` trains it again (models:/cnn-denoise@speech); this command ships it.
+`--register` puts the shipped model in this clone's registry instead (a run and a version
+aliased @shipped, its card in the description), so the MLflow UI shows it beside trained ones:
+
+    python -m cnn_denoise.models.shipped --register
 """
 
 import argparse
@@ -116,12 +120,28 @@ def ship(model: str, recipe: str, trained: str, scores: str | None = None, commi
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_denoise.models.shipped", description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="the checkpoint to ship: a path, runs:/<id> or models:/cnn-denoise@speech")
+    parser.add_argument(
+        "model", nargs="?", help="the checkpoint to ship: a path, runs:/<id> or models:/cnn-denoise@speech"
+    )
+    parser.add_argument(
+        "--register", action="store_true", help="log the shipped model to the MLflow store as version @shipped"
+    )
     parser.add_argument("--recipe", default="speech", help="the recipe that trained it")
-    parser.add_argument("--trained", required=True, help="how long, on what machine (CPU or GPU)")
+    parser.add_argument("--trained", help="how long, on what machine (CPU or GPU)")
     parser.add_argument("--commit", help="the commit that trained it (default: HEAD)")
     parser.add_argument("--scores", help="bench/unseen.py's JSON of this model beside the peers, on voices never heard")
     args = parser.parse_args(argv)
+    if args.register:
+        if not available():
+            raise PipelineError(f"no shipped model in {FOLDER}; ship one first (see --help)")
+        from cnn_denoise import tracking
+
+        version = tracking.log_shipped(WEIGHTS, card())
+        print(f"registered the shipped model as {tracking.REGISTERED_MODEL} version {version} (@shipped) in "
+              f"{tracking.shown_uri()}", file=sys.stderr)  # fmt: skip
+        return 0
+    if not args.model or not args.trained:
+        parser.error("give the MODEL to ship and --trained (how long, on what machine), or --register")
     c = ship(args.model, args.recipe, args.trained, args.scores, args.commit)
     print("\n".join(lines(c)), file=sys.stderr)
     return 0

@@ -2,7 +2,7 @@
 
     store.py       where the store is, opening it, what a tracking failure does
     provenance.py  where a run came from: git, dvc.lock, file hashes, its name
-    runs.py        the runs of training, evaluation and the baselines; reading them back
+    runs.py        the runs of training, evaluation, the baselines and the shipped model; reading them back
     registry.py    registered model versions: promote one, load a checkpoint by URI
     server.py      the team's server: `mlflow server` on PostgreSQL
     record.py      its server.json: status, stop, only of the processes it started
@@ -14,7 +14,14 @@ free and pay for MLflow when they log. The names below are what the rest of the 
 """
 
 from cnn_denoise.tracking.registry import REGISTERED_MODEL, checkpoint_path, promote, registered_alias
-from cnn_denoise.tracking.runs import log_baselines, log_evaluation, log_set_baselines, log_training, search
+from cnn_denoise.tracking.runs import (
+    log_baselines,
+    log_evaluation,
+    log_set_baselines,
+    log_shipped,
+    log_training,
+    search,
+)
 from cnn_denoise.tracking.store import EXPERIMENT, guarded, shown_uri, tracking_uri
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "log_baselines",
     "log_evaluation",
     "log_set_baselines",
+    "log_shipped",
     "log_training",
     "promote",
     "registered_alias",

@@ -24,7 +24,13 @@ from cnn_denoise.common.hashing import sha256_file
 from cnn_denoise.common.procs import pid_alive
 from cnn_denoise.config.params import flatten
 from cnn_denoise.tracking.provenance import committed_params, run_name, run_tags, upstream_lock
-from cnn_denoise.tracking.registry import MODEL_DESCRIPTION, NAMED_AT, REGISTERED_MODEL, version_description
+from cnn_denoise.tracking.registry import (
+    MODEL_DESCRIPTION,
+    NAMED_AT,
+    REGISTERED_MODEL,
+    WHICH,
+    version_description,
+)
 from cnn_denoise.tracking.store import EXPERIMENT, open_store, shown_uri, tracking_uri
 
 
@@ -221,6 +227,50 @@ def log_training(params: dict, history: list[dict], model_path, history_path=Non
         if os.environ.get("CNN_DENOISE_LOG_MODEL", "1") != "0":
             _log_model(mlflow, model_path, tags)
         print(f"MLflow: logged run {run.info.run_id} ({run.info.run_name}) to {shown_uri()}", file=sys.stderr)
+
+
+def log_shipped(weights, card: dict, alias: str = "shipped") -> str:
+    """The model shipped with the project as a run of its own (kind=shipped, its card's facts as
+    params and tags) and a registered version aliased `alias`, whose description says what made
+    it and how it scores on voices it never heard; return the version. Once per weights: a
+    second call finds the run by the file's SHA-256 and only sets the alias."""
+    mlflow = _open()
+    client = mlflow.MlflowClient()
+    sha = sha256_file(weights)
+    seen = [
+        v for v in client.search_model_versions(f"name = '{REGISTERED_MODEL}'") if v.tags.get("model_sha256") == sha
+    ]
+    if seen:
+        version = max(seen, key=lambda v: int(v.version)).version
+    else:
+        tags = {
+            "kind": "shipped",
+            "model_sha256": sha,
+            "git_commit": card.get("commit", ""),
+            "recipe": card.get("recipe", ""),
+        }
+        with mlflow.start_run(run_name=f"shipped-{card.get('recipe', 'model')}"):
+            mlflow.set_tags(tags)
+            mlflow.log_params(
+                {k: str(card[k])[:500] for k in ("recipe", "commit", "trained", "latency_ms", "weights") if k in card}
+            )
+            with tempfile.TemporaryDirectory() as tmp:  # named as runs log it: checkpoint/model.pt, what -m loads
+                named = Path(tmp) / "model.pt"
+                named.write_bytes(Path(weights).read_bytes())
+                mlflow.log_artifact(str(named), artifact_path="checkpoint")
+                with _requirements_unchecked():
+                    version = _log_pyfunc(mlflow, named).registered_model_version
+            client.set_model_version_tag(REGISTERED_MODEL, version, "model_sha256", sha)
+    held_out = " ".join(line.rstrip(".") + "." for line in card.get("headline", []))
+    client.update_model_version(
+        REGISTERED_MODEL,
+        version,
+        description=f"The speech model shipped with the project (recipe {card.get('recipe', '?')} at commit "
+        f"{card.get('commit', '?')}, trained {card.get('trained', '?')}). On voices it never heard: {held_out} "
+        f"It is @{alias}. {WHICH}",
+    )
+    client.set_registered_model_alias(REGISTERED_MODEL, alias, version)
+    return version
 
 
 def numbers(tree: dict) -> dict:
