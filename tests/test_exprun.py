@@ -115,3 +115,26 @@ def test_a_key_params_yaml_lacks_is_refused_before_dvc_writes_it(tmp_path, monke
     assert exprun.unknown_set_key(["exp", "run", "-S", "other.yaml:anything=1", "-S", "train.epochs=2"]) is None
     (tmp_path / "params.yaml").write_text("x: 0\n")
     assert exprun.unknown_set_key(["exp", "run", "-S", "x=1"]) is None
+
+
+def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path):
+    """Ctrl-C while DVC fills the experiment's temporary copy: DVC removes the copy on an
+    Exception only, so KeyboardInterrupt left an empty .dvc/tmp/exps/standalone/tmp*. exprun
+    notes the folder as it is made; single.py's cleanup then removes it."""
+    from cnn_denoise.recipes import single
+
+    env = _repo(tmp_path) | {exprun.NOTE: str(tmp_path / "note")}
+    script = (
+        "import sys\n"
+        "from dvc.repo.experiments.executor.local import TempDirExecutor\n"
+        "def stopped(*a, **k): raise KeyboardInterrupt\n"
+        "TempDirExecutor._from_stash_entry = classmethod(stopped)\n"
+        "from cnn_denoise.recipes import exprun\n"
+        "sys.exit(exprun.main(['exp', 'run', '--temp', '-n', 'a']))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert ran.returncode != 0, ran.stderr
+    copy = (tmp_path / "note").read_text()
+    assert copy.startswith(str(tmp_path / ".dvc" / "tmp" / "exps")) and os.path.isdir(copy), copy
+    single._drop_copy(tmp_path / "note")
+    assert not os.path.exists(copy)

@@ -67,6 +67,7 @@ def unknown_set_key(argv: list[str]) -> str | None:
 def own_entry_only(name: str) -> None:
     """Make TempDirQueue.get take the stash entry named `name` (once), not the first one."""
     from dvc.repo.experiments.exceptions import ExpQueueEmptyError
+    from dvc.repo.experiments.executor import local
     from dvc.repo.experiments.executor.local import TempDirExecutor
     from dvc.repo.experiments.queue.base import QueueEntry, QueueGetResult
     from dvc.repo.experiments.queue.tempdir import TempDirQueue
@@ -93,12 +94,23 @@ def own_entry_only(name: str) -> None:
         )
         # init_executor drops the entry by its own rev (under DVC's lock), so others' stay
         executor = self.init_executor(self.repo.experiments, queued, TempDirExecutor, wdir=self._standalone_tmp_dir)
-        if note := os.environ.get(NOTE):  # single.py removes the copy if this process is killed
-            with contextlib.suppress(OSError):
-                Path(note).write_text(executor.root_dir)
         return QueueGetResult(queued, executor)
 
     TempDirQueue.get = get
+    local.mkdtemp = _noted_mkdtemp
+
+
+def _noted_mkdtemp(*args, **kwargs) -> str:
+    """DVC's mkdtemp for the copy, its folder written to NOTE at once: single.py removes the copy
+    if this process is stopped. DVC removes it on an Exception only, and Ctrl-C or `kill` while
+    it fills the copy is none (a stopped recipe left an empty .dvc/tmp/exps/standalone/tmp*)."""
+    import tempfile
+
+    folder = tempfile.mkdtemp(*args, **kwargs)
+    if note := os.environ.get(NOTE):
+        with contextlib.suppress(OSError):
+            Path(note).write_text(folder)
+    return folder
 
 
 def main(argv=None) -> int:
