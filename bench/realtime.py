@@ -136,9 +136,11 @@ def main() -> None:
     result = {
         "commit": rev.stdout.strip(),
         "load_average": os.getloadavg()[0],
-        "model": model
-        if args.model or "speech-shaped" not in model
-        else "untrained MaskNet, recipes/speech.yaml's shape",
+        "model": "untrained MaskNet, recipes/speech.yaml's shape"
+        if "speech-shaped" in model and not args.model
+        else (
+            Path(model).resolve().relative_to(ROOT).as_posix() if Path(model).resolve().is_relative_to(ROOT) else model
+        ),
         "delay_ms": 1000 * torch_denoiser.block_engine().latency / torch_denoiser.sample_rate,
         "seconds_per_file": args.seconds,
         "cores": cores,
