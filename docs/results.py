@@ -601,7 +601,19 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--heldout", type=Path, help="with --bench: scoring/matrix.py's JSON on the recipe's held-out voices"
     )
+    parser.add_argument(
+        "--realtime", action="store_true", help="rewrite the real-time section from bench/realtime.json alone"
+    )
     args = parser.parse_args(argv)
+    if args.realtime:
+        text = OUT.read_text()
+        start = text.find("## Real time\n")
+        end = text.find("\n## ", start + 1)
+        if start < 0 or end < 0:
+            sys.exit(f"error: {OUT.relative_to(ROOT)} has no real-time section to replace; run make results")
+        OUT.write_text(text[:start] + realtime_section().rstrip("\n") + "\n" + text[end:])
+        print(f"wrote {OUT.relative_to(ROOT)} (the real-time section)", file=sys.stderr)
+        return 0
     rev = commit()
     if args.bench:
         return from_kept_runs(args.bench, args.heldout, rev)
