@@ -50,13 +50,14 @@ def mixed(folder: Path, segments: int) -> dict:
     return params.Params.model_validate(raw)
 
 
-def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 0) -> tuple:
-    """The recipe's network from `init`, centred up to `centred`, Adam at `lr` on the si_sdr
-    loss for `seconds`."""
+def trained(p, init: str, lr: float, data: dict, seconds: float, centred: int = 0, **shape) -> tuple:
+    """The recipe's network from `init`, centred up to `centred` (and `shape`: other
+    model.masknet values), Adam at `lr` on the si_sdr loss for `seconds`."""
     from cnn_denoise.models import model as cnn
     from cnn_denoise.training.losses import loss_of
 
-    m = p.model.model_copy(update={"masknet": p.model.masknet.model_copy(update={"centred": centred})})
+    net_params = p.model.masknet.model_copy(update={"centred": centred, **shape})
+    m = p.model.model_copy(update={"masknet": net_params})
     net = cnn.build(m, seed=p.train.seed)
     if init == "filterbank":
         net.start_as_filterbank()
