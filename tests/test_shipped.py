@@ -147,3 +147,18 @@ def test_register_puts_the_shipped_model_in_the_store_once_with_its_card(tmp_pat
         assert run.returncode == 0, run.stderr
         outs.append((out / "in.wav").read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_register_with_tracking_off_is_one_line_and_writes_no_store(tmp_path):
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "CNN_DENOISE_TRACKING": "off", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+    run = subprocess.run(
+        [sys.executable, "-m", "cnn_denoise.models.shipped", "--register"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1 and run.stderr.strip().splitlines() == [
+        "error: CNN_DENOISE_TRACKING=off: nothing is logged; unset it to register the shipped model"
+    ], run.stderr
+    assert list(tmp_path.iterdir()) == []

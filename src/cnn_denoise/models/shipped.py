@@ -135,7 +135,10 @@ def main(argv=None) -> int:
         if not available():
             raise PipelineError(f"no shipped model in {FOLDER}; ship one first (see --help)")
         from cnn_denoise import tracking
+        from cnn_denoise.tracking.store import mode
 
+        if mode() == "off":
+            raise PipelineError("CNN_DENOISE_TRACKING=off: nothing is logged; unset it to register the shipped model")
         version = tracking.log_shipped(WEIGHTS, card())
         print(f"registered the shipped model as {tracking.REGISTERED_MODEL} version {version} (@shipped) in "
               f"{tracking.shown_uri()}", file=sys.stderr)  # fmt: skip
