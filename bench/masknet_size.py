@@ -31,8 +31,7 @@ SHAPES = {  # name: model.masknet values over the recipe's
 
 def stream_rtf(net, audio_rms: float, folder: Path, seconds: float = 8.0) -> float:
     """Real-time factor of `net` through stream's path on onnxruntime, one thread, 10 ms blocks, 16 kHz mono."""
-    sys.path.insert(0, str(ROOT))
-    from bench.realtime import audio, best_of, stream_once
+    from bench.realtime import audio, best_of, stream_once  # main() put ROOT on sys.path
     from cnn_denoise.enhance.backend import OnnxDenoiser
     from cnn_denoise.enhance.denoiser import Denoiser
     from cnn_denoise.enhance.engine import OnnxEngine
