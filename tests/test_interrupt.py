@@ -20,8 +20,10 @@ from cnn_denoise.common.procs import pid_alive
 pytestmark = pytest.mark.slow
 
 STAGE = """\
-import os, pathlib, sys, time, yaml
+import os, pathlib, signal, sys, time, yaml
 train = yaml.safe_load(open("params.yaml"))["train"]
+if os.environ.get("DEAF"):  # a stage that does not hear Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 pathlib.Path(os.environ["DVC_ROOT"], "pids", str(os.getpid())).touch()
 try:
     time.sleep(float(os.environ.get("NAP", "0")))
@@ -160,6 +162,23 @@ def test_a_stopped_sweep_leaves_the_workspace_as_it_was(tmp_path):
     assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
     last = ran.stderr.strip().splitlines()[-1]
     assert "the workspace is as it was" in last and last.endswith("python -m cnn_denoise.recipes run two"), last
+
+
+def test_a_sweep_whose_stages_do_not_hear_ctrl_c_is_stopped_in_bounded_time(tmp_path):
+    """After Ctrl-C each experiment has sweep.GRACE seconds to clean up; one still running then is
+    killed with its stages, and its temporary copy removed: the command ends, the workspace as it was."""
+    from cnn_denoise.recipes import sweep
+
+    env = _project(tmp_path)
+    before = _state(tmp_path)
+    began = time.monotonic()
+    ran = _interrupt(tmp_path, env | {"DEAF": "1"}, [*RECIPE, "two"], "stage", "TERM")
+    assert time.monotonic() - began < sweep.GRACE + 90, ran.stderr
+    assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
+    assert f"had not stopped {sweep.GRACE} s after Ctrl-C; killed (log: .dvc/tmp/sweep/" in ran.stderr
+    assert "the workspace is as it was" in ran.stderr.strip().splitlines()[-1], ran.stderr
+    assert not [p for p in (tmp_path / ".dvc" / "tmp" / "exps" / "standalone").glob("tmp*") if p.is_dir()]
+    assert not list((tmp_path / ".dvc" / "tmp" / "sweep").glob("*.copy"))
 
 
 @pytest.mark.parametrize("when", ["detached", "stage"])

@@ -17,6 +17,7 @@ import importlib
 import os
 import runpy
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from cnn_denoise.common import numerics
 from cnn_denoise.common.errors import PipelineError, exit_now
+from cnn_denoise.recipes import exprun
 
 # what the stages and DVC import, loaded once before the forks (each costs a stage seconds)
 PRELOAD = (
@@ -46,6 +48,7 @@ SHELL = set("|&;<>()$`\\\"'*?[]~{}#\n")  # a command holding any of these is lef
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_PROC_BIND", "KMP_AFFINITY")
 _started_with: dict | None = None  # those variables as preload() saw them
 LOGS = Path(".dvc") / "tmp" / "sweep"  # one log per experiment: DVC's output and its stages'
+GRACE = 20  # seconds an experiment has to clean up after Ctrl-C before it is killed
 
 
 def preload() -> None:
@@ -143,7 +146,9 @@ def fork_stages() -> None:
 
     def run(executable, cmd, **kwargs):
         argv = script_argv(cmd, kwargs.get("env") or {})
-        if argv is None or kwargs.get("shell"):
+        # a fork copies only the thread that forks: a lock another thread held then (stderr's,
+        # while it wrote) stays held in the stage for ever, so forks come from one thread only
+        if argv is None or kwargs.get("shell") or threading.active_count() > 1:
             return cold(executable, cmd, **kwargs)
         pid = _fork(functools.partial(_run_script, argv, kwargs.get("cwd") or os.getcwd(), kwargs["env"]))
         main = threading.current_thread() is threading.main_thread()
@@ -167,9 +172,51 @@ def _experiment(args: list[str], log: Path) -> int:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    from cnn_denoise.recipes import exprun
+    os.environ[exprun.NOTE] = str(_note(log))
+    import tqdm
 
+    tqdm.tqdm.monitor_interval = 0  # its thread (DVC's bars start it) would keep the stages from forking
     return exprun.main(["exp", "run", "--temp", *args])
+
+
+def _note(log: Path) -> Path:
+    """Where the experiment writes the folder of its temporary copy (exprun.NOTE)."""
+    return log.with_suffix(".copy")
+
+
+def _stop(running: dict) -> None:
+    """Ctrl-C to each experiment's group; DVC then removes its copy and the stages their temporary
+    files. One that has not ended GRACE seconds later is killed, group and all, and its copy removed."""
+    for pid in running:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGINT)
+    deadline = time.monotonic() + GRACE
+    left = dict(running)
+    while left and time.monotonic() < deadline:
+        for pid in list(left):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            del left[pid]
+        time.sleep(0.05)
+    for pid, (name, log, _) in left.items():
+        print(f"sweep: {name} had not stopped {GRACE} s after Ctrl-C; killed (log: {log})", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    for _, log, _ in running.values():
+        _drop_copy(log)
+
+
+def _drop_copy(log: Path) -> None:
+    """Remove the experiment's temporary copy if it is still there (DVC removes it when the
+    experiment ends any way but a signal that kills it) and the note of its folder."""
+    with contextlib.suppress(OSError):
+        copy = Path(_note(log).read_text().strip())
+        if copy.is_dir():
+            shutil.rmtree(copy, ignore_errors=True)
+    _note(log).unlink(missing_ok=True)
 
 
 def _tail(log: Path, lines: int = 3) -> str:
@@ -204,6 +251,7 @@ def sweep(experiments: list[tuple[str, list[str]]], jobs: int) -> int:
             if pid not in running:
                 continue
             name, log, start = running.pop(pid)
+            _drop_copy(log)
             took = time.perf_counter() - start
             if code := os.waitstatus_to_exitcode(status):
                 failed.append(name)
@@ -212,13 +260,8 @@ def sweep(experiments: list[tuple[str, list[str]]], jobs: int) -> int:
                 )
             else:
                 print(f"sweep: {name} done in {took:.1f} s", file=sys.stderr)
-    except KeyboardInterrupt:  # Ctrl-C, or kill (SIGTERM: run_stage's handler): each experiment's group hears it
-        for pid in running:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGINT)
-        for pid in running:  # DVC removes its temporary copy; the stages their temporary files
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+    except KeyboardInterrupt:  # Ctrl-C, or kill (SIGTERM: run_stage's handler)
+        _stop(running)
         raise
     done = len(experiments) - len(failed)
     total = time.perf_counter() - began
