@@ -47,6 +47,7 @@ def test_apply_fir_is_causal_filtering():
     np.testing.assert_allclose(got, scipy.signal.lfilter(h, [1.0], x, axis=-1), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ideal_lowpass_keeps_low_tones_and_removes_high_ones():
     fs, n = 32000, 3200
     t = torch.arange(n, dtype=torch.float64) / fs

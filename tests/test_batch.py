@@ -5,11 +5,13 @@ exit status is 1; a bad file costs only itself."""
 import subprocess
 
 import numpy as np
+import pytest
 import soundfile as sf
 from helpers import encode
 from test_enhance import denoising_model, speech_at
 
 
+@pytest.mark.slow
 def test_a_folder_with_unreadable_files_does_the_others_and_names_them_at_the_end(tmp_path):
     model, folder = denoising_model(tmp_path), tmp_path / "in"
     folder.mkdir()
@@ -46,6 +48,7 @@ def test_a_folder_with_unreadable_files_does_the_others_and_names_them_at_the_en
     assert sum(line.startswith("error: ") for line in lines) == 4
 
 
+@pytest.mark.slow
 def test_a_folder_with_no_recording_is_one_line(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("x")

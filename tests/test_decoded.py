@@ -27,6 +27,7 @@ def si_sdr(x, clean):
     return quality.si_sdr_db(torch.from_numpy(x.T.copy()), torch.from_numpy(clean.T.copy()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, codec, rate, exact",
     [("talk.mp3", "libmp3lame", 44100, True), ("talk.opus", "libopus", 48000, True), ("talk.m4a", "aac", 44100, False)],

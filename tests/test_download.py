@@ -61,6 +61,7 @@ def test_transient_503_then_success(http_server, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err.count("retrying") == 2
 
 
+@pytest.mark.slow
 def test_stalled_server_times_out(http_server, tmp_path, monkeypatch):
     monkeypatch.setattr("time.sleep", lambda s: None)
     _, url = http_server

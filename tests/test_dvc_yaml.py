@@ -8,6 +8,7 @@ stage's outputs stale while `dvc repro` says everything is up to date.
 import ast
 import re
 
+import pytest
 import yaml
 from helpers import REPO
 
@@ -122,6 +123,7 @@ def test_every_stage_declares_the_code_it_runs():
     assert undeclared(stages()) == {}
 
 
+@pytest.mark.slow
 def test_no_stage_declares_code_it_does_not_run():
     assert declared_but_unused(stages()) == {}
 

@@ -25,6 +25,7 @@ from cnn_denoise.models import model as cnn
 from cnn_denoise.scoring import quality
 
 
+@pytest.mark.slow
 def test_stream_equals_the_whole_signal_at_once():
     torch.manual_seed(0)
     model = cnn.build(model_settings([7, 3, 4], [1, 3, 2, 1], input_scale=100.0), seed=0)
@@ -37,6 +38,7 @@ def test_stream_equals_the_whole_signal_at_once():
         assert stream.flush().shape[-1] == 0  # the lab's CNN: each block back as long as it went in
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [501, 512])  # a last frame that zeros complete, and one that ends on a frame's edge
 @pytest.mark.parametrize("centred", [0, 2])
 def test_a_masknet_stream_in_any_blocks_equals_its_forward(n, centred):
@@ -134,6 +136,7 @@ def test_blocks_equal_the_whole_file_at_once(tmp_path, monkeypatch, model_path):
     assert got.shape == noisy.shape and got.dtype == noisy.dtype
 
 
+@pytest.mark.slow
 def test_a_denoising_model_raises_si_sdr_on_a_48k_stereo_file(tmp_path, model_path):
     noisy, clean = speech_at(48000, 2.0, 2, seed=3)
     src = tmp_path / "noisy.wav"
@@ -733,6 +736,7 @@ def test_denoiser_refuses_what_it_cannot_denoise(model_path, noisy, rate, messag
         Denoiser.load(model_path)(noisy, rate)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate, channels", [(16000, 1), (48000, 2)])
 def test_a_masknet_checkpoint_through_the_command_with_score(tmp_path, capsys, rate, channels):
     """The speech recipe's kind of model (16 kHz, frames and a lag) on a 16 kHz mono and a 48 kHz
@@ -782,6 +786,7 @@ def masknet_checkpoint(path: Path, stride, filters, width, taps, dilations, rate
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "shape, message",
     [
@@ -846,6 +851,7 @@ def test_score_of_a_96k_8_channel_file_in_memory_that_does_not_grow_with_it(tmp_
     assert peaks[20] < peaks[4] + 40
 
 
+@pytest.mark.slow
 def test_score_says_why_there_is_none_for_no_speech_and_keeps_to_the_scale(tmp_path, capsys, monkeypatch):
     """One sample was tiled into 9 s of DC and scored, and silence too: no score, and the line
     says why; a score past DNSMOS's 1-5 scale is printed at its end and named with its value."""

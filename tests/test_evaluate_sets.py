@@ -43,6 +43,7 @@ def run(stage, tmp_path):
     return stage("evaluate", *args, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_sets_are_scored_with_their_baselines(tmp_path, stage):
     project(tmp_path, **{"evaluate.sets": ["lab", "speech"]})
     proc = run(stage, tmp_path)
@@ -67,12 +68,14 @@ def test_sets_are_scored_with_their_baselines(tmp_path, stage):
     assert full["sets"]["white_0to10dB"]["noisy"]["mse"] > 0
 
 
+@pytest.mark.slow
 def test_without_sets_eval_json_is_the_labs(tmp_path, stage):
     project(tmp_path)
     assert run(stage, tmp_path).returncode == 0
     assert sorted(json.loads((tmp_path / "metrics/eval.json").read_text())) == ["linear", "test", "train"]
 
 
+@pytest.mark.slow
 def test_a_matrix_at_another_rate_is_one_line(tmp_path, stage):
     project(tmp_path, **{"evaluate.sets": ["speech"]})
     index = tmp_path / "data/speech/matrix/index.json"

@@ -54,6 +54,7 @@ def inputs(n: int, stride: int):
     return {"random": noise.astype(np.float32), "speech": np.ascontiguousarray(speech, np.float32)}
 
 
+@pytest.mark.slow
 def test_the_stream_graph_equals_pytorch_in_every_block_size(exported):
     path, _, stream = exported
     model = ckpt.load(path)
@@ -73,6 +74,7 @@ def test_the_stream_graph_equals_pytorch_in_every_block_size(exported):
             assert worst < TOL, (kind, block, worst)
 
 
+@pytest.mark.slow
 def test_the_whole_signal_graph_equals_pytorch(exported):
     path, whole, _ = exported
     model = ckpt.load(path)
@@ -86,6 +88,7 @@ def test_the_whole_signal_graph_equals_pytorch(exported):
             assert got.shape == x.shape and np.abs(got - want).max() < TOL, (kind, n)
 
 
+@pytest.mark.slow
 def test_enhance_and_stream_run_on_onnxruntime_without_torch(exported, tmp_path):
     """--engine onnx -m model.onnx in a process where `import torch` fails: the same output as
     the PyTorch engine (within 16-bit rounding for enhance's file, 1e-5 for stream's floats)."""
@@ -114,6 +117,7 @@ def test_enhance_and_stream_run_on_onnxruntime_without_torch(exported, tmp_path)
     assert len(outs["onnx"]) == len(x) and np.abs(outs["onnx"] - outs["torch"]).max() < TOL
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_an_export_is_one_line(tmp_path):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"\x08not really")

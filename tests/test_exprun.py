@@ -117,6 +117,7 @@ def test_a_key_params_yaml_lacks_is_refused_before_dvc_writes_it(tmp_path, monke
     assert exprun.unknown_set_key(["exp", "run", "-S", "x=1"]) is None
 
 
+@pytest.mark.slow
 def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path):
     """Ctrl-C while DVC fills the experiment's temporary copy: DVC removes the copy on an
     Exception only, so KeyboardInterrupt left an empty .dvc/tmp/exps/standalone/tmp*. exprun

@@ -154,6 +154,7 @@ def test_toeplitz_any_block_length(block, features):
     torch.testing.assert_close(mimo_toeplitz(X, H, block=block), mimo_shift(X, H))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["toeplitz", "fft"])
 def test_fast_backends_equal_reference_in_float32_with_gradients(backend):
     """The lab's shapes at float32: values and gradients within float32 rounding of the reference."""

@@ -186,6 +186,7 @@ def test_missing_param_key(tmp_path, stage):
     assert_refused(stage("fetch", out, cwd=tmp_path), "Field required", out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, message",
     [
@@ -313,6 +314,7 @@ def test_an_unexpected_error_is_one_line_unless_debugging(monkeypatch, capsys):
         run_stage(broken)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("returned", "code"), [("0", 0), ("None", 0), ("1", 1), ("raise_error()", 1)])
 def test_a_stage_exits_fast_with_its_code_its_threads_and_atexit_done(tmp_path, returned, code):
     """run_stage(fast_exit=True), a stage script's last line, skips the interpreter's teardown only:
@@ -443,6 +445,7 @@ def test_lying_zips_through_the_unzip_stage_in_bounded_memory(tmp_path, case, me
     assert peak_mib < 1024, f"{case}: peak RSS {peak_mib:.0f} MiB"  # ... that once took gigabytes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init", ["xavier", "linear"])
 def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     """Silence everywhere makes the least-squares problems singular (once a traceback): the
@@ -485,6 +488,7 @@ def test_all_silent_recordings_train_and_evaluate(tmp_path, stage, init):
     )
 
 
+@pytest.mark.slow
 def test_evaluate_with_the_baselines_stage_reports_the_same_and_refuses_other_params(tmp_path, stage):
     """evaluate --baselines (the baselines stage's zeros, noisy input and low-pass, measured once
     per dataset) writes the same eval.json and reports/measures.json as evaluate measuring them

@@ -58,6 +58,7 @@ def speechlike(rate, seconds, channels, seed=0):
     return x * 0.056 / np.sqrt(np.mean(x**2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("centred", [0, 2])
 def test_a_masknet_stepper_in_blocks_equals_its_causal_output(centred):
     """State carried layer by layer (not the receptive field recomputed): every block size,
@@ -74,6 +75,7 @@ def test_a_masknet_stepper_in_blocks_equals_its_causal_output(centred):
     torch.testing.assert_close(WholeSignal(model)(x), model(x), rtol=0, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_a_lab_cnn_stepper_equals_its_forward():
     model = cnn.build(model_settings([7, 1, 4], [1, 3, 2, 1], input_scale=100.0), seed=0).double()
     x = torch.randn(2, 1, 500, dtype=torch.float64) * 1e-2
@@ -126,6 +128,7 @@ def db(x) -> str:
     return f"{20 * np.log10(np.sqrt(np.mean(np.square(x)))):.6f}"
 
 
+@pytest.mark.slow
 def test_a_wav_pipe_comes_back_as_enhance_would_denoise_it(speech_model):
     """16-bit WAV in from a pipe (unknown length), WAV out to a pipe: read by libsndfile, the
     input's rate, channels, length and format, and (level fixed to the recording's RMS,
@@ -142,6 +145,7 @@ def test_a_wav_pipe_comes_back_as_enhance_would_denoise_it(speech_model):
     assert b"algorithmic delay 2.5 ms (40 samples at 16000 Hz), compensated" in proc.stderr
 
 
+@pytest.mark.slow
 def test_raw_48k_stereo_float_is_resampled_as_it_streams(speech_model):
     """Raw f32le at 48 kHz stereo, in 10 ms blocks: resampled to the model's 16 kHz and back
     as it arrives, equal to the Denoiser (resample_poly of the whole) to float32 precision."""
@@ -154,6 +158,7 @@ def test_raw_48k_stereo_float_is_resampled_as_it_streams(speech_model):
     np.testing.assert_allclose(got, Denoiser.load(speech_model)(x.astype(np.float64), 48000), rtol=0, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_an_output_file_is_an_ordinary_wav_and_the_auto_level_follows(speech_model, tmp_path):
     """-o FILE (or > FILE): the header's sizes patched at the end. With the auto level the
     output is near the fixed level's once the level has settled."""
@@ -170,6 +175,7 @@ def test_an_output_file_is_an_ordinary_wav_and_the_auto_level_follows(speech_mod
     assert np.sqrt(np.mean((got[late] - fixed[late]) ** 2)) < 0.1 * np.sqrt(np.mean(fixed[late] ** 2))
 
 
+@pytest.mark.slow
 def test_latency_of_10_ms_blocks_through_the_pipes(speech_model):
     """Impulses through the real command, its input paced as a sound card delivers 10 ms
     blocks: each response comes out at its sample plus the algorithmic delay (no --align), and
@@ -214,6 +220,7 @@ def test_latency_of_10_ms_blocks_through_the_pipes(speech_model):
     assert min(latencies) < 0.020 + delay / RATE
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_it_with_exit_0_and_ctrl_c_with_130(speech_model):
     x = speechlike(RATE, 5.0, 1)
     proc = subprocess.Popen(stream_cmd(speech_model), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -243,6 +250,7 @@ def test_a_closed_pipe_ends_it_with_exit_0_and_ctrl_c_with_130(speech_model):
     proc.stdout.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "data, extra, message",
     [
@@ -261,6 +269,7 @@ def test_bad_input_is_one_line(speech_model, data, extra, message):
     assert b"Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_info_states_the_delay(speech_model):
     proc = subprocess.run([*CLI, "info", str(speech_model)], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
@@ -291,6 +300,7 @@ def test_memory_stays_bounded_for_a_long_stream(speech_model):
     assert peak(600) < peak(10) + 8
 
 
+@pytest.mark.slow
 def test_the_readmes_sox_pipe_writes_a_valid_wav(speech_model, tmp_path):
     """The README's command, as a shell runs it: sox's WAV stream in, a WAV file out."""
     import re

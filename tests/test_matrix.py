@@ -26,6 +26,7 @@ def _pairs(seed: int, count: int, seconds: float = 0.5) -> dict:
     return {"x": torch.stack([p[0] for p in pairs]), "y": torch.stack([p[1] for p in pairs])}
 
 
+@pytest.mark.slow
 def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
     matrix = tmp_path / "matrix"
     sets = {"band_-5to5dB": _pairs(1, 3), "band_5to20dB": _pairs(2, 3)}
@@ -56,6 +57,7 @@ def test_each_set_scores_its_own_recordings_as_enhance_gives_them(tmp_path):
         assert row["lin"]["si_sdr_db"] > row["noisy"]["si_sdr_db"] + 3  # the model denoises: not the input again
 
 
+@pytest.mark.slow
 def test_a_model_not_named_is_one_line_and_no_output(tmp_path):
     out = tmp_path / "scores.json"
     proc = subprocess.run(
@@ -97,6 +99,7 @@ def _tiny_matrix(tmp_path, rate: int = 16000):
 MEASURES = {"si_sdr_db", "si_sdr_gain_db", "pesq_wb", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "stoi", "rtf"}
 
 
+@pytest.mark.slow
 def test_every_peer_that_can_run_is_a_system_with_every_measure_and_its_real_time_factor(tmp_path, capsys):
     """Each installed peer has a row in every set, with every measure the baselines have, the
     SI-SDR measured here with NumPy on peers.run's own output, and a positive real-time factor."""
@@ -125,6 +128,7 @@ def test_every_peer_that_can_run_is_a_system_with_every_measure_and_its_real_tim
     assert "note: peer" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_peer_that_cannot_run_is_one_note_and_the_rest_are_scored(tmp_path, capsys, monkeypatch):
     from cnn_denoise import peers
     from cnn_denoise.scoring import matrix

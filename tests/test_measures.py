@@ -28,6 +28,7 @@ def test_resampling_to_16k_keeps_a_tone():
     assert np.allclose(out[100:-100], np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000)[100:-100], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_dnsmos_hears_the_background(speech):
     clean = perceptual.dnsmos(speech, 32000)
     noisy = perceptual.dnsmos(speech + 0.05 * np.random.default_rng(1).standard_normal(len(speech)), 32000)

@@ -51,6 +51,7 @@ def wav(path: Path) -> Path:
 # ---- a checkpoint's text ----
 
 
+@pytest.mark.slow
 def test_escape_sequences_in_a_checkpoint_are_shown_escaped(tmp_path):
     about = {"speech": f"speech{ESCAPES}", "kinds": [f"hum{ESCAPES}"], "level_db": f"-20{ESCAPES}"}
     model = checkpoint(tmp_path / "m.pt", trained_on=about, test_si_sdr_db=1.0, noisy_si_sdr_db=5.0)
@@ -64,6 +65,7 @@ def test_escape_sequences_in_a_checkpoint_are_shown_escaped(tmp_path):
     assert "\x1b" not in enhance.stderr and "\x07" not in enhance.stderr, enhance.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "audio, said",
     [
@@ -87,6 +89,7 @@ class Exploit:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 def test_a_pickle_checkpoint_is_said_to_be_one_and_not_loaded(tmp_path):
     marker = tmp_path / "ran"
     torch.save({"spec": Exploit(marker), "state_dict": {}}, tmp_path / "evil.pt")
@@ -96,6 +99,7 @@ def test_a_pickle_checkpoint_is_said_to_be_one_and_not_loaded(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_fifo_as_the_model_is_refused_at_once(tmp_path):
     os.mkfifo(tmp_path / "model.pt")
     start = time.monotonic()
@@ -104,6 +108,7 @@ def test_a_fifo_as_the_model_is_refused_at_once(tmp_path):
     assert time.monotonic() - start < 60
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_is_named_as_such(tmp_path):
     name = os.fsdecode(b"caf\xe9.wav")  # Latin-1: not UTF-8
     os.rename(wav(tmp_path / "a.wav"), os.fsencode(tmp_path) + b"/caf\xe9.wav")
@@ -128,6 +133,7 @@ def search_project(tmp_path: Path, search: dict) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "choices, said",
     [
@@ -154,6 +160,7 @@ def test_a_step_too_small_to_move_is_refused_before_any_trial(tmp_path):
     assert not (root / "optuna.db").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "url, said",
     [

@@ -277,6 +277,7 @@ def test_eq_colours_each_target_and_noise_on_its_own_and_keeps_the_snr():
     assert np.allclose(snr, [m["snr_db"] for m in meta], atol=0.01)
 
 
+@pytest.mark.slow
 def test_kind_weights_draw_kinds_as_often_as_they_say():
     """speech.kind_weights: pink at 3 to white's 1 is drawn in about 3 segments of 4 (a binomial
     count within 4 standard deviations); weights all alike draw as no weights do, the same bytes."""
@@ -294,6 +295,7 @@ def test_music_is_split_in_time(corpus):
     assert [(a, b) for _, a, b in train] == [(0, 24000)] and [(a, b) for _, a, b in test] == [(24000, 32000)]
 
 
+@pytest.mark.slow
 def test_the_speech_mix_stages(tmp_path, stage):
     shas = write_debs(tmp_path / "sources" / "speech")
     write_params_copy(

@@ -68,6 +68,7 @@ def test_cnn_is_single_feature_mimocnn():
     torch.testing.assert_close(net(x[0]), net(x)[0])
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     taps=st.lists(st.integers(1, 8), min_size=1, max_size=3),

@@ -70,6 +70,7 @@ PROBE = (
 )
 
 
+@pytest.mark.slow
 def test_a_stage_process_pins_the_kernels_over_the_callers_choice():
     """What `python stages/X.py` does first: the caller asked for AVX2 kernels; torch and NumPy
     load with their baseline ones. CNN_DENOISE_NUMERICS=native leaves the caller's choice."""

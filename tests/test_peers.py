@@ -35,6 +35,7 @@ def test_mono_16k_lines_up(name):
     assert measure_delay(x, y, 2000) in (-1, 0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_stereo_48k_lines_up(name):
     need(name)

@@ -38,6 +38,7 @@ def dvc_reads(args: list[str], params_file: Path) -> dict:
     return params.flatten(yaml.safe_load(params_file.read_text()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", book.names(REPO))
 def test_set_args_give_dvc_the_recipes_values(tmp_path, name):
     for variant in book.load(name, REPO):

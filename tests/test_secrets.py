@@ -99,6 +99,7 @@ def test_tune_workers_get_the_password_in_their_environment_and_ctrl_c_says_what
     assert "dvc repro" not in err and password not in err
 
 
+@pytest.mark.slow
 def test_the_team_servers_role_owns_its_databases_and_is_no_superuser(team_server):
     """The roles in the URLs the server hands out (MLflow's backend store, read from the MLflow
     process's environment; OPTUNA_STORAGE as `start` prints it) log in, own their databases, and
@@ -167,6 +168,7 @@ def _old_server_folder(folder: Path, password: str) -> None:
         pg.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_an_older_servers_superuser_is_split_from_the_mlflow_role(postgresql):
     """A folder from before: `server start` renames its superuser, makes `mlflow` a role that
     is no superuser with the same password (the URLs the team has still work), and gives it the
@@ -267,6 +269,7 @@ def test_a_password_with_a_slash_in_params_is_refused_by_the_stage(tmp_path, key
     assert "QZ" not in proc.stderr and not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv",
     [["info"], ["enhance", "{wav}", "-o", "{out}", "-m", "models:/x@y"]],
@@ -289,6 +292,7 @@ def test_info_and_enhance_with_the_tracking_server_down_say_so_without_its_passw
 # ---- 8, 9. the team server's records and folder ----
 
 
+@pytest.mark.slow
 def test_stop_never_signals_a_process_the_record_only_claims(tmp_path):
     """A server.json that says "own": true (which once skipped the start-time check) is a stale
     record: removed, nothing signalled. One that carries the very start time of a live process
@@ -318,6 +322,7 @@ def test_stop_never_signals_a_process_the_record_only_claims(tmp_path):
         sleeper.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pid", ["123", 1.5, True, -4, None, [1]])
 def test_status_and_stop_of_a_record_with_a_pid_that_is_no_number(tmp_path, pid):
     record = {"mlflow_pid": pid, "postgres_pid": pid, "mlflow_started": "1", "postgres_started": "1", "url": "x"}
@@ -328,6 +333,7 @@ def test_status_and_stop_of_a_record_with_a_pid_that_is_no_number(tmp_path, pid)
     assert stop.returncode == 0 and stop.stderr == "" and not (tmp_path / "server.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [0o700, 0o750, 0o777, 0o775])
 def test_start_leaves_an_existing_folders_mode_alone(mode, postgresql):
     """Never chmod'ed: a closed folder (700) is refused when PostgreSQL runs as another user

@@ -132,6 +132,7 @@ def test_a_folder_postgres_cannot_enter_is_one_line(tmp_path, monkeypatch):
         server.start(closed / "team", "127.0.0.1", 5000, 1)
 
 
+@pytest.mark.slow
 def test_a_stale_record_never_signals_a_stranger(tmp_path):
     """server.json naming PIDs that other processes hold now (the machine restarted, PIDs
     reused): `status` says not running and `stop` leaves those processes alone."""

@@ -71,6 +71,7 @@ def test_a_bad_scores_file_is_refused_in_one_line(folder, tmp_path):
     assert not shipped.WEIGHTS.exists()
 
 
+@pytest.mark.slow
 def test_the_shipped_model_denoises_with_no_training_and_no_registry(tmp_path):
     """The project's own shipped file, through the real command, in a folder with no models/ and
     no store: 16 kHz mono and 48 kHz stereo come back at their rate and shape, quieter noise."""
@@ -108,6 +109,7 @@ def test_the_shipped_model_denoises_with_no_training_and_no_registry(tmp_path):
     assert not (tmp_path / "none").exists() and not (tmp_path / "models").exists()
 
 
+@pytest.mark.slow
 def test_register_puts_the_shipped_model_in_the_store_once_with_its_card(tmp_path, mlflow_server):
     """`python -m cnn_denoise.models.shipped --register` (twice: one version) against a real MLflow
     server, read back through its REST API as the UI reads it; `enhance -m

@@ -60,6 +60,7 @@ def raw_tar_xz(members) -> bytes:
 # ---- hostile packages ----
 
 
+@pytest.mark.slow
 def test_an_ar_member_of_negative_size_is_refused_not_looped_on(tmp_path):
     """A header declaring -60 bytes once sent the parser back to the same header forever."""
     good = voice_deb(prompts=["a"])
@@ -92,6 +93,7 @@ def test_an_xz_bomb_of_members_each_under_the_file_limit_is_refused_in_bounded_m
     assert peak < small + (deb.MAX_TOTAL_BYTES >> 20) + 96 and not (tmp_path / "data/corpus").exists()
 
 
+@pytest.mark.slow
 def test_a_member_that_would_inflate_past_the_bound_is_refused_before_it_is_inflated(tmp_path):
     """A member the stage does not use (another language) declaring 3 GiB: passing over it
     means inflating it (xz has no index to skip by), so what it declares is counted first."""
@@ -106,6 +108,7 @@ def test_a_member_that_would_inflate_past_the_bound_is_refused_before_it_is_infl
     refused(proc, f"its data.tar inflates past {deb.MAX_INFLATED_BYTES} bytes (at member 'usr/share/asterisk")
 
 
+@pytest.mark.slow
 def test_members_the_stage_does_not_use_are_never_held(tmp_path):
     """A 60 MiB member of another voice is passed over as the stream goes by: the stage's
     peak is that of the small package it is beside, not 60 MiB more."""
@@ -136,6 +139,7 @@ def own_folder(tmp_path, files: dict[str, bytes], **changes) -> Path:
     return speech
 
 
+@pytest.mark.slow
 def test_an_odd_rate_is_refused_when_the_corpus_is_read(tmp_path):
     """0.6 s at 199,999 Hz against data.sample_rate 32000 is 32000/199999: the mixer designed a
     4-million-tap filter for each segment (speech_train 40x slower). Refused in one line at

@@ -20,6 +20,7 @@ def toy(q=24, n=200, seed=0):
     return {"x": x, "y": 0.5 * shift(x, 2)}
 
 
+@pytest.mark.slow
 def test_sgd_reduces_the_loss_and_records_every_epoch():
     model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
     history = fit(model, toy(), toy(seed=1), train_settings(lr=0.5, batch_size=8, epochs=30, seed=0), progress=False)
@@ -30,6 +31,7 @@ def test_sgd_reduces_the_loss_and_records_every_epoch():
     assert h.abs().argmax().item() == 2 and h[2].item() > 0.3  # it found the delay and the gain's sign
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights():
     runs = []
     for _ in range(2):
@@ -69,6 +71,7 @@ def test_device_choice():
             pick_device("cuda")
 
 
+@pytest.mark.slow
 def test_adam_and_input_scale():
     """The recipe knobs: Adam, and Phi(x) = CNN(s x) / s, which the checkpoint keeps."""
     model = cnn.build(model_settings([5], [1, 1], "linear", input_scale=1000.0), seed=0)
@@ -91,6 +94,7 @@ def test_snr_loss_is_minus_the_snr_of_the_whole_batch():
     assert torch.isfinite(loss_of("snr", pred, torch.zeros_like(pred)))  # an all-silent batch: large, not inf
 
 
+@pytest.mark.slow
 def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
     """Full-batch L-BFGS is scale-blind with the snr loss: at the data's 1e-3 amplitudes it
     finds the exact filter in a few steps, where SGD with the lab's lr barely moves."""
@@ -134,6 +138,7 @@ def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, mon
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * a.abs().max().item())
 
 
+@pytest.mark.slow
 def test_plain_sgd_is_torch_sgd_bit_for_bit():
     from cnn_denoise.training.fit import PlainSGD
 
@@ -157,6 +162,7 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
     )  # they moved
 
 
+@pytest.mark.slow
 def test_a_cosine_schedule_steps_as_torchs_cosine_annealing():
     """train.schedule cosine: fit() with full batches (one SGD step an epoch) ends at the weights
     of torch.optim.SGD stepped by torch's own CosineAnnealingLR (T_max: the steps) on the same
@@ -186,6 +192,7 @@ def test_a_cosine_schedule_steps_as_torchs_cosine_annealing():
     assert not torch.allclose(fitted["constant"].state_dict()["layers.0.H"], want["layers.0.H"], rtol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "lbfgs"])
 def test_a_history_from_the_batches_is_the_batches_loss_and_trains_the_same(optimizer):
     """train.history batches: no pass of the training set of its own. With one full batch an
@@ -228,6 +235,7 @@ def test_a_history_from_minibatches_is_their_mean_absolute_error():
         assert history[e]["train_l1"] == pytest.approx(errors.mean().item(), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_freed_memory_is_kept_for_the_next_step():
     """keep_freed_memory: a step's 64 MB tensor (glibc maps anything over 32 MB afresh each
     time), allocated and freed 60 times, faults its pages in 60 times by default, and with
@@ -261,6 +269,7 @@ def test_freed_memory_is_kept_for_the_next_step():
     assert faults["keep"] < 15 * pages
 
 
+@pytest.mark.slow
 def test_a_moving_average_of_the_weights_is_torchs_ema():
     """train.ema 0.8: fit() ends at the exponential moving average of its SGD steps' weights, as
     torch.optim.swa_utils.AveragedModel (get_ema_multi_avg_fn) averages the same steps, and its
@@ -290,6 +299,7 @@ def test_a_moving_average_of_the_weights_is_torchs_ema():
     assert not torch.allclose(fitted[0.8].state_dict()["layers.0.H"], live.state_dict()["layers.0.H"], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_log_gets_a_line_per_epoch_at_most_one_a_minute(capsys, monkeypatch):
     """stderr that is not a terminal (a log, DVC's queue) gets lines, not tqdm's bar (which draws
     nothing there): the first and last epoch, the ones between a minute apart, and within an

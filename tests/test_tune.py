@@ -75,6 +75,7 @@ def test_a_search_the_schema_refuses_is_refused_before_any_trial(tmp_path, searc
         space.load("bad", tmp_path)
 
 
+@pytest.mark.slow
 def test_the_cli_says_one_line_and_runs_nothing(tmp_path):
     """A refused space and a storage that cannot be reached: one line each, exit 1, no study made."""
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
@@ -105,6 +106,7 @@ def test_the_cli_says_one_line_and_runs_nothing(tmp_path):
 # ---- the train stage's side: per-epoch test L1, pruning, stopping ----
 
 
+@pytest.mark.slow
 def test_the_train_stage_reports_each_epoch_and_is_pruned(tmp_path, monkeypatch):
     import optuna
 
@@ -158,6 +160,7 @@ def test_a_failed_trial_says_its_stages_own_error_not_dvcs_wrapper(tmp_path):
     assert worker.log_tail(log) == "ERROR: failed to reproduce 'train': exited with -9"
 
 
+@pytest.mark.slow
 def test_a_trial_whose_worker_fell_silent_elsewhere_is_failed(tmp_path, monkeypatch):
     """A worker on another machine (its PID means nothing here) that stops beating its trial's
     heartbeat: the next reap (any worker's, or make tune-report's) marks the trial FAILED."""
@@ -360,6 +363,7 @@ def test_three_machines_on_the_postgresql_server_one_killed(tmp_path, team_serve
     assert json.loads((home / "metrics" / "eval.json").read_text())["test"]["l1"] == study.best_value
 
 
+@pytest.mark.slow
 def test_machines_starting_together_on_an_empty_database_all_open_it(tmp_path):
     """Six processes open one fresh storage at the same moment: Optuna's table creation races
     (`table ... already exists`, or the schema version stamped twice), and each still gets it."""

@@ -174,6 +174,7 @@ def many_voices(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_the_stages_hold_out_whole_voices(many_voices, stage):
     folder = many_voices
     speech_stages(stage, folder)
@@ -201,6 +202,7 @@ def test_the_stages_hold_out_whole_voices(many_voices, stage):
     assert all(voice(s["prompt"]) in held for sets in index["sets"].values() for s in sets["segments"])
 
 
+@pytest.mark.slow
 def test_reserved_and_bench_voices_are_refused_by_the_fetch_stage(many_voices, stage):
     raw = yaml.safe_load((many_voices / "params.yaml").read_text())
     for package in ("asterisk-core-sounds-ru-g722", "asterisk-core-sounds-fr-g722"):

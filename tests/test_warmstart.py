@@ -59,6 +59,7 @@ def test_starts_as_the_least_squares_filter():
     assert H2[0, 1:, 0].abs().max() == 0 and H2[0, 0, 0] == pytest.approx(1 / info["gains"][0])
 
 
+@pytest.mark.slow
 def test_training_from_it_learns_a_gate_that_beats_the_linear_filter():
     train, test = bursts(seed=0), bursts(seed=1)
     model = cnn.build(model_settings([15, 1], [1, 4, 1], "linear", input_scale=1000.0), seed=0)
