@@ -116,7 +116,9 @@ def _interrupt(repo: Path, env: dict, argv: list[str], when: str, how: str) -> s
             os.kill(child, signal.SIGKILL)
         else:
             proc.send_signal(getattr(signal, f"SIG{how}"))
+        sent = time.monotonic()
         out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - sent
         time.sleep(0.5)  # SIGKILL is not instant
         outlived = [pid for pid in _stages(repo) if pid_alive(pid)]
     finally:
@@ -126,7 +128,9 @@ def _interrupt(repo: Path, env: dict, argv: list[str], when: str, how: str) -> s
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert not outlived, f"stages outlived the command: {err.decode()}"
-    return subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
+    ran = subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
+    ran.took = took  # seconds from the signal to the command's end
+    return ran
 
 
 RECIPE = [sys.executable, "-m", "cnn_denoise.recipes", "run"]
@@ -171,11 +175,11 @@ def test_a_sweep_whose_stages_do_not_hear_ctrl_c_is_stopped_in_bounded_time(tmp_
 
     env = _project(tmp_path)
     before = _state(tmp_path)
-    began = time.monotonic()
     ran = _interrupt(tmp_path, env | {"DEAF": "1"}, [*RECIPE, "two"], "stage", "TERM")
-    assert time.monotonic() - began < sweep.GRACE + 90, ran.stderr
+    assert sweep.GRACE <= ran.took < sweep.GRACE + 60, (ran.took, ran.stderr)
     assert ran.returncode == 130 and _state(tmp_path) == before, ran.stderr
-    assert f"had not stopped {sweep.GRACE} s after Ctrl-C; killed (log: .dvc/tmp/sweep/" in ran.stderr
+    assert f"had not stopped {sweep.GRACE} s after it was told to; killed (log: .dvc/tmp/sweep/" in ran.stderr
+    assert "Traceback" not in ran.stderr
     assert "the workspace is as it was" in ran.stderr.strip().splitlines()[-1], ran.stderr
     assert not [p for p in (tmp_path / ".dvc" / "tmp" / "exps" / "standalone").glob("tmp*") if p.is_dir()]
     assert not list((tmp_path / ".dvc" / "tmp" / "sweep").glob("*.copy"))

@@ -163,3 +163,22 @@ def test_kill_stops_a_sweep_its_experiments_and_their_stages(tmp_path):
                 os.kill(pid, signal.SIGKILL)
     assert sweep.returncode == 130 and "error: interrupted" in err and "Traceback" not in err, err
     assert not [pid for pid in stages if alive(pid)]  # gone before the test's own clean-up above
+
+
+@pytest.mark.parametrize("noted", ["", ".", "..", "data", ".dvc/tmp/exps", ".dvc/tmp/exps/standalone/copy"])
+def test_only_a_copy_dvc_made_is_ever_removed_by_its_note(tmp_path, monkeypatch, noted):
+    """A stopped sweep removes each experiment's temporary copy by the folder its note names: an
+    empty note (Ctrl-C while it was written), the project, or any folder but DVC's
+    .dvc/tmp/exps/**/tmp* copies is left alone; the note itself goes either way."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "standalone" / "tmpabc"
+    (copy / "models").mkdir(parents=True)
+    (tmp_path / ".dvc" / "tmp" / "exps" / "standalone" / "copy").mkdir()
+    log = sweep.LOGS / "a.log"
+    log.parent.mkdir(parents=True)
+    for text, removed in ((noted, False), (str(copy.relative_to(tmp_path)), True)):
+        sweep._note(log).write_text(text)
+        sweep._drop_copy(log)
+        assert (tmp_path / "data").is_dir() and (tmp_path / ".dvc").is_dir()
+        assert copy.exists() != removed and not sweep._note(log).exists()

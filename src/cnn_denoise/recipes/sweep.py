@@ -54,6 +54,10 @@ GRACE = 20  # seconds an experiment has to clean up after Ctrl-C before it is ki
 def preload() -> None:
     """Import PRELOAD in this process (MLflow's environment defaults first, as open_store does)."""
     global _started_with
+    import tqdm
+
+    # its monitor thread (DVC's bars start it) would keep the stages from forking (fork_stages)
+    tqdm.tqdm.monitor_interval = 0
     numerics.pin()  # first: the stages forked from here compute with the kernels `python stages/X.py` pins
     from cnn_denoise.tracking import store
 
@@ -90,15 +94,18 @@ def script_argv(cmd: str, env: dict) -> list[str] | None:
     return argv[1:]
 
 
-def _fork(body) -> int:
-    """Start body() in a fork (Ctrl-C held back until the child has its handler); return its pid."""
+def _fork(body, register=None) -> int:
+    """Start body() in a fork; return its pid. Ctrl-C and `kill` are held back until the child has
+    its handler and the parent has called register(pid): a process stopped in between is known."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         pid = os.fork()
         if pid == 0:
             _child(body, held)
+        if register is not None:
+            register(pid)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return pid
@@ -172,21 +179,31 @@ def _experiment(args: list[str], log: Path) -> int:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    os.environ[exprun.NOTE] = str(_note(log))
-    import tqdm
-
-    tqdm.tqdm.monitor_interval = 0  # its thread (DVC's bars start it) would keep the stages from forking
+    note = _note(log)
+    note.unlink(missing_ok=True)  # a stopped sweep's, of an experiment of the same name
+    os.environ[exprun.NOTE] = str(note)
     return exprun.main(["exp", "run", "--temp", *args])
 
 
 def _note(log: Path) -> Path:
     """Where the experiment writes the folder of its temporary copy (exprun.NOTE)."""
-    return log.with_suffix(".copy")
+    return log.with_suffix(".copy").absolute()
 
 
 def _stop(running: dict) -> None:
     """Ctrl-C to each experiment's group; DVC then removes its copy and the stages their temporary
-    files. One that has not ended GRACE seconds later is killed, group and all, and its copy removed."""
+    files. One that has not ended GRACE seconds later is killed, group and all; then what is left
+    of each group (a stage forked as Ctrl-C came) is killed and the copies removed. Ctrl-C and
+    `kill` are held meanwhile: a second one cannot cut this short."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        _stop_held(running)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _stop_held(running: dict) -> None:
+    print(f"sweep: stopping {len(running)} experiment(s), up to {GRACE} s", file=sys.stderr)
     for pid in running:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGINT)
@@ -200,23 +217,40 @@ def _stop(running: dict) -> None:
             del left[pid]
         time.sleep(0.05)
     for pid, (name, log, _) in left.items():
-        print(f"sweep: {name} had not stopped {GRACE} s after Ctrl-C; killed (log: {log})", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+        print(f"sweep: {name} had not stopped {GRACE} s after it was told to; killed (log: {log})", file=sys.stderr)
         with contextlib.suppress(ChildProcessError):
+            _kill_group(pid)
             os.waitpid(pid, 0)
-    for _, log, _ in running.values():
+    for pid, (_, log, _) in running.items():
+        _kill_group(pid)
         _drop_copy(log)
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL to what is left of the experiment's process group (its id is the experiment's pid,
+    which the kernel keeps from reuse while any member lives)."""
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _drop_copy(log: Path) -> None:
     """Remove the experiment's temporary copy if it is still there (DVC removes it when the
-    experiment ends any way but a signal that kills it) and the note of its folder."""
+    experiment ends any way but a signal that kills it) and the note of its folder. Only a
+    folder DVC makes for a copy, .dvc/tmp/exps/**/tmp*, is ever removed."""
+    note = _note(log)
     with contextlib.suppress(OSError):
-        copy = Path(_note(log).read_text().strip())
-        if copy.is_dir():
+        text = note.read_text().strip()
+        copy = Path(text).resolve() if text else None
+        exps = (Path.cwd() / ".dvc" / "tmp" / "exps").resolve()
+        if copy and copy.is_relative_to(exps) and copy.name.startswith("tmp") and copy.is_dir():
             shutil.rmtree(copy, ignore_errors=True)
-    _note(log).unlink(missing_ok=True)
+    note.unlink(missing_ok=True)
+
+
+def _started(running: dict, name: str, log: Path, pid: int) -> None:
+    with contextlib.suppress(OSError):  # the child does the same: whichever runs first
+        os.setpgid(pid, pid)
+    running[pid] = (name, log, time.perf_counter())
 
 
 def _tail(log: Path, lines: int = 3) -> str:
@@ -242,15 +276,14 @@ def sweep(experiments: list[tuple[str, list[str]]], jobs: int) -> int:
             while pending and len(running) < jobs:
                 name, args = pending.pop(0)
                 log = LOGS / f"{name}.log"
-                pid = _fork(functools.partial(_experiment, args, log))
-                with contextlib.suppress(OSError):  # the child does the same: whichever runs first
-                    os.setpgid(pid, pid)
-                running[pid] = (name, log, time.perf_counter())
+                _fork(functools.partial(_experiment, args, log), functools.partial(_started, running, name, log))
                 print(f"sweep: {name} started (log: {log})", file=sys.stderr)
             pid, status = os.wait()
             if pid not in running:
                 continue
             name, log, start = running.pop(pid)
+            if os.WIFSIGNALED(status):  # killed: DVC removed nothing, and a stage may live on
+                _kill_group(pid)
             _drop_copy(log)
             took = time.perf_counter() - start
             if code := os.waitstatus_to_exitcode(status):
