@@ -77,8 +77,9 @@ mlflow-ui: setup
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-bench: setup
+bench: setup  # the lab's CNN per backend and the pipeline's stages (bench.py), then the masking CNN beside nn.Conv1d
 	python bench/bench.py
+	python bench/masknet_conv.py
 
 bench-realtime: setup  # real-time factors of enhance and stream (PyTorch, onnxruntime) beside RNNoise, DTLN, DeepFilterNet3; MODEL= (default: enhance's)
 	python bench/realtime.py $(if $(MODEL),--model $(MODEL))

@@ -18,6 +18,12 @@ def dilated(X: torch.Tensor, H: torch.Tensor, d: int) -> torch.Tensor:
     return F.conv1d(F.pad(X, ((K - 1) * d, 0)), H.permute(2, 1, 0).flip(-1), dilation=d)
 
 
+def pointwise(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """X (B, F, T) times W (F, G) at each frame: (B, G, T). A 1-tap conv1d, which trains faster
+    here than einsum's batched matrix product (bench/masknet_conv.py)."""
+    return F.conv1d(X, W.T[..., None])
+
+
 def late(X: torch.Tensor, frames: int) -> torch.Tensor:
     """X (B, F, T) delayed by `frames` (zeros first), as long as it was."""
     return F.pad(X, (frames, 0))[..., : X.shape[-1]] if frames else X
@@ -127,13 +133,13 @@ class MaskNet(nn.Module):
         S, L, n = self.stride, 2 * self.stride, x.shape[-1]
         x = F.pad(x * self.input_scale, (L - S, (-n) % S))  # frame t: samples tS + S - L .. tS + S - 1
         E = torch.relu(F.conv1d(x, self.enc.permute(2, 1, 0).flip(-1), stride=S))  # (B, N, frames)
-        Z = torch.einsum("bft,fg->bgt", E, self.inp)
+        Z = pointwise(E, self.inp)
         for H, d, a in zip(self.H, self.dilations, self.ahead, strict=True):
             branch = torch.tanh(dilated(Z, H, d))
             if self.dropout and self.training:
                 branch = F.dropout(branch, self.dropout)
             Z = late(Z, a) + branch  # a centred layer: its frame t written at t + a
-        M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, self.mask))
+        M = torch.sigmoid(pointwise(Z, self.mask))
         E = late(E, self.lookahead)  # frame t's features meet the mask written for them
         frames = torch.einsum("bft,fl->blt", E * M, self.dec)  # (B, L, frames)
         y = F.fold(frames, (1, frames.shape[-1] * S + L - S), (1, L), stride=(1, S)).flatten(1)[:, None]

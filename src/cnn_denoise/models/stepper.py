@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnn_denoise.config import choices
-from cnn_denoise.models.masknet import MaskNet
+from cnn_denoise.models.masknet import MaskNet, pointwise
 
 
 def _conv_weight(H: torch.Tensor) -> torch.Tensor:
@@ -86,7 +86,7 @@ class Stepper(nn.Module):
         full = torch.cat([state.pop(0), x], -1)  # frame t: the S samples before it and its own S
         new.append(full[..., n:])
         E = torch.relu(F.conv1d(full, _conv_weight(m.enc), stride=S))  # (B, N, frames)
-        Z = torch.einsum("bft,fg->bgt", E, m.inp)
+        Z = pointwise(E, m.inp)
         for H, d, a in zip(m.H, m.dilations, m.ahead, strict=True):
             reach = (m.taps - 1) * d
             past = torch.cat([self._take(state, reach, Z), Z], -1)
@@ -98,7 +98,7 @@ class Stepper(nn.Module):
             held = torch.cat([state.pop(0), E], -1)
             new.append(held[..., frames:])
             E = held[..., :frames]
-        M = torch.sigmoid(torch.einsum("bgt,gf->bft", Z, m.mask))
+        M = torch.sigmoid(pointwise(Z, m.mask))
         out = torch.einsum("bft,fl->blt", E * M, m.dec)  # (B, 2S, frames): frame t at samples tS + S ..
         first = out[:, :S].transpose(1, 2).reshape(out.shape[0], 1, frames * S)
         second = out[:, S:].transpose(1, 2).reshape(out.shape[0], 1, frames * S)
