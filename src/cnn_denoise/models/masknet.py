@@ -141,8 +141,7 @@ class MaskNet(nn.Module):
             Z = late(Z, a) + branch  # a centred layer: its frame t written at t + a
         M = torch.sigmoid(pointwise(Z, self.mask))
         E = late(E, self.lookahead)  # frame t's features meet the mask written for them
-        frames = torch.einsum("bft,fl->blt", E * M, self.dec)  # (B, L, frames)
-        y = F.fold(frames, (1, frames.shape[-1] * S + L - S), (1, L), stride=(1, S)).flatten(1)[:, None]
+        y = F.conv_transpose1d(E * M, self.dec[:, None, :], stride=S)  # overlap-add of each frame's L samples
         return F.pad(y, (S, 0))[..., :n] / self.input_scale  # frame t from sample tS + S
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
