@@ -9,7 +9,7 @@ timed. Both take Adam steps on the same batches (the speech recipe's: 16 segment
 holds on a shared machine. Writes bench/masknet_conv.json and prints a line per network. Not a
 test: nothing here asserts a time.
 
-    python bench/masknet_conv.py [--rounds 5] [--steps 10] [--out FILE]
+    python bench/masknet_conv.py [--rounds 10] [--steps 10] [--out FILE]
 """
 
 import argparse
@@ -83,7 +83,7 @@ def steps_seconds(forward, params, batches) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds, each timing both networks (count)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds, each timing both networks (count)")
     parser.add_argument("--steps", type=int, default=10, help="training steps timed per network per round")
     parser.add_argument("--out", default=str(ROOT / "bench" / "masknet_conv.json"), help="the JSON written")
     args = parser.parse_args()
