@@ -143,6 +143,7 @@ def main() -> None:
         ),
         "delay_ms": 1000 * torch_denoiser.block_engine().latency / torch_denoiser.sample_rate,
         "seconds_per_file": args.seconds,
+        "repeats": args.repeats,
         "cores": cores,
         "machine": os.uname().machine,
         "torch": torch.__version__,
