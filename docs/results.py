@@ -333,9 +333,9 @@ def realtime_section() -> str:
         f" on {r['cores']} cores ({r['machine']}, load average {r.get('load_average', 0):.1f} from other work), "
         f"{r['seconds_per_file']:g} s per file (bench/realtime.json). Model: {r['model']}, algorithmic delay "
         f"{r['delay_ms']:g} ms. Seconds of compute per second of audio (below 1: faster than real time), the best of "
-        f"{r.get('repeats', 2)} runs; each system's whole run in one process, resampling included. The CNN's `stream` rows are "
-        "`cnn-denoise stream`'s path at 10 ms blocks on its default one thread; enhance's are whole recordings, as "
-        "the peers run.\n"
+        f"{r.get('repeats', 2)} runs; each system's whole run in one process, resampling included. The CNN's "
+        "`stream` rows are `cnn-denoise stream`'s path at 10 ms blocks on its default one thread; enhance's are "
+        "whole recordings, as the peers run.\n"
     )
     header = ["system", *(f"{a}, {t} thread{'s' if t > 1 else ''}" for a, t in columns)]
     return "\n".join([heading("Real time", "make bench-realtime", r["commit"], note), table(header, rows), ""])
