@@ -139,3 +139,32 @@ def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path):
     assert copy.startswith(str(tmp_path / ".dvc" / "tmp" / "exps")) and os.path.isdir(copy), copy
     single._drop_copy(tmp_path / "note")
     assert not os.path.exists(copy)
+
+
+def test_put_back_removes_the_git_locks_a_killed_dvc_left_and_keeps_older_ones(tmp_path, monkeypatch):
+    """DVC killed while it stashed left .git/index.lock (and a ref's lock, HEAD's): the next command
+    failed with "the index is locked" although the message had said the workspace was as it was.
+    put_back removes the locks made since the snapshot (HEAD's first: git cannot move HEAD past
+    it), puts HEAD back on its branch, and leaves an older lock, a person's or another tool's."""
+    from cnn_denoise.recipes import workspace
+
+    env = _repo(tmp_path)
+    ref = subprocess.run(["git", "symbolic-ref", "HEAD"], cwd=tmp_path, capture_output=True, text=True)
+    branch = ref.stdout.strip()
+    old = tmp_path / ".git" / "config.lock"
+    old.write_text("")
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    monkeypatch.chdir(tmp_path)
+    snap = workspace.Snapshot.take()
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=tmp_path, check=True)
+    stale = [tmp_path / ".git" / name for name in ("index.lock", "HEAD.lock", f"{branch}.lock")]
+    for lock in stale:
+        lock.write_text("")
+    said = workspace.put_back(snap)
+    assert said.startswith(f"the workspace is as it was (branch {branch.removeprefix('refs/heads/')} at "), said
+    assert ".git/index.lock" in said, said
+    assert not [lock for lock in stale if lock.exists()] and old.exists()
+    head = subprocess.run(["git", "symbolic-ref", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert head.strip() == branch
+    # the index is usable again: git can write it
+    subprocess.run(["git", "add", "params.yaml"], cwd=tmp_path, env=env, check=True, capture_output=True)

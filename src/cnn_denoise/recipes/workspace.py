@@ -7,10 +7,13 @@ models/ and metrics/. DVC undoes the first on Ctrl-C, but a `kill -9` (or a SIGT
 itself, which Python does not turn into an exception) stops it in the middle. So each command
 takes a Snapshot before it starts DVC and, if it ends any other way than finished, compares
 the workspace with it and puts back what differs: HEAD on its branch, and params.yaml,
-dvc.lock, models/, metrics/ and every tracked file with uncommitted changes, byte for byte.
+dvc.lock, models/, metrics/ and every tracked file with uncommitted changes, byte for byte, and
+removes the git lock files (.git/index.lock, a ref's .lock) made since: a DVC killed while it
+stashed leaves them, and the next command would find "the index is locked".
 """
 
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,23 @@ def _watched(root: Path) -> list[str]:
     return sorted(names)
 
 
+def _git_locks(root: Path, since: float) -> list[str]:
+    """Git's lock files in root/.git (at its top, under refs/ and logs/) last written at `since` or
+    later: a git command's, or DVC's, that ended without removing them."""
+    git = root / ".git"
+    if not git.is_dir():
+        return []
+    found = [*git.glob("*.lock"), *(git / "refs").rglob("*.lock"), *(git / "logs").rglob("*.lock")]
+    fresh = []
+    for lock in found:
+        try:
+            if lock.is_file() and lock.stat().st_mtime >= since:
+                fresh.append(str(lock.relative_to(root)))
+        except OSError:  # removed meanwhile
+            pass
+    return fresh
+
+
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -50,10 +70,12 @@ class Snapshot:
     branch: str | None  # refs/heads/NAME, or None for a detached HEAD
     head: str | None  # the commit; None in a repository without one
     files: dict[str, bytes | None] = field(default_factory=dict)  # None: the file was not there
+    taken: float = 0.0  # time.time() when taken, to the file system's second
 
     @classmethod
     def take(cls, root=None) -> "Snapshot":
         root = Path(root or Path.cwd()).resolve()
+        taken = float(int(time.time()))  # a file system may keep whole seconds only
         files, size = {}, 0
         for name in _watched(root):
             data = _read(root / name)
@@ -65,7 +87,11 @@ class Snapshot:
                 )
             files[name] = data
         return cls(
-            root, _git(root, "symbolic-ref", "-q", "HEAD"), _git(root, "rev-parse", "-q", "--verify", "HEAD"), files
+            root,
+            _git(root, "symbolic-ref", "-q", "HEAD"),
+            _git(root, "rev-parse", "-q", "--verify", "HEAD"),
+            files,
+            taken,
         )
 
     def where(self) -> str:
@@ -74,20 +100,23 @@ class Snapshot:
         return f"branch {self.branch.removeprefix('refs/heads/')}{at}" if self.branch else f"a detached HEAD{at}"
 
     def changes(self) -> list[str]:
-        """What differs from the snapshot: 'HEAD' and the paths, in order."""
+        """What differs from the snapshot: 'HEAD' and the paths, in order (git's lock files made
+        since among them: restore removes them, as files that were not there)."""
         out = []
         if (_git(self.root, "symbolic-ref", "-q", "HEAD"), _git(self.root, "rev-parse", "-q", "--verify", "HEAD")) != (
             self.branch,
             self.head,
         ):
             out.append("HEAD")
-        now = set(_watched(self.root)) | set(self.files)
+        now = set(_watched(self.root)) | set(self.files) | set(_git_locks(self.root, self.taken))
         return out + [n for n in sorted(now) if _read(self.root / n) != self.files.get(n)]
 
     def restore(self) -> list[str]:
         """Put back what changed; return what was put back. HEAD goes back to its branch only if
         the branch still points where it did (else PipelineError: a person decides)."""
         changed = self.changes()
+        for name in (n for n in changed if n.startswith(".git/")):  # first: a stale HEAD.lock stops git below
+            (self.root / name).unlink(missing_ok=True)
         if "HEAD" in changed:
             if self.branch:
                 if _git(self.root, "rev-parse", "-q", "--verify", self.branch) != self.head:
