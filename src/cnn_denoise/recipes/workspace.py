@@ -8,12 +8,13 @@ itself, which Python does not turn into an exception) stops it in the middle. So
 takes a Snapshot before it starts DVC and, if it ends any other way than finished, compares
 the workspace with it and puts back what differs: HEAD on its branch, and params.yaml,
 dvc.lock, models/, metrics/ and every tracked file with uncommitted changes, byte for byte, and
-removes the git lock files (.git/index.lock, a ref's .lock) made since: a DVC killed while it
-stashed leaves them, and the next command would find "the index is locked".
+removes the git lock files (.git/index.lock, a ref's .lock) that were not there when it started:
+a DVC killed while it stashed leaves them, and the next command would find "the index is locked".
+(It runs when the command's own DVC processes have ended; a git command of yours that started
+meanwhile in the same repository and still runs would lose its lock too.)
 """
 
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,21 +41,21 @@ def _watched(root: Path) -> list[str]:
     return sorted(names)
 
 
-def _git_locks(root: Path, since: float) -> list[str]:
-    """Git's lock files in root/.git (at its top, under refs/ and logs/) last written at `since` or
-    later: a git command's, or DVC's, that ended without removing them."""
+def _git_locks(root: Path) -> dict[str, tuple[int, int]]:
+    """Git's lock files in root/.git (at its top, under refs/ and logs/): path -> (inode, mtime in
+    ns), which tells a lock made later from one that was there. A worktree's `.git` file: none."""
     git = root / ".git"
     if not git.is_dir():
-        return []
-    found = [*git.glob("*.lock"), *(git / "refs").rglob("*.lock"), *(git / "logs").rglob("*.lock")]
-    fresh = []
-    for lock in found:
+        return {}
+    found = {}
+    for lock in [*git.glob("*.lock"), *(git / "refs").rglob("*.lock"), *(git / "logs").rglob("*.lock")]:
         try:
-            if lock.is_file() and lock.stat().st_mtime >= since:
-                fresh.append(str(lock.relative_to(root)))
+            st = lock.stat()
         except OSError:  # removed meanwhile
-            pass
-    return fresh
+            continue
+        if lock.is_file():
+            found[str(lock.relative_to(root))] = (st.st_ino, st.st_mtime_ns)
+    return found
 
 
 def _read(path: Path) -> bytes | None:
@@ -70,12 +71,12 @@ class Snapshot:
     branch: str | None  # refs/heads/NAME, or None for a detached HEAD
     head: str | None  # the commit; None in a repository without one
     files: dict[str, bytes | None] = field(default_factory=dict)  # None: the file was not there
-    taken: float = 0.0  # time.time() when taken, to the file system's second
+    locks: dict[str, tuple[int, int]] = field(default_factory=dict)  # git's lock files then (_git_locks)
 
     @classmethod
     def take(cls, root=None) -> "Snapshot":
         root = Path(root or Path.cwd()).resolve()
-        taken = float(int(time.time()))  # a file system may keep whole seconds only
+        locks = _git_locks(root)
         files, size = {}, 0
         for name in _watched(root):
             data = _read(root / name)
@@ -91,7 +92,7 @@ class Snapshot:
             _git(root, "symbolic-ref", "-q", "HEAD"),
             _git(root, "rev-parse", "-q", "--verify", "HEAD"),
             files,
-            taken,
+            locks,
         )
 
     def where(self) -> str:
@@ -99,24 +100,29 @@ class Snapshot:
         at = f" at {self.head[:7]}" if self.head else ""
         return f"branch {self.branch.removeprefix('refs/heads/')}{at}" if self.branch else f"a detached HEAD{at}"
 
+    def new_locks(self) -> list[str]:
+        """Git's lock files that were not there at the snapshot (or were, and were made again)."""
+        return sorted(n for n, key in _git_locks(self.root).items() if self.locks.get(n) != key)
+
     def changes(self) -> list[str]:
-        """What differs from the snapshot: 'HEAD' and the paths, in order (git's lock files made
-        since among them: restore removes them, as files that were not there)."""
+        """What differs from the snapshot: 'HEAD', the paths in order, then new git lock files."""
         out = []
         if (_git(self.root, "symbolic-ref", "-q", "HEAD"), _git(self.root, "rev-parse", "-q", "--verify", "HEAD")) != (
             self.branch,
             self.head,
         ):
             out.append("HEAD")
-        now = set(_watched(self.root)) | set(self.files) | set(_git_locks(self.root, self.taken))
-        return out + [n for n in sorted(now) if _read(self.root / n) != self.files.get(n)]
+        now = set(_watched(self.root)) | set(self.files)
+        return out + [n for n in sorted(now) if _read(self.root / n) != self.files.get(n)] + self.new_locks()
 
     def restore(self) -> list[str]:
-        """Put back what changed; return what was put back. HEAD goes back to its branch only if
-        the branch still points where it did (else PipelineError: a person decides)."""
-        changed = self.changes()
-        for name in (n for n in changed if n.startswith(".git/")):  # first: a stale HEAD.lock stops git below
+        """Put back what changed and remove new git locks; return what was put back, then the
+        locks removed. HEAD goes back to its branch only if the branch still points where it did
+        (else PipelineError: a person decides)."""
+        locks = self.new_locks()
+        for name in locks:  # first: a stale HEAD.lock stops git below
             (self.root / name).unlink(missing_ok=True)
+        changed = self.changes()
         if "HEAD" in changed:
             if self.branch:
                 if _git(self.root, "rev-parse", "-q", "--verify", self.branch) != self.head:
@@ -136,7 +142,7 @@ class Snapshot:
                 if path.is_symlink():  # DVC links outputs from its cache with some cache types
                     path.unlink()
                 write_bytes(path, data)
-        return changed
+        return changed + locks
 
 
 def put_back(snap: Snapshot) -> str:
@@ -152,7 +158,12 @@ def put_back(snap: Snapshot) -> str:
         return f"the workspace is NOT as it was: {exc}"
     except OSError as exc:
         return f"the workspace is NOT as it was: {exc.filename or ''} could not be written back ({exc.strerror})"
+    locks = [n for n in back if n.endswith(".lock") and n.startswith(".git/")]
+    back = [n for n in back if n not in locks]
+    removed = f"; removed the git locks its DVC left: {', '.join(locks)}" if locks else ""
     if not back:
-        return f"the workspace is as it was ({snap.where()}; params.yaml, dvc.lock, models/, metrics/ untouched)"
+        return (
+            f"the workspace is as it was ({snap.where()}; params.yaml, dvc.lock, models/, metrics/ untouched{removed})"
+        )
     shown = ", ".join(back[:4]) + (f" and {len(back) - 4} more" if len(back) > 4 else "")
-    return f"the workspace is as it was ({snap.where()}; put back: {shown})"
+    return f"the workspace is as it was ({snap.where()}; put back: {shown}{removed})"

@@ -85,12 +85,12 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 130
-    if any(p.returncode for p in procs) and snap.changes():  # a worker killed while DVC stashed its trial
-        print(f"tune: {workspace.put_back(snap)}", file=sys.stderr)
-    for p in procs:
+    for p in procs:  # first: what is left of a killed worker's group could still be writing
         if p.returncode < 0 and p not in lost:
             lost.append(p)
             _stop([p], signal.SIGKILL)
+    if any(p.returncode for p in procs) and snap.changes():  # a worker killed while DVC stashed its trial
+        print(f"tune: {workspace.put_back(snap)}", file=sys.stderr)
     study = load_study(url, name)
     reap(study)
     if tracking_on():
