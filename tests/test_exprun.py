@@ -3,6 +3,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -159,7 +160,12 @@ def test_put_back_removes_the_git_locks_a_killed_dvc_left_and_keeps_older_ones(t
     stale = [tmp_path / ".git" / name for name in ("index.lock", "HEAD.lock", f"{branch}.lock")]
     for lock in stale:
         lock.write_text("")
-    said = workspace.put_back(snap)
+    held = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        said = workspace.put_back(snap)
+    finally:  # put_back ignores Ctrl-C and kill (its process is ending): not this test process's
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
     assert said.startswith(f"the workspace is as it was (branch {branch.removeprefix('refs/heads/')} at "), said
     assert "; removed the git locks its DVC left: .git/HEAD.lock, .git/index.lock, .git/refs/heads/" in said, said
     assert not [lock for lock in stale if lock.exists()] and old.exists()
