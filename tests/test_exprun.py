@@ -119,12 +119,10 @@ def test_a_key_params_yaml_lacks_is_refused_before_dvc_writes_it(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path):
+def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path, monkeypatch):
     """Ctrl-C while DVC fills the experiment's temporary copy: DVC removes the copy on an
     Exception only, so KeyboardInterrupt left an empty .dvc/tmp/exps/standalone/tmp*. exprun
-    notes the folder as it is made; single.py's cleanup then removes it."""
-    from cnn_denoise.recipes import single
-
+    notes the folder as it is made; the cleanup of single.py and sweep.py then removes it."""
     env = _repo(tmp_path) | {exprun.NOTE: str(tmp_path / "note")}
     script = (
         "import sys\n"
@@ -138,7 +136,8 @@ def test_a_copy_stopped_while_dvc_fills_it_is_noted_and_removed(tmp_path):
     assert ran.returncode != 0, ran.stderr
     copy = (tmp_path / "note").read_text()
     assert copy.startswith(str(tmp_path / ".dvc" / "tmp" / "exps")) and os.path.isdir(copy), copy
-    single._drop_copy(tmp_path / "note")
+    monkeypatch.chdir(tmp_path)  # the project, as the recipe's command runs in it
+    exprun.drop_copy(tmp_path / "note")
     assert not os.path.exists(copy)
 
 

@@ -113,6 +113,20 @@ def _noted_mkdtemp(*args, **kwargs) -> str:
     return folder
 
 
+def drop_copy(note: Path) -> None:
+    """Remove the temporary copy whose folder `note` names, if DVC left it (an experiment killed
+    before DVC could remove it). Only a folder DVC makes for a copy, .dvc/tmp/exps/**/tmp* of the
+    project in the working folder, is ever removed: an empty or stray note removes nothing."""
+    import shutil
+
+    with contextlib.suppress(OSError):
+        text = note.read_text().strip()
+        copy = Path(text).resolve() if text else None
+        exps = (Path.cwd() / ".dvc" / "tmp" / "exps").resolve()
+        if copy and copy.is_relative_to(exps) and copy.name.startswith("tmp") and copy.is_dir():
+            shutil.rmtree(copy, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = _name(argv)

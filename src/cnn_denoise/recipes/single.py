@@ -12,7 +12,6 @@ changed; one line says what state the workspace is in and the one command that g
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from cnn_denoise.recipes import workspace
-from cnn_denoise.recipes.exprun import NOTE
+from cnn_denoise.recipes.exprun import NOTE, drop_copy
 
 GRACE = 60  # seconds an experiment has to stop after Ctrl-C before its group is killed
 
@@ -57,14 +56,6 @@ def _start(cmd: list[str], env=None) -> subprocess.Popen:
     return subprocess.Popen(cmd, start_new_session=True, env=env)
 
 
-def _drop_copy(note: Path) -> None:
-    """Remove the temporary copy of an experiment that was killed before DVC could."""
-    with contextlib.suppress(OSError):
-        folder = Path(note.read_text().strip())
-        if folder.is_dir() and ".dvc" in folder.parts:  # DVC's own .dvc/tmp/exps/<tmp>, nothing else
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def _exp_ref(name: str) -> str | None:
     """The commit of DVC's experiment `name` (refs/exps/.../NAME), or None."""
     out = subprocess.run(
@@ -82,7 +73,7 @@ def run(name: str, recipe: str, exp_args: list[str], temp: bool, again: str) -> 
         cmd = [sys.executable, "-m", "cnn_denoise.recipes.exprun", "exp", "run", "--temp", *exp_args]
         code, interrupted = _wait(_start(cmd, dict(os.environ, **{NOTE: str(note)})), forward=True)
         if code:
-            _drop_copy(note)
+            drop_copy(note)
     finished = code == 0 or _exp_ref(name) not in (None, before)  # Ctrl-C as DVC was ending
     if not finished:
         state = workspace.put_back(snap)

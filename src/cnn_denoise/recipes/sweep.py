@@ -17,7 +17,6 @@ import importlib
 import os
 import runpy
 import shlex
-import shutil
 import signal
 import sys
 import threading
@@ -235,15 +234,9 @@ def _kill_group(pid: int) -> None:
 
 def _drop_copy(log: Path) -> None:
     """Remove the experiment's temporary copy if it is still there (DVC removes it when the
-    experiment ends any way but a signal that kills it) and the note of its folder. Only a
-    folder DVC makes for a copy, .dvc/tmp/exps/**/tmp*, is ever removed."""
+    experiment ends any way but a signal that kills it: exprun.drop_copy) and the note of its folder."""
     note = _note(log)
-    with contextlib.suppress(OSError):
-        text = note.read_text().strip()
-        copy = Path(text).resolve() if text else None
-        exps = (Path.cwd() / ".dvc" / "tmp" / "exps").resolve()
-        if copy and copy.is_relative_to(exps) and copy.name.startswith("tmp") and copy.is_dir():
-            shutil.rmtree(copy, ignore_errors=True)
+    exprun.drop_copy(note)
     note.unlink(missing_ok=True)
 
 
