@@ -2,14 +2,17 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
-from helpers import model_settings, train_settings
+from helpers import model_settings, si_sdr_numpy, train_settings
+from scipy import signal
 
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.lab.filters import shift
 from cnn_denoise.models import model as cnn
 from cnn_denoise.scoring.quality import snr_db
+from cnn_denoise.training import losses
 from cnn_denoise.training.fit import fit, pick_device
 from cnn_denoise.training.losses import loss_of
 
@@ -113,14 +116,59 @@ def test_lbfgs_on_the_snr_loss_reaches_what_sgd_does_not():
     assert runs["sgd"][-1]["train_l1"] > 0.5 * runs["sgd"][0]["train_l1"]
 
 
-@pytest.mark.parametrize("loss", ["l1", "snr"])
+def spectral_db_scipy(pred, y, sizes, compress=0.3, complex_share=0.3) -> np.ndarray:
+    """An oracle for the spectral term (SciPy's STFT, not torch's): per recording, the mean over
+    `sizes` of 10 log10 of the compressed spectra's error over the clean one's energy."""
+    out = []
+    for p, t in zip(pred, y, strict=True):
+        p, t = p / np.sqrt(np.mean(t**2)), t / np.sqrt(np.mean(t**2))
+        terms = []
+        for n in sizes:
+            # boundary="even": the signal mirrored at each end, as torch.stft's reflect padding
+            P, T = (signal.stft(s, nperseg=n, noverlap=n - n // 4, boundary="even", padded=False)[2] for s in (p, t))
+            mp, mt = np.abs(P) ** compress, np.abs(T) ** compress
+            cp, ct = mp * np.exp(1j * np.angle(P)), mt * np.exp(1j * np.angle(T))
+            error = complex_share * np.abs(cp - ct) ** 2 + (1 - complex_share) * (mp - mt) ** 2
+            terms.append(10 * np.log10(error.sum() / (mt**2).sum()))
+        out.append(np.mean(terms))
+    return np.array(out)
+
+
+def test_the_spectral_loss_is_minus_si_sdr_plus_the_compressed_spectrum_error_as_scipy_computes_it():
+    """si_sdr_spectral: minus the mean SI-SDR plus the mean over recordings of the compressed
+    spectra's error in dB; blind to the recording's level but not to the output's gain, and
+    finite with a gradient on a silent output."""
+    g = torch.Generator().manual_seed(3)
+    y = torch.randn(4, 1, 4096, generator=g, dtype=torch.float64) * torch.linspace(0.01, 2, 4096, dtype=torch.float64)
+    pred = 0.8 * y + 0.3 * torch.randn(y.shape, generator=g, dtype=torch.float64) * y.std()
+    term = losses.spectral_db(pred, y)
+    oracle = spectral_db_scipy(pred[:, 0].numpy(), y[:, 0].numpy(), losses.RESOLUTIONS)
+    np.testing.assert_allclose(term.numpy(), oracle, atol=1e-6)
+    expected = -si_sdr_numpy(pred[:, 0].numpy(), y[:, 0].numpy()) + oracle.mean()
+    assert loss_of("si_sdr_spectral", pred, y).item() == pytest.approx(expected, abs=1e-6)
+    torch.testing.assert_close(losses.spectral_db(7 * pred, 7 * y), term)  # the recording's level: no matter
+    assert (losses.spectral_db(2 * pred, y) > term + 1).all()  # the output's gain: it matters
+    assert (losses.spectral_db(y, y) < -100).all()
+    silent = torch.zeros_like(y, requires_grad=True)
+    value = loss_of("si_sdr_spectral", silent, y)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(silent.grad).all()
+
+
+def test_the_spectral_loss_refuses_recordings_shorter_than_its_longest_stft():
+    model = cnn.build(model_settings([5], [1, 1], "linear"), seed=0)
+    with pytest.raises(PipelineError, match="needs at least 1024 .*use train.loss si_sdr or longer recordings"):
+        fit(model, toy(), toy(seed=1), train_settings(loss="si_sdr_spectral", epochs=1), progress=False)
+
+
+@pytest.mark.parametrize("loss", ["l1", "snr", "si_sdr_spectral"])
 def test_a_large_batch_in_chunks_has_the_loss_and_gradient_of_one_pass(loss, monkeypatch):
     """A full batch goes through the network CHUNK recordings at a time (memory a CPU allocator
     reuses); the sums are added before the loss: the same loss and gradient as one pass."""
     from cnn_denoise.training import fit
 
     monkeypatch.setattr(fit, "CHUNK", 5)
-    data = toy(q=23)
+    data = toy(q=23, n=1100 if loss == "si_sdr_spectral" else 200)  # the spectral term's longest STFT: 1024
     idx = torch.randperm(23, generator=torch.Generator().manual_seed(1))
     grads = []
     for chunked in (False, True):

@@ -31,8 +31,8 @@ SET, BATCHES = "set", "batches"
 HISTORIES = (SET, BATCHES)
 
 # what training minimises (train.loss)
-L1, SNR, SI_SDR = "l1", "snr", "si_sdr"
-LOSSES = (L1, SNR, SI_SDR)
+L1, SNR, SI_SDR, SI_SDR_SPECTRAL = "l1", "snr", "si_sdr", "si_sdr_spectral"
+LOSSES = (L1, SNR, SI_SDR, SI_SDR_SPECTRAL)
 
 # which network model.* describes (model.arch): the lab's CNN (model.taps, model.features), or
 # the masking CNN of the speech recipe (model.masknet; masknet.py)

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from cnn_denoise.common.errors import PipelineError
 from cnn_denoise.config import choices
 from cnn_denoise.scoring.sets import model_scores
-from cnn_denoise.training.losses import LOSSES
+from cnn_denoise.training.losses import LOSSES, RESOLUTIONS
 from cnn_denoise.training.progress import Progress
 
 
@@ -243,6 +243,11 @@ def fit(model, train_set: dict, test_set: dict, t, device="cpu", progress: bool 
         raise PipelineError(
             f"recordings have {n} samples but model.taps asks for {max(model.taps)}; use shorter filters or "
             "longer recordings"
+        )
+    if t.loss == choices.SI_SDR_SPECTRAL and n < (shortest := max(RESOLUTIONS)):
+        raise PipelineError(
+            f"recordings have {n} samples but train.loss si_sdr_spectral needs at least {shortest} (its longest "
+            "STFT); use train.loss si_sdr or longer recordings"
         )
     x, y = train_set["x"].to(device), train_set["y"].to(device)
     x_test, y_test = test_set["x"].to(device), test_set["y"].to(device)
