@@ -5,8 +5,9 @@ torch.nn.functional calls. A user of PyTorch would write the same network from n
 (dilated, causal padding on the left) and nn.ConvTranspose1d for the overlap-add: that is
 PlainMaskNet below, given MaskNet's weights and checked to give the same output before it is
 timed. Both take Adam steps on the same batches (the speech recipe's: 16 segments of 1 s at
-16 kHz, SI-SDR loss), alternated round by round in one process on one thread, so the ratio
-holds on a shared machine. Writes bench/masknet_conv.json and prints a line per network. Not a
+16 kHz, SI-SDR loss: the recipe's spectral term would cost both alike), alternated round by
+round in one process on one thread, so the ratio holds on a shared machine. The shape is the
+shipped model's. Writes bench/masknet_conv.json and prints a line per network. Not a
 test: nothing here asserts a time.
 
     python bench/masknet_conv.py [--rounds 10] [--steps 10] [--out FILE]
@@ -25,8 +26,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = {"stride": 16, "filters": 64, "width": 32, "taps": 3, "input_scale": 30.0, "centred": 8}  # the shipped model's
-DILATIONS = [1, 2, 4, 8, 16, 32, 64, 128] * 2
+
+
+def shipped_shape() -> dict:
+    """The shipped model's MaskNet arguments (its spec), read from the file `enhance` uses."""
+    from cnn_denoise.models import checkpoint, shipped
+
+    return {k: v for k, v in checkpoint.load(shipped.WEIGHTS).spec().items() if k != "arch"}
 
 
 class PlainMaskNet(nn.Module):
@@ -91,7 +97,8 @@ def main() -> int:
 
     torch.set_num_threads(1)  # the speech recipe's train stage runs on one core
     torch.manual_seed(0)
-    ours = MaskNet(dilations=DILATIONS, **SHAPE)
+    shape = shipped_shape()
+    ours = MaskNet(**shape)
     plain = PlainMaskNet(ours)
     x = torch.randn(2, 1, 16000) * 0.05
     gap = (ours.causal(x) - plain.causal(x)).abs().max().item() / ours.causal(x).abs().max().item()
@@ -110,7 +117,7 @@ def main() -> int:
     rows = {name: round(statistics.median(t) * 1000, 1) for name, t in times.items()}
     result = {
         "rev": rev.strip(),
-        "shape": {**SHAPE, "dilations": DILATIONS},
+        "shape": shape,
         "batch": [16, 1, 16000],
         "threads": 1,
         "rounds": args.rounds,
