@@ -12,6 +12,11 @@ from helpers import REPO, free_port, wait_healthy
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core already: one thread each (before torch loads)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Ctrl-C reaches the commands the tests start, as a terminal's would: a shell that starts pytest in
+# the background without job control (`make test &` in a script) has it ignored, and every child
+# inherits that, so the Ctrl-C tests would wait for an exit that never comes. A handler here is
+# reset to the default in each child at exec.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
