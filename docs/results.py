@@ -560,7 +560,16 @@ def peers_section(rev: str, bench: dict | None, held: tuple[dict | None, str]) -
     if data is None:
         out.append(f"Missing: {where}.")
     else:
-        out.append(f"From {where}; `cnn` is the speech recipe's model, `linear` its least-squares filter.")
+        first = next(iter(data.get("sets", {}).values()), {})
+        named = (
+            "`cnn` is the speech recipe's model, `linear` its least-squares filter"
+            if "cnn" in first
+            else (
+                "the model's column is named as it was scored (NAME=MODEL), `least-squares` the filter fitted on the "
+                "recipe's training set"
+            )
+        )
+        out.append(f"From {where}; {named}.")
         out += peer_tables(data)
     return "\n".join(out) + "\n"
 
