@@ -41,23 +41,13 @@ CANDIDATES = {  # frame/width[/loss]: (model.masknet values over the recipe's, t
 MEASURES = ("si_sdr_gain_db", "pesq_wb", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 
 
-def recipe():
-    """The speech recipe's params (recipes/speech.yaml over params.yaml), checked."""
-    import yaml
-
-    from cnn_denoise.config import params
-    from cnn_denoise.recipes import book
-
-    (variant,) = book.load("speech", ROOT)
-    raw = book.set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), variant.overrides)
-    return params.Params.model_validate(raw)
-
-
 def candidate(name: str, data: str, segments: int, epochs: int) -> dict:
     """Train candidate `name` on one thread and score it on the matrix: its row of the table."""
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from bench.masknet_start import recipe_raw
+    from cnn_denoise.config import params
     from cnn_denoise.lab.dataset import load_split
     from cnn_denoise.models import model as models
     from cnn_denoise.scoring import matrix, systems
@@ -65,7 +55,7 @@ def candidate(name: str, data: str, segments: int, epochs: int) -> dict:
 
     torch.set_num_threads(1)
     shape, loss = CANDIDATES[name]
-    p = recipe()
+    p = params.Params.model_validate(recipe_raw())  # recipes/speech.yaml over params.yaml
     net_params = p.model.masknet.model_copy(update={**shape, "filters": 4 * shape["stride"]})
     m = p.model.model_copy(update={"masknet": net_params})
     t = p.train.model_copy(update={"loss": loss, "epochs": epochs})

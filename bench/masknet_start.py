@@ -33,13 +33,19 @@ STARTS = [  # (name, train.init, Adam's lr, model.masknet.centred)
 ]
 
 
-def mixed(folder: Path, segments: int) -> dict:
-    """The recipe's params (training segments as given) in folder/params.yaml, and its data."""
-    from cnn_denoise.config import params
+def recipe_raw() -> dict:
+    """The speech recipe's params (recipes/speech.yaml over params.yaml), as a dict."""
     from cnn_denoise.recipes import book
 
     (variant,) = book.load("speech", ROOT)
-    raw = book.set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), variant.overrides)
+    return book.set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), variant.overrides)
+
+
+def mixed(folder: Path, segments: int) -> dict:
+    """The recipe's params (training segments as given) in folder/params.yaml, and its data."""
+    from cnn_denoise.config import params
+
+    raw = recipe_raw()
     raw["speech"]["train_segments"] = segments
     (folder / "params.yaml").write_text(yaml.safe_dump(raw))
     script, corpus = str(ROOT / "stages" / "speech_mix.py"), str(ROOT / "data" / "speech" / "corpus")

@@ -115,9 +115,9 @@ class Snapshot:
         now = set(_watched(self.root)) | set(self.files)
         return out + [n for n in sorted(now) if _read(self.root / n) != self.files.get(n)] + self.new_locks()
 
-    def restore(self) -> list[str]:
-        """Put back what changed and remove new git locks; return what was put back, then the
-        locks removed. HEAD goes back to its branch only if the branch still points where it did
+    def restore(self) -> tuple[list[str], list[str]]:
+        """Put back what changed and remove new git locks; return (what was put back, the locks
+        removed). HEAD goes back to its branch only if the branch still points where it did
         (else PipelineError: a person decides)."""
         locks = self.new_locks()
         for name in locks:  # first: a stale HEAD.lock stops git below
@@ -142,7 +142,7 @@ class Snapshot:
                 if path.is_symlink():  # DVC links outputs from its cache with some cache types
                     path.unlink()
                 write_bytes(path, data)
-        return changed + locks
+        return changed, locks
 
 
 def put_back(snap: Snapshot) -> str:
@@ -153,13 +153,11 @@ def put_back(snap: Snapshot) -> str:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        back = snap.restore()
+        back, locks = snap.restore()
     except PipelineError as exc:
         return f"the workspace is NOT as it was: {exc}"
     except OSError as exc:
         return f"the workspace is NOT as it was: {exc.filename or ''} could not be written back ({exc.strerror})"
-    locks = [n for n in back if n.endswith(".lock") and n.startswith(".git/")]
-    back = [n for n in back if n not in locks]
     removed = f"; removed the git locks its DVC left: {', '.join(locks)}" if locks else ""
     if not back:
         return (
